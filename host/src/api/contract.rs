@@ -1,0 +1,193 @@
+//! The socket contract v1 between the plugin and the host, as Rust types.
+//!
+//! This is the one typed definition of `docs/socket-contract.md` on the host side; the plugin keeps
+//! the Go twin in `plugin/server/contract.go`. Every type tolerates unknown fields (serde's default)
+//! and missing optional ones, so either side can grow without breaking the other.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+
+/// A Mattermost user as resolved by the plugin.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub is_bot: bool,
+}
+
+impl User {
+    pub fn is_system_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "system_admin")
+    }
+}
+
+/// Kind of a Mattermost channel, from its type letter (O, P, D, G).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    #[default]
+    Public,
+    Private,
+    Direct,
+    Group,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Channel {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    pub kind: ChannelKind,
+    pub team_id: String,
+    pub team_name: String,
+}
+
+/// `POST /v1/commands`: a `/codex` slash command.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommandRequest {
+    pub user: User,
+    pub channel: Channel,
+    pub root_id: String,
+    pub trigger_id: String,
+    /// Everything after `/codex `.
+    pub text: String,
+}
+
+/// Mattermost's `CommandResponse`, as much of it as the host fills.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CommandResponse {
+    pub response_type: String,
+    pub text: String,
+}
+
+impl CommandResponse {
+    pub fn ephemeral(text: impl Into<String>) -> Self {
+        CommandResponse { response_type: "ephemeral".into(), text: text.into() }
+    }
+}
+
+/// A post as the plugin forwards it from `MessageHasBeenPosted`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IncomingPost {
+    pub id: String,
+    pub root_id: String,
+    pub channel_id: String,
+    pub user_id: String,
+    pub message: String,
+    pub file_ids: Vec<String>,
+    pub create_at: i64,
+}
+
+/// `POST /v1/posts`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PostRequest {
+    pub user: User,
+    pub channel: Channel,
+    pub post: IncomingPost,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PostResponse {
+    pub handled: bool,
+    /// When set, the plugin shows this to the poster as an ephemeral message (e.g. a refusal).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ephemeral_text: String,
+}
+
+/// `POST /v1/actions`: Mattermost's `PostActionIntegrationRequest`, with `user_id` filled by the
+/// plugin from the server-set `Mattermost-User-Id` header.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ActionRequest {
+    pub user_id: String,
+    pub user_name: String,
+    pub post_id: String,
+    pub channel_id: String,
+    pub team_id: String,
+    pub trigger_id: String,
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Mattermost's `PostActionIntegrationResponse`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ActionResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<ActionUpdate>,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub ephemeral_text: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ActionUpdate {
+    pub message: String,
+    pub props: serde_json::Value,
+}
+
+/// One entry of a dynamic autocomplete list (Mattermost's `AutocompleteListItem`, Go field names).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AutocompleteItem {
+    #[serde(rename = "Item")]
+    pub item: String,
+    #[serde(rename = "Hint")]
+    pub hint: String,
+    #[serde(rename = "HelpText")]
+    pub help_text: String,
+}
+
+/// `PUT /v1/config`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigRequest {
+    pub mattermost_url: String,
+    pub bot_user_id: String,
+    pub bot_token: String,
+    pub plugin_version: String,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConfigResponse {
+    pub ok: bool,
+    pub warnings: Vec<String>,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Health {
+    pub version: String,
+    pub configured: bool,
+    pub codex: CodexInfo,
+    pub queue: QueueInfo,
+    pub policies: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CodexInfo {
+    pub path: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct QueueInfo {
+    pub running: usize,
+    pub queued: usize,
+    pub max_concurrent_runs: usize,
+    pub queue_limit: usize,
+}
+
+/// Body of every non-2xx answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}

@@ -1,0 +1,177 @@
+//! Client of the Mattermost REST API v4, authenticated as the plugin's bot.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::{ChatError, NewPost, Post};
+
+const MAX_ATTEMPTS: u32 = 5;
+const MAX_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+struct Target {
+    base: String,
+    token: String,
+}
+
+pub struct MattermostClient {
+    http: reqwest::Client,
+    target: RwLock<Option<Target>>,
+}
+
+impl Default for MattermostClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MattermostClient {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("codex-host/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("building the HTTP client");
+        MattermostClient { http, target: RwLock::new(None) }
+    }
+
+    /// Points the client at a server and bot token (from `PUT /v1/config`).
+    pub fn configure(&self, url: &str, token: &str) {
+        let base = format!("{}/api/v4", url.trim_end_matches('/'));
+        *self.target.write().unwrap_or_else(|p| p.into_inner()) = Some(Target { base, token: token.to_string() });
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.target.read().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    pub async fn create_post(&self, post: &NewPost) -> Result<Post, ChatError> {
+        self.json(Method::POST, "/posts", "creating a post", |r| r.json(post)).await
+    }
+
+    pub async fn patch_post(&self, post_id: &str, message: &str, props: Option<Value>) -> Result<(), ChatError> {
+        let mut body = json!({ "message": message });
+        if let Some(p) = props {
+            body["props"] = p;
+        }
+        let _: Value = self.json(Method::PUT, &format!("/posts/{post_id}/patch"), "updating a post", |r| r.json(&body)).await?;
+        Ok(())
+    }
+
+    pub async fn thread(&self, root_id: &str) -> Result<Vec<Post>, ChatError> {
+        #[derive(serde::Deserialize)]
+        struct PostList {
+            #[serde(default)]
+            posts: HashMap<String, Post>,
+        }
+        let list: PostList = self.json(Method::GET, &format!("/posts/{root_id}/thread"), "reading a thread", |r| r).await?;
+        let mut posts: Vec<Post> = list.posts.into_values().collect();
+        posts.sort_by(|a, b| a.create_at.cmp(&b.create_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(posts)
+    }
+
+    pub async fn usernames(&self, ids: &[String]) -> Result<HashMap<String, String>, ChatError> {
+        #[derive(serde::Deserialize)]
+        struct User {
+            id: String,
+            username: String,
+        }
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let users: Vec<User> = self.json(Method::POST, "/users/ids", "looking up users", |r| r.json(ids)).await?;
+        Ok(users.into_iter().map(|u| (u.id, u.username)).collect())
+    }
+
+    pub async fn upload_file(&self, channel_id: &str, name: &str, bytes: Vec<u8>) -> Result<String, ChatError> {
+        #[derive(serde::Deserialize)]
+        struct Uploaded {
+            file_infos: Vec<Info>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Info {
+            id: String,
+        }
+        let (channel_id, name) = (channel_id.to_string(), name.to_string());
+        let up: Uploaded = self
+            .json(Method::POST, "/files", "uploading a file", move |r| {
+                let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone());
+                r.multipart(reqwest::multipart::Form::new().text("channel_id", channel_id.clone()).part("files", part))
+            })
+            .await?;
+        up.file_infos.into_iter().next().map(|f| f.id).ok_or_else(|| ChatError::Status {
+            status: 201,
+            what: "uploading a file".into(),
+            message: "the server returned no file info".into(),
+        })
+    }
+
+    /// Sends a request built by `build` (called again for each attempt) and decodes the JSON answer.
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        what: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<T, ChatError> {
+        let target = self.target.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(ChatError::NotConfigured)?;
+        let url = format!("{}{}", target.base, path);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let req = build(self.http.request(method.clone(), &url).bearer_auth(&target.token));
+            let wait = match req.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    return resp.json::<T>().await.map_err(|source| ChatError::Transport { what: what.into(), source });
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry = retry_wait(&resp, attempt);
+                    if attempt >= MAX_ATTEMPTS || !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+                        return Err(status_error(resp, what).await);
+                    }
+                    tracing::warn!(%status, attempt, ?retry, "Mattermost asked to retry {what}");
+                    retry
+                }
+                Err(source) => {
+                    if attempt >= MAX_ATTEMPTS || source.is_builder() {
+                        return Err(ChatError::Transport { what: what.into(), source });
+                    }
+                    tracing::warn!(error = %source, attempt, "Mattermost unreachable while {what}; retrying");
+                    backoff(attempt)
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200 * 2u64.pow(attempt.saturating_sub(1).min(5))).min(MAX_WAIT)
+}
+
+fn retry_wait(resp: &Response, attempt: u32) -> Duration {
+    let header = |name: &str| {
+        resp.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    match header("retry-after").or_else(|| header("x-ratelimit-reset")) {
+        Some(secs) if secs >= 0.0 => Duration::from_secs_f64(secs).min(MAX_WAIT),
+        _ => backoff(attempt),
+    }
+}
+
+async fn status_error(resp: Response, what: &str) -> ChatError {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from))
+        .unwrap_or_else(|| text.chars().take(300).collect());
+    ChatError::Status { status, what: what.into(), message }
+}

@@ -1,0 +1,104 @@
+//! Where posts go: the Mattermost REST API v4 as the bot, or the terminal for `codex-host run`.
+//!
+//! Input: messages already rendered by `render`; output: post ids. The Mattermost client retries
+//! 429s (honouring `Retry-After` / `X-Ratelimit-Reset`) and transient failures a bounded number of
+//! times, then returns an error that says what the server answered. This module never decides what
+//! to say.
+
+mod mattermost;
+mod terminal;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use mattermost::MattermostClient;
+pub use terminal::TerminalChat;
+
+/// A Mattermost post, as much of it as the host reads.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Post {
+    pub id: String,
+    pub channel_id: String,
+    pub root_id: String,
+    pub user_id: String,
+    pub message: String,
+    pub props: Value,
+    pub file_ids: Vec<String>,
+    pub create_at: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NewPost {
+    pub channel_id: String,
+    pub root_id: String,
+    pub message: String,
+    pub props: Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub file_ids: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("the host has no Mattermost connection yet (the plugin has not pushed its config)")]
+    NotConfigured,
+    #[error("Mattermost answered {status} to {what}: {message}")]
+    Status { status: u16, what: String, message: String },
+    #[error("could not reach Mattermost for {what}: {source}")]
+    Transport { what: String, source: reqwest::Error },
+}
+
+/// The two places posts can go. An enum rather than a trait object: there are exactly two, and
+/// both are known here.
+pub enum Chat {
+    Mattermost(MattermostClient),
+    Terminal(TerminalChat),
+}
+
+impl Chat {
+    pub async fn create_post(&self, post: NewPost) -> Result<Post, ChatError> {
+        match self {
+            Chat::Mattermost(c) => c.create_post(&post).await,
+            Chat::Terminal(t) => Ok(t.create_post(post)),
+        }
+    }
+
+    /// Replaces a post's message (and props, when given).
+    pub async fn update_post(&self, post_id: &str, message: &str, props: Option<Value>) -> Result<(), ChatError> {
+        match self {
+            Chat::Mattermost(c) => c.patch_post(post_id, message, props).await,
+            Chat::Terminal(t) => {
+                t.update_post(post_id, message);
+                Ok(())
+            }
+        }
+    }
+
+    /// Every post of a thread, oldest first.
+    pub async fn thread(&self, root_id: &str) -> Result<Vec<Post>, ChatError> {
+        match self {
+            Chat::Mattermost(c) => c.thread(root_id).await,
+            Chat::Terminal(_) => Ok(Vec::new()),
+        }
+    }
+
+    pub async fn usernames(&self, ids: &[String]) -> Result<HashMap<String, String>, ChatError> {
+        match self {
+            Chat::Mattermost(c) => c.usernames(ids).await,
+            Chat::Terminal(_) => Ok(HashMap::new()),
+        }
+    }
+
+    /// Uploads a file to a channel and returns its file id.
+    pub async fn upload_file(&self, channel_id: &str, name: &str, bytes: Vec<u8>) -> Result<String, ChatError> {
+        match self {
+            Chat::Mattermost(c) => c.upload_file(channel_id, name, bytes).await,
+            Chat::Terminal(t) => Ok(t.save_file(name, &bytes)),
+        }
+    }
+}

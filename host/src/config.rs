@@ -1,0 +1,281 @@
+//! Host configuration: the System Console settings as one typed struct, with defaults and
+//! validation at load time.
+//!
+//! Settings arrive from the plugin (`PUT /v1/config`) or, for `codex-host run`, from a TOML file
+//! with the same keys. A document that fails validation is rejected whole with every problem
+//! named, so the previous good configuration stays in force. This module does no I/O.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Codex sandbox modes, as `codex exec -s` spells them, from tightest to loosest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sandbox {
+    ReadOnly,
+    #[default]
+    WorkspaceWrite,
+    DangerFullAccess,
+}
+
+impl Sandbox {
+    pub const ACCEPTED: &'static str = "read-only, workspace-write, danger-full-access";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sandbox::ReadOnly => "read-only",
+            Sandbox::WorkspaceWrite => "workspace-write",
+            Sandbox::DangerFullAccess => "danger-full-access",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Sandbox> {
+        match s.trim() {
+            "read-only" => Some(Sandbox::ReadOnly),
+            "workspace-write" => Some(Sandbox::WorkspaceWrite),
+            "danger-full-access" => Some(Sandbox::DangerFullAccess),
+            _ => None,
+        }
+    }
+}
+
+/// The settings an admin edits in System Console (keys as in `docs/socket-contract.md`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Settings {
+    pub allowed_users: Vec<String>,
+    pub allowed_channels: Vec<String>,
+    pub allowed_teams: Vec<String>,
+    /// One project per line: `name = /absolute/path [; sandbox=..] [; model=..] [; notes=..]`.
+    pub projects: String,
+    pub default_project: String,
+    pub codex_path: String,
+    pub codex_home: String,
+    /// Extra `-c key=value` overrides for every run, one per line.
+    pub codex_config: String,
+    pub default_sandbox: String,
+    pub model: String,
+    pub run_timeout_minutes: f64,
+    pub max_concurrent_runs: usize,
+    pub queue_limit: usize,
+    pub thread_replies_continue: bool,
+    pub transcript_budget_chars: usize,
+    pub policy_dir: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            allowed_users: vec![],
+            allowed_channels: vec![],
+            allowed_teams: vec![],
+            projects: String::new(),
+            default_project: String::new(),
+            codex_path: "codex".into(),
+            codex_home: String::new(),
+            codex_config: String::new(),
+            default_sandbox: "workspace-write".into(),
+            model: String::new(),
+            run_timeout_minutes: 30.0,
+            max_concurrent_runs: 2,
+            queue_limit: 20,
+            thread_replies_continue: true,
+            transcript_budget_chars: 12_000,
+            policy_dir: String::new(),
+        }
+    }
+}
+
+/// A configured project: the only places Codex may run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub name: String,
+    pub repo: PathBuf,
+    pub sandbox: Option<Sandbox>,
+    pub model: Option<String>,
+    pub notes: String,
+}
+
+/// Settings after validation: what the rest of the host reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub projects: BTreeMap<String, Project>,
+    pub default_project: Option<String>,
+    pub default_sandbox: Sandbox,
+    pub run_timeout: Duration,
+    pub codex_overrides: Vec<String>,
+}
+
+impl Config {
+    /// Validates settings; on failure returns every problem, each naming the setting and the
+    /// accepted values.
+    pub fn from_settings(settings: Settings) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut projects = BTreeMap::new();
+        for (i, line) in settings.projects.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match parse_project(line) {
+                Ok(p) => {
+                    if projects.contains_key(&p.name) {
+                        problems.push(format!("Projects, line {}: the name `{}` is used twice.", i + 1, p.name));
+                    }
+                    projects.insert(p.name.clone(), p);
+                }
+                Err(e) => problems.push(format!("Projects, line {}: {e}", i + 1)),
+            }
+        }
+        let default_project = match settings.default_project.trim() {
+            "" if projects.len() == 1 => projects.keys().next().cloned(),
+            "" => None,
+            name if projects.contains_key(name) => Some(name.to_string()),
+            name => {
+                problems.push(format!(
+                    "Default project: `{name}` is not among the configured projects ({}).",
+                    names(&projects)
+                ));
+                None
+            }
+        };
+        let default_sandbox = Sandbox::parse(&settings.default_sandbox).unwrap_or_else(|| {
+            problems.push(format!(
+                "Default sandbox: `{}` is not a sandbox mode; accepted: {}.",
+                settings.default_sandbox,
+                Sandbox::ACCEPTED
+            ));
+            Sandbox::WorkspaceWrite
+        });
+        if !(settings.run_timeout_minutes > 0.0 && settings.run_timeout_minutes <= 24.0 * 60.0) {
+            problems.push(format!(
+                "Run timeout (minutes): {} is out of range; accepted: more than 0, at most 1440.",
+                settings.run_timeout_minutes
+            ));
+        }
+        if settings.max_concurrent_runs == 0 || settings.max_concurrent_runs > 64 {
+            problems.push(format!(
+                "Max concurrent runs: {} is out of range; accepted: 1 to 64.",
+                settings.max_concurrent_runs
+            ));
+        }
+        if settings.queue_limit > 10_000 {
+            problems.push(format!("Queue limit: {} is out of range; accepted: 0 to 10000.", settings.queue_limit));
+        }
+        if settings.codex_path.trim().is_empty() {
+            problems.push("Codex path: empty; give `codex` (found on PATH) or an absolute path.".into());
+        }
+        let codex_overrides: Vec<String> = settings
+            .codex_config
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect();
+        for o in &codex_overrides {
+            if !o.contains('=') {
+                problems.push(format!("Codex config overrides: `{o}` is not of the form key=value."));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let run_timeout = Duration::from_secs_f64(settings.run_timeout_minutes * 60.0);
+        Ok(Config { settings, projects, default_project, default_sandbox, run_timeout, codex_overrides })
+    }
+
+    pub fn project_names(&self) -> String {
+        names(&self.projects)
+    }
+}
+
+fn names(projects: &BTreeMap<String, Project>) -> String {
+    if projects.is_empty() {
+        "none yet".to_string()
+    } else {
+        projects.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn parse_project(line: &str) -> Result<Project, String> {
+    let mut parts = line.split(';').map(str::trim);
+    let head = parts.next().unwrap_or_default();
+    let (name, path) = head
+        .split_once('=')
+        .ok_or_else(|| format!("`{head}` is not of the form `name = /absolute/path`."))?;
+    let name = name.trim();
+    let path = path.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(format!("`{name}` is not a valid project name; use letters, digits, `-`, `_` or `.`."));
+    }
+    if !path.starts_with('/') {
+        return Err(format!("the path of `{name}` must be absolute, got `{path}`."));
+    }
+    let mut project = Project { name: name.into(), repo: PathBuf::from(path), sandbox: None, model: None, notes: String::new() };
+    for opt in parts.filter(|p| !p.is_empty()) {
+        let (k, v) = opt.split_once('=').ok_or_else(|| format!("option `{opt}` of `{name}` is not key=value."))?;
+        let v = v.trim();
+        match k.trim() {
+            "sandbox" => {
+                project.sandbox = Some(Sandbox::parse(v).ok_or_else(|| {
+                    format!("sandbox `{v}` of `{name}` is not a sandbox mode; accepted: {}.", Sandbox::ACCEPTED)
+                })?)
+            }
+            "model" => project.model = Some(v.to_string()),
+            "notes" => project.notes = v.to_string(),
+            other => return Err(format!("unknown option `{other}` for `{name}`; accepted: sandbox, model, notes.")),
+        }
+    }
+    Ok(project)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_projects_with_options() {
+        let s = Settings {
+            projects: "api = /srv/api\n# comment\nweb = /srv/web ; sandbox=read-only ; model=gpt-5.5 ; notes=Frontend".into(),
+            default_project: "web".into(),
+            ..Settings::default()
+        };
+        let c = Config::from_settings(s).unwrap();
+        assert_eq!(c.projects.len(), 2);
+        let web = &c.projects["web"];
+        assert_eq!(web.sandbox, Some(Sandbox::ReadOnly));
+        assert_eq!(web.model.as_deref(), Some("gpt-5.5"));
+        assert_eq!(web.notes, "Frontend");
+        assert_eq!(c.default_project.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn single_project_is_the_default() {
+        let s = Settings { projects: "api = /srv/api".into(), ..Settings::default() };
+        assert_eq!(Config::from_settings(s).unwrap().default_project.as_deref(), Some("api"));
+    }
+
+    #[test]
+    fn reports_every_problem_with_the_setting_name() {
+        let s = Settings {
+            projects: "api = relative/path\nbad name = /x".into(),
+            default_project: "nope".into(),
+            default_sandbox: "yolo".into(),
+            max_concurrent_runs: 0,
+            codex_config: "novalue".into(),
+            ..Settings::default()
+        };
+        let errs = Config::from_settings(s).unwrap_err();
+        let all = errs.join("\n");
+        assert!(all.contains("Projects, line 1: the path of `api` must be absolute"), "{all}");
+        assert!(all.contains("Projects, line 2"), "{all}");
+        assert!(all.contains("Default project: `nope`"), "{all}");
+        assert!(all.contains("Default sandbox: `yolo`") && all.contains("read-only, workspace-write"), "{all}");
+        assert!(all.contains("Max concurrent runs"), "{all}");
+        assert!(all.contains("Codex config overrides"), "{all}");
+    }
+}

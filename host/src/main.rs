@@ -1,0 +1,229 @@
+//! The `codex-host` command line: `serve` for the plugin, `run` to try the pipeline in a terminal.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use codex_host::api::{self, contract::ConfigRequest};
+use codex_host::chat::{Chat, MattermostClient, TerminalChat};
+use codex_host::config::Settings;
+use codex_host::gate::{AllowlistGate, LocalGate};
+use codex_host::model::RunStatus;
+use codex_host::service::Host;
+use codex_host::store::Store;
+
+#[derive(Parser)]
+#[command(name = "codex-host", version, about = "Runs the OpenAI Codex CLI for Mattermost chat requests.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the plugin on a Unix socket (managed by the plugin, or run by an admin).
+    Serve(ServeArgs),
+    /// Run one prompt through the same pipeline and print the answer here; no Mattermost needed.
+    Run(RunArgs),
+}
+
+#[derive(Parser)]
+struct ServeArgs {
+    /// Path of the Unix socket to create (mode 0660).
+    #[arg(long)]
+    socket: PathBuf,
+    /// Directory for the SQLite state database.
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// Extra uid allowed to connect (repeatable); the host's own uid always may.
+    #[arg(long = "allow-uid")]
+    allow_uids: Vec<u32>,
+    /// File holding the shared secret, instead of the CODEX_HOST_SECRET environment variable.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Directory of policy modules (used once the policy engine is enabled).
+    #[arg(long)]
+    policy_dir: Option<PathBuf>,
+}
+
+#[derive(Parser)]
+struct RunArgs {
+    /// The prompt for Codex.
+    prompt: String,
+    /// A project from the config file.
+    #[arg(long)]
+    project: Option<String>,
+    /// Run in this repository instead of a configured project.
+    #[arg(long)]
+    repo: Option<PathBuf>,
+    /// Settings file (TOML, same keys as System Console: projects, codex_path, codex_config, ...).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory for the state database [default: $XDG_STATE_HOME/codex-host or ~/.local/state/codex-host].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Codex CLI to run [default: codex_path from the config, else `codex` on PATH].
+    #[arg(long)]
+    codex: Option<String>,
+    /// Extra Codex `-c key=value` override (repeatable).
+    #[arg(short = 'c', long = "codex-config")]
+    codex_config: Vec<String>,
+    /// Sandbox: read-only, workspace-write or danger-full-access.
+    #[arg(long)]
+    sandbox: Option<String>,
+    #[arg(long)]
+    model: Option<String>,
+    /// Run timeout in minutes.
+    #[arg(long)]
+    timeout_minutes: Option<f64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve(a) => serve(a).await,
+            Command::Run(a) => run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("codex-host: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logs(default: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CODEX_HOST_LOG").unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(false).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<ExitCode> {
+    init_logs("info", a.log_format);
+    let secret = match &a.secret_file {
+        Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading the secret file {}", f.display()))?.trim().to_string(),
+        None => std::env::var("CODEX_HOST_SECRET").unwrap_or_default(),
+    };
+    if secret.len() < 16 {
+        bail!("no usable secret: set CODEX_HOST_SECRET (or --secret-file) to the plugin's Host secret, at least 16 characters");
+    }
+    let store = open_store(&a.state_dir)?;
+    let host = Host::new(store, Chat::Mattermost(MattermostClient::new()), Arc::new(AllowlistGate), vec![secret.clone()]);
+    let interrupted = host.recover()?;
+    info!(version = env!("CARGO_PKG_VERSION"), interrupted, state_dir = %a.state_dir.display(), "codex-host starting");
+    let shutdown = CancellationToken::new();
+    let signals = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("shutting down");
+            shutdown.cancel();
+        })
+    };
+    let opts = api::ServerOptions { socket: a.socket, secret, allow_uids: a.allow_uids };
+    let served = api::serve(host.clone(), opts, shutdown.clone()).await;
+    host.shutdown(Duration::from_secs(10)).await;
+    signals.abort();
+    served?;
+    info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn open_store(dir: &Path) -> Result<Store> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
+    Store::open(&dir.join("codex-host.db"))
+}
+
+async fn run(a: RunArgs) -> Result<ExitCode> {
+    init_logs("warn", LogFormat::Text);
+    let mut settings: Settings = match &a.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("{} is not a valid settings file", path.display()))?
+        }
+        None => Settings::default(),
+    };
+    let project = match (&a.repo, &a.project) {
+        (Some(repo), _) => {
+            let repo = repo.canonicalize().with_context(|| format!("the repository {} does not exist", repo.display()))?;
+            let name = a.project.clone().unwrap_or_else(|| "local".into());
+            settings.projects.push_str(&format!("\n{name} = {}", repo.display()));
+            name
+        }
+        (None, Some(p)) => p.clone(),
+        (None, None) => bail!("say where Codex should run: --repo <dir>, or --project <name> with --config <settings.toml>"),
+    };
+    if let Some(c) = a.codex {
+        settings.codex_path = c;
+    }
+    for c in a.codex_config {
+        settings.codex_config.push_str(&format!("\n{c}"));
+    }
+    if let Some(s) = a.sandbox {
+        settings.default_sandbox = s;
+    }
+    if let Some(m) = a.model {
+        settings.model = m;
+    }
+    if let Some(t) = a.timeout_minutes {
+        settings.run_timeout_minutes = t;
+    }
+    settings.max_concurrent_runs = 1;
+    let state_dir = a.state_dir.unwrap_or_else(default_state_dir);
+    let store = open_store(&state_dir)?;
+    let chat = Chat::Terminal(TerminalChat::new(state_dir.join("attachments")));
+    let host = Host::new(store, chat, Arc::new(LocalGate), vec![]);
+    host.recover()?;
+    let req = ConfigRequest { settings, ..Default::default() };
+    if let Err(problems) = host.apply_config(req, false).await {
+        bail!("the settings are invalid:\n  {}", problems.join("\n  "));
+    }
+    let accepted = host.submit_local(&project, &a.prompt).map_err(anyhow::Error::msg)?;
+    let status = tokio::select! {
+        s = accepted.outcome() => s,
+        _ = wait_for_signal() => {
+            host.shutdown(Duration::from_secs(5)).await;
+            RunStatus::Interrupted
+        }
+    };
+    Ok(if status == RunStatus::Answered { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("codex-host");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/state/codex-host")
+}

@@ -1,0 +1,275 @@
+//! Everything a person reads: progress posts, answers, outcomes, help and errors.
+//!
+//! Input: run state and texts; output: Mattermost markdown strings (or terminal text for
+//! `codex-host run`, which uses the same strings). Never does I/O. Every text that leaves the host
+//! with Codex output in it goes through [`redact`] first.
+
+mod redact;
+mod split;
+
+use std::time::Duration;
+
+pub use redact::Redactor;
+pub use split::{split_message, POST_MAX_RUNES};
+
+use crate::model::RunStatus;
+
+/// What a progress post shows.
+#[derive(Debug, Clone, Default)]
+pub struct Progress<'a> {
+    pub project: &'a str,
+    pub elapsed: Duration,
+    pub step: Option<String>,
+    pub steps_done: usize,
+    pub queue_position: Option<usize>,
+}
+
+pub fn progress(p: &Progress) -> String {
+    if let Some(pos) = p.queue_position {
+        return format!(
+            ":hourglass: **Queued** · position {pos} · `{}`\nCodex starts when a slot is free. Cancel with `/codex cancel` in this thread.",
+            p.project
+        );
+    }
+    let mut s = format!(":hourglass_flowing_sand: **Working** · `{}` · {}", p.project, clock(p.elapsed));
+    if p.steps_done > 0 {
+        s.push_str(&format!(" · {} step{} done", p.steps_done, plural(p.steps_done)));
+    }
+    match &p.step {
+        Some(step) => s.push_str(&format!("\n{step}")),
+        None => s.push_str("\nThinking…"),
+    }
+    s
+}
+
+/// A short description of the step Codex is on, for the progress post.
+pub fn step_command(command: &str) -> String {
+    format!("Running `{}`", one_line(command, 120))
+}
+
+pub fn step_files(paths: &[String]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| format!("`{}`", file_name(p))).collect();
+    format!("Editing {}", one_line(&names.join(", "), 160))
+}
+
+pub fn step_other(what: &str) -> String {
+    one_line(what, 140)
+}
+
+/// The progress post once the run has ended: one line, so the thread stays readable on a phone.
+pub fn progress_final(status: RunStatus, project: &str, elapsed: Duration) -> String {
+    let (icon, word) = status_words(status);
+    format!("{icon} **{word}** · `{project}` · {}", clock(elapsed))
+}
+
+/// Facts for the footer under an answer.
+#[derive(Debug, Clone, Default)]
+pub struct Footer<'a> {
+    pub project: &'a str,
+    pub elapsed: Duration,
+    pub files_changed: usize,
+    pub exit_code: Option<i32>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+pub fn footer(f: &Footer) -> String {
+    let mut parts = vec![format!("`{}`", f.project), human_duration(f.elapsed)];
+    if f.files_changed > 0 {
+        parts.push(format!("{} file{} changed", f.files_changed, plural(f.files_changed)));
+    }
+    if let Some(code) = f.exit_code {
+        parts.push(format!("exit {code}"));
+    }
+    if f.input_tokens + f.output_tokens > 0 {
+        parts.push(format!("{} in / {} out tokens", thousands(f.input_tokens), thousands(f.output_tokens)));
+    }
+    format!("\n\n---\n*{}*", parts.join(" · "))
+}
+
+/// The answer body: Codex's last message, or a note when it gave none.
+pub fn answer(last_message: Option<&str>) -> String {
+    match last_message.map(str::trim) {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => "Codex finished without a final message.".to_string(),
+    }
+}
+
+pub fn failed(exit_code: Option<i32>, message: &str, stderr_tail: &str) -> String {
+    let code = exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+    let mut s = format!(":x: **Codex failed**{code}: {}", if message.is_empty() { "no error message" } else { message });
+    if !stderr_tail.trim().is_empty() {
+        s.push_str(&format!("\n```\n{}\n```", stderr_tail.trim()));
+    }
+    s.push_str("\nReply in this thread to try again, or ask an admin to check the host log.");
+    s
+}
+
+pub fn cancelled(by: &str, partial: Option<&str>) -> String {
+    with_partial(format!(":stop_sign: **Cancelled** by @{by}."), partial)
+}
+
+pub fn timed_out(limit: Duration, partial: Option<&str>) -> String {
+    with_partial(
+        format!(
+            ":stopwatch: **Timed out** after {} (the run timeout set by your admin). Reply to continue where it stopped.",
+            human_duration(limit)
+        ),
+        partial,
+    )
+}
+
+pub fn interrupted() -> String {
+    ":warning: **Interrupted**: the Codex host restarted while this run was in progress. Reply in this thread to run it again.".into()
+}
+
+pub fn refused(reason: &str) -> String {
+    format!(":no_entry: **Not run**: {reason}")
+}
+
+fn with_partial(mut s: String, partial: Option<&str>) -> String {
+    if let Some(p) = partial.filter(|p| !p.trim().is_empty()) {
+        s.push_str("\n\nLast message before it stopped:\n\n");
+        s.push_str(p.trim());
+    }
+    s
+}
+
+/// Root post of a thread the bot starts for a channel-level `/codex`.
+pub fn thread_root(username: &str, project: &str, prompt: &str) -> String {
+    format!("@{username} asked Codex in `{project}`:\n{}", quote(&one_line_block(prompt, 2_000)))
+}
+
+pub fn help(projects: &str, active: Option<&str>) -> String {
+    let active = active.map(|a| format!("Active project here: `{a}`.")).unwrap_or_else(|| "No project is active here yet.".into());
+    format!(
+        "#### Codex for Mattermost\n\
+`/codex <prompt>` — ask Codex. At channel level this starts a new thread; inside a thread it continues that thread's session.\n\
+`/codex new <prompt>` — always start a new thread and session.\n\
+`/codex continue <prompt>` — continue this channel's latest session for the active project.\n\
+`/codex project [name]` — show or set the active project for this channel.\n\
+`/codex projects` — list configured projects.\n\
+`/codex status` — what is running or queued here.\n\
+`/codex last` — the latest run in this channel.\n\
+`/codex cancel` — cancel the run in this thread (or your latest run in this channel).\n\
+`/codex policy` — what the policy would decide for you here, and why.\n\
+`/codex help` — this text.\n\n\
+Replies in a Codex thread continue the same session. {active} Projects: {projects}."
+    )
+}
+
+pub fn status_words(status: RunStatus) -> (&'static str, &'static str) {
+    match status {
+        RunStatus::Queued => (":hourglass:", "Queued"),
+        RunStatus::Running => (":hourglass_flowing_sand:", "Working"),
+        RunStatus::Answered => (":white_check_mark:", "Answered"),
+        RunStatus::Failed => (":x:", "Failed"),
+        RunStatus::Cancelled => (":stop_sign:", "Cancelled"),
+        RunStatus::TimedOut => (":stopwatch:", "Timed out"),
+        RunStatus::Refused => (":no_entry:", "Refused"),
+        RunStatus::Interrupted => (":warning:", "Interrupted"),
+    }
+}
+
+/// `m:ss` (or `h:mm:ss`) for progress.
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// `1m 12s`, `45s`, `2h 3m` for footers.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{}s", d.as_secs_f64().max(0.1).round().max(1.0) as u64),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, (s / 60) % 60),
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Collapses white space and cuts to `max` characters with an ellipsis.
+pub fn one_line(s: &str, max: usize) -> String {
+    let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    cut(&flat, max)
+}
+
+fn one_line_block(s: &str, max: usize) -> String {
+    cut(s.trim(), max)
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn quote(s: &str) -> String {
+    s.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn footer_is_compact_and_complete() {
+        let f = footer(&Footer {
+            project: "api",
+            elapsed: Duration::from_secs(72),
+            files_changed: 2,
+            exit_code: Some(0),
+            input_tokens: 12_345,
+            output_tokens: 321,
+        });
+        assert_eq!(f, "\n\n---\n*`api` · 1m 12s · 2 files changed · exit 0 · 12,345 in / 321 out tokens*");
+    }
+
+    #[test]
+    fn progress_shows_step_and_queue_position() {
+        let p = progress(&Progress {
+            project: "api",
+            elapsed: Duration::from_secs(42),
+            step: Some(step_command("cargo   test\n -p login")),
+            steps_done: 1,
+            queue_position: None,
+        });
+        assert_eq!(p, ":hourglass_flowing_sand: **Working** · `api` · 0:42 · 1 step done\nRunning `cargo test -p login`");
+        let q = progress(&Progress { project: "api", queue_position: Some(3), ..Default::default() });
+        assert!(q.starts_with(":hourglass: **Queued** · position 3"), "{q}");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
+        assert_eq!(human_duration(Duration::from_millis(300)), "1s");
+        assert_eq!(human_duration(Duration::from_secs(7380)), "2h 3m");
+    }
+}

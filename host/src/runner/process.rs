@@ -1,0 +1,226 @@
+//! The one place that spawns Codex: `codex exec --json`, stdin closed, its own process group,
+//! stdout read to the end as JSONL events, stderr kept as a bounded tail. Cancel and timeout end
+//! the whole group: SIGTERM, then SIGKILL after a grace period.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use super::events::{parse_line, Event};
+use crate::config::Sandbox;
+
+const KILL_GRACE: Duration = Duration::from_secs(3);
+const STDERR_TAIL_BYTES: usize = 4096;
+
+/// Everything that decides how Codex is invoked for one run.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub codex_path: String,
+    pub repo: PathBuf,
+    pub sandbox: Sandbox,
+    pub model: Option<String>,
+    pub overrides: Vec<String>,
+    pub codex_home: Option<PathBuf>,
+    /// Resume this Codex thread instead of starting a new one.
+    pub resume: Option<String>,
+    pub prompt: String,
+    pub images: Vec<PathBuf>,
+}
+
+impl Invocation {
+    /// The argument list after the program name. `-C` and the other exec options come before
+    /// `resume`; `--` keeps a prompt that starts with `-` from being read as a flag.
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = vec!["exec".into(), "--json".into(), "--skip-git-repo-check".into()];
+        a.push("-C".into());
+        a.push(self.repo.display().to_string());
+        a.push("-s".into());
+        a.push(self.sandbox.as_str().into());
+        if let Some(m) = &self.model {
+            a.push("-m".into());
+            a.push(m.clone());
+        }
+        for o in &self.overrides {
+            a.push("-c".into());
+            a.push(o.clone());
+        }
+        for img in &self.images {
+            a.push("-i".into());
+            a.push(img.display().to_string());
+        }
+        if let Some(id) = &self.resume {
+            a.push("resume".into());
+            a.push("--".into());
+            a.push(id.clone());
+        } else {
+            a.push("--".into());
+        }
+        a.push(self.prompt.clone());
+        a
+    }
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Exited(Option<i32>),
+    Cancelled,
+    TimedOut,
+}
+
+#[derive(Debug)]
+pub struct Finished {
+    pub ending: Ending,
+    pub stderr_tail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("the Codex CLI was not found at `{0}`; install it (`npm install -g @openai/codex`) or set the Codex path in System Console")]
+    NotFound(String),
+    #[error("the project directory `{0}` does not exist or is not a directory; fix the Projects setting")]
+    NoRepo(String),
+    #[error("could not start `{path}`: {source}")]
+    Other { path: String, source: std::io::Error },
+}
+
+/// Runs Codex to completion, calling `on_event` for every parsed event in order.
+pub async fn run(
+    inv: &Invocation,
+    cancel: &CancellationToken,
+    timeout: Duration,
+    mut on_event: impl FnMut(Event),
+) -> Result<Finished, SpawnError> {
+    if !inv.repo.is_dir() {
+        return Err(SpawnError::NoRepo(inv.repo.display().to_string()));
+    }
+    let mut cmd = Command::new(&inv.codex_path);
+    cmd.args(inv.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(home) = &inv.codex_home {
+        cmd.env("CODEX_HOME", home);
+    }
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SpawnError::NotFound(inv.codex_path.clone()),
+        _ => SpawnError::Other { path: inv.codex_path.clone(), source: e },
+    })?;
+    let pgid = child.id().map(|p| p as i32);
+    tracing::debug!(pid = ?pgid, "codex started");
+
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_task = tokio::spawn(read_tail(stderr));
+
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut stopped: Option<Ending> = None;
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    if let Some(ev) = parse_line(&line) {
+                        on_event(ev);
+                    } else if !line.trim().is_empty() {
+                        tracing::debug!(line = %line.chars().take(200).collect::<String>(), "non-JSON line on codex stdout");
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading codex stdout failed");
+                    break;
+                }
+            },
+            _ = cancel.cancelled(), if stopped.is_none() => {
+                stopped = Some(Ending::Cancelled);
+                terminate(pgid);
+            }
+            _ = &mut deadline, if stopped.is_none() => {
+                stopped = Some(Ending::TimedOut);
+                terminate(pgid);
+            }
+        }
+    }
+    let status = wait_with_grace(&mut child, pgid, stopped.is_some()).await;
+    // Anything Codex left behind in its group goes with it.
+    signal_group(pgid, libc::SIGKILL);
+    let stderr_tail = stderr_task.await.unwrap_or_default();
+    let ending = stopped.unwrap_or(Ending::Exited(status));
+    Ok(Finished { ending, stderr_tail })
+}
+
+async fn wait_with_grace(child: &mut tokio::process::Child, pgid: Option<i32>, terminating: bool) -> Option<i32> {
+    if terminating {
+        if let Ok(status) = tokio::time::timeout(KILL_GRACE, child.wait()).await {
+            return status.ok().and_then(|s| s.code());
+        }
+        signal_group(pgid, libc::SIGKILL);
+    }
+    child.wait().await.ok().and_then(|s| s.code())
+}
+
+fn terminate(pgid: Option<i32>) {
+    signal_group(pgid, libc::SIGTERM);
+}
+
+fn signal_group(pgid: Option<i32>, sig: libc::c_int) {
+    if let Some(pg) = pgid.filter(|p| *p > 0) {
+        // SAFETY: killpg has no memory-safety preconditions; a stale group yields ESRCH.
+        unsafe {
+            libc::killpg(pg, sig);
+        }
+    }
+}
+
+async fn read_tail(mut r: impl tokio::io::AsyncRead + Unpin) -> String {
+    let mut tail: VecDeque<u8> = VecDeque::with_capacity(STDERR_TAIL_BYTES);
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend(&buf[..n]);
+        let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+        tail.drain(..excess);
+    }
+    String::from_utf8_lossy(tail.make_contiguous()).into_owned()
+}
+
+/// `codex --version`, for health.
+pub async fn codex_version(codex_path: &str) -> Option<String> {
+    let out = Command::new(codex_path).arg("--version").stdin(Stdio::null()).output().await.ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_puts_exec_options_before_the_subcommand() {
+        let inv = Invocation {
+            codex_path: "codex".into(),
+            repo: "/srv/api".into(),
+            sandbox: Sandbox::ReadOnly,
+            model: Some("gpt-5.5".into()),
+            overrides: vec!["analytics.enabled=false".into()],
+            codex_home: None,
+            resume: Some("th-1".into()),
+            prompt: "-v and more".into(),
+            images: vec![],
+        };
+        assert_eq!(
+            inv.args().join(" "),
+            "exec --json --skip-git-repo-check -C /srv/api -s read-only -m gpt-5.5 -c analytics.enabled=false resume -- th-1 -v and more"
+        );
+    }
+}

@@ -1,0 +1,1130 @@
+//! The host's behaviour: turns commands and thread replies into runs, drives each run from queue
+//! to exactly one outcome post, and answers the informational commands.
+//!
+//! Input: contract requests from `api` (or the `run` CLI); output: contract responses, posts
+//! through `chat`, rows in `store`. Decisions come from the `gate`; texts from `render`; Codex
+//! from `runner`. Nothing here parses HTTP or formats markdown by hand.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+
+use crate::api::contract::*;
+use crate::chat::{Chat, NewPost, Post};
+use crate::config::{Config, Project, Sandbox};
+use crate::gate::{Action, Decision, Gate, GateRequest};
+use crate::model::{RunMode, RunStatus};
+use crate::render::{self, Redactor, POST_MAX_RUNES};
+use crate::runner::{self, Admission, Ending, Invocation, RunState, Scheduler, SpawnError};
+use crate::store::{now_ms, RunResult, RunRow, Store, ThreadRow};
+
+/// Progress posts are edited at most this often.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(1500);
+/// Answers longer than this many posts are attached as a file instead.
+const MAX_ANSWER_PARTS: usize = 4;
+const SUBCOMMANDS: &[&str] = &["help", "new", "continue", "project", "projects", "status", "last", "cancel", "policy"];
+
+/// Why a run was stopped before Codex finished.
+#[derive(Debug, Clone)]
+enum StopReason {
+    Cancelled { by: String },
+    Shutdown,
+}
+
+struct ActiveRun {
+    cancel: CancellationToken,
+    reason: Mutex<Option<StopReason>>,
+    root_id: Mutex<String>,
+    channel_id: String,
+    user_id: String,
+    username: String,
+    project: String,
+    admitted: Instant,
+    started: Mutex<Option<Instant>>,
+}
+
+/// Where a run's posts go.
+#[derive(Debug, Clone)]
+enum Placement {
+    /// The bot starts a new thread in the channel.
+    NewRoot,
+    /// An existing thread; `mode_hint` is Bind when the thread has no Codex session yet.
+    Thread { root_id: String },
+}
+
+/// Everything decided when a prompt is accepted.
+struct Plan {
+    run_id: String,
+    user: User,
+    channel: Channel,
+    project: Project,
+    placement: Placement,
+    prompt: String,
+    trigger_post_id: Option<String>,
+    sandbox: Sandbox,
+    model: Option<String>,
+    timeout: Duration,
+    thread_key: String,
+}
+
+/// What the caller of [`Host::submit`] learns.
+pub struct Accepted {
+    pub run_id: String,
+    pub position: usize,
+    done: tokio::sync::oneshot::Receiver<RunStatus>,
+}
+
+impl Accepted {
+    /// Waits for the run's outcome (used by `codex-host run`).
+    pub async fn outcome(self) -> RunStatus {
+        self.done.await.unwrap_or(RunStatus::Interrupted)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Intent {
+    Auto,
+    New,
+    Continue,
+}
+
+pub struct Host {
+    store: Store,
+    chat: Chat,
+    gate: Arc<dyn Gate>,
+    config: RwLock<Option<Arc<Config>>>,
+    scheduler: Scheduler,
+    active: Mutex<HashMap<String, Arc<ActiveRun>>>,
+    redactor: RwLock<Arc<Redactor>>,
+    bot_user_id: RwLock<String>,
+    mattermost_url: RwLock<String>,
+    codex_version: RwLock<Option<(String, String)>>,
+    secrets: Vec<String>,
+    tasks: TaskTracker,
+    stopping: CancellationToken,
+}
+
+impl Host {
+    pub fn new(store: Store, chat: Chat, gate: Arc<dyn Gate>, secrets: Vec<String>) -> Arc<Host> {
+        Arc::new(Host {
+            store,
+            chat,
+            gate,
+            config: RwLock::new(None),
+            scheduler: Scheduler::new(1, 0),
+            active: Mutex::new(HashMap::new()),
+            redactor: RwLock::new(Arc::new(Redactor::new(secrets.clone()))),
+            bot_user_id: RwLock::new(String::new()),
+            mattermost_url: RwLock::new(String::new()),
+            codex_version: RwLock::new(None),
+            secrets,
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn config(&self) -> Option<Arc<Config>> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn redactor(&self) -> Arc<Redactor> {
+        self.redactor.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn bot_id(&self) -> String {
+        self.bot_user_id.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Marks runs a previous process left unfinished as interrupted. Their threads are told once a
+    /// Mattermost connection is configured.
+    pub fn recover(&self) -> anyhow::Result<usize> {
+        let left = self.store.interrupt_leftovers()?;
+        for r in &left {
+            warn!(run = %r.id, project = %r.project, "run was in progress when the host stopped; marked interrupted");
+            let _ = self.store.audit("run.interrupted", Some(&r.id), &r.user_id, &r.channel_id, &json!({"previous_status": "running_or_queued"}));
+        }
+        Ok(left.len())
+    }
+
+    /// Validates and applies settings. On error nothing changes and every problem is returned.
+    pub async fn apply_config(self: &Arc<Self>, req: ConfigRequest, require_mattermost: bool) -> Result<Vec<String>, Vec<String>> {
+        let mut problems = Vec::new();
+        if require_mattermost {
+            if req.mattermost_url.trim().is_empty() {
+                problems.push("mattermost_url: empty; the plugin must send the server's URL (Site URL).".to_string());
+            }
+            if req.bot_token.trim().is_empty() || req.bot_user_id.trim().is_empty() {
+                problems.push("bot_token/bot_user_id: empty; the plugin must create the bot and its access token first.".to_string());
+            }
+        }
+        let cfg = match Config::from_settings(req.settings) {
+            Ok(c) if problems.is_empty() => c,
+            Ok(_) => return Err(problems),
+            Err(mut p) => {
+                problems.append(&mut p);
+                return Err(problems);
+            }
+        };
+        let mut warnings = Vec::new();
+        for p in cfg.projects.values() {
+            if !p.repo.is_dir() {
+                warnings.push(format!("Project `{}`: {} is not a directory on the host machine.", p.name, p.repo.display()));
+            }
+        }
+        let version = runner::process::codex_version(&cfg.settings.codex_path).await;
+        match &version {
+            Some(v) => *self.codex_version.write().unwrap() = Some((cfg.settings.codex_path.clone(), v.clone())),
+            None => warnings.push(format!(
+                "Codex path: `{}` did not run (`--version` failed); runs will fail until it is installed.",
+                cfg.settings.codex_path
+            )),
+        }
+        if require_mattermost {
+            if let Chat::Mattermost(c) = &self.chat {
+                c.configure(&req.mattermost_url, &req.bot_token);
+            }
+            *self.bot_user_id.write().unwrap() = req.bot_user_id.clone();
+            *self.mattermost_url.write().unwrap() = req.mattermost_url.trim_end_matches('/').to_string();
+        }
+        let mut secrets = self.secrets.clone();
+        if !req.bot_token.is_empty() {
+            secrets.push(req.bot_token.clone());
+        }
+        *self.redactor.write().unwrap() = Arc::new(Redactor::new(secrets));
+        self.scheduler.set_limits(cfg.settings.max_concurrent_runs, cfg.settings.queue_limit);
+        info!(projects = %cfg.project_names(), max_concurrent = cfg.settings.max_concurrent_runs, queue_limit = cfg.settings.queue_limit, "configuration applied");
+        *self.config.write().unwrap() = Some(Arc::new(cfg));
+        for w in &warnings {
+            warn!("{w}");
+        }
+        let host = self.clone();
+        self.tasks.spawn(async move { host.tell_interrupted().await });
+        Ok(warnings)
+    }
+
+    /// Tells the threads of interrupted runs, once.
+    async fn tell_interrupted(&self) {
+        let runs = match self.store.untold_interrupted() {
+            Ok(r) => r,
+            Err(e) => return warn!(error = %e, "reading interrupted runs"),
+        };
+        for r in runs {
+            if r.root_id.is_empty() {
+                let _ = self.store.mark_outcome_posted(&r.id);
+                continue;
+            }
+            let elapsed = Duration::from_millis((now_ms() - r.created_at).max(0) as u64);
+            if let Some(pid) = &r.progress_post_id {
+                let _ = self.chat.update_post(pid, &render::progress_final(RunStatus::Interrupted, &r.project, elapsed), Some(progress_props(&r.id, RunStatus::Interrupted))).await;
+            }
+            let post = NewPost {
+                channel_id: r.channel_id.clone(),
+                root_id: r.root_id.clone(),
+                message: render::interrupted(),
+                props: outcome_props(&r.id, RunStatus::Interrupted),
+                file_ids: vec![],
+            };
+            match self.chat.create_post(post).await {
+                Ok(_) => {
+                    let _ = self.store.mark_outcome_posted(&r.id);
+                }
+                Err(e) => warn!(run = %r.id, error = %e, "could not tell the thread about an interrupted run; will retry on the next config push"),
+            }
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        let (running, queued, max, limit) = self.scheduler.counts();
+        let cfg = self.config();
+        let (path, version) = self.codex_version.read().unwrap().clone().unwrap_or_default();
+        Health {
+            version: env!("CARGO_PKG_VERSION").into(),
+            configured: cfg.is_some(),
+            codex: CodexInfo { path, version },
+            queue: QueueInfo { running, queued, max_concurrent_runs: max, queue_limit: limit },
+            policies: vec![],
+        }
+    }
+
+    pub fn autocomplete_projects(&self, channel_id: &str) -> Vec<AutocompleteItem> {
+        let Some(cfg) = self.config() else { return vec![] };
+        let active = self.active_project(&cfg, channel_id);
+        cfg.projects
+            .values()
+            .map(|p| AutocompleteItem {
+                item: p.name.clone(),
+                hint: p.repo.display().to_string(),
+                help_text: match (active.as_deref() == Some(&p.name), p.notes.is_empty()) {
+                    (true, true) => "active here".into(),
+                    (true, false) => format!("{} (active here)", p.notes),
+                    (false, _) => p.notes.clone(),
+                },
+            })
+            .collect()
+    }
+
+    fn active_project(&self, cfg: &Config, channel_id: &str) -> Option<String> {
+        self.store
+            .channel_project(channel_id)
+            .ok()
+            .flatten()
+            .filter(|p| cfg.projects.contains_key(p))
+            .or_else(|| cfg.default_project.clone())
+    }
+
+    // ----- commands -----
+
+    pub async fn command(self: &Arc<Self>, req: CommandRequest) -> CommandResponse {
+        let Some(cfg) = self.config() else {
+            return CommandResponse::ephemeral(format!(
+                "Codex is still starting and has no settings yet, so nothing was run. Try again in a minute; if it keeps happening, ask an admin to check the plugin's settings and logs.\nYour prompt was: {}",
+                req.text
+            ));
+        };
+        let text = req.text.trim();
+        let (word, rest) = match text.split_once(char::is_whitespace) {
+            Some((w, r)) => (w, r.trim()),
+            None => (text, ""),
+        };
+        let span = tracing::info_span!("command", user = %req.user.username, channel = %req.channel.name, sub = %word.to_lowercase());
+        async {
+            match word.to_lowercase().as_str() {
+                "" | "help" => CommandResponse::ephemeral(render::help(&cfg.project_names(), self.active_project(&cfg, &req.channel.id).as_deref())),
+                "projects" => self.cmd_projects(&cfg, &req),
+                "project" => self.cmd_project(&cfg, &req, rest),
+                "status" => self.cmd_status(&req),
+                "last" => self.cmd_last(&req),
+                "cancel" => self.cmd_cancel(&req),
+                "policy" => self.cmd_policy(&cfg, &req),
+                "new" => self.cmd_submit(&cfg, &req, Intent::New, rest),
+                "continue" => self.cmd_submit(&cfg, &req, Intent::Continue, rest),
+                w if rest.is_empty() && looks_like_subcommand(w) => CommandResponse::ephemeral(format!(
+                    "Unknown command `{w}`. Did you mean `/codex {}`? To ask Codex something, write a full prompt, e.g. `/codex fix the flaky login test`. See `/codex help`.",
+                    closest_subcommand(w)
+                )),
+                _ => self.cmd_submit(&cfg, &req, Intent::Auto, text),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn cmd_projects(&self, cfg: &Config, req: &CommandRequest) -> CommandResponse {
+        if cfg.projects.is_empty() {
+            return CommandResponse::ephemeral("No projects are configured yet. An admin adds them under System Console > Plugins > Codex for Mattermost > Projects.");
+        }
+        let active = self.active_project(cfg, &req.channel.id);
+        let lines: Vec<String> = cfg
+            .projects
+            .values()
+            .map(|p| {
+                let mark = if active.as_deref() == Some(&p.name) { " · **active here**" } else { "" };
+                let notes = if p.notes.is_empty() { String::new() } else { format!(" — {}", p.notes) };
+                format!("- `{}`{notes}{mark}", p.name)
+            })
+            .collect();
+        CommandResponse::ephemeral(format!("Projects:\n{}\n\nSwitch with `/codex project <name>`.", lines.join("\n")))
+    }
+
+    fn cmd_project(&self, cfg: &Config, req: &CommandRequest, name: &str) -> CommandResponse {
+        if name.is_empty() {
+            return CommandResponse::ephemeral(match self.active_project(cfg, &req.channel.id) {
+                Some(p) => format!("Active project in ~{}: `{p}`. Configured: {}. Switch with `/codex project <name>`.", req.channel.name, cfg.project_names()),
+                None => format!("No project is active in this channel. Pick one with `/codex project <name>`; configured: {}.", cfg.project_names()),
+            });
+        }
+        if !cfg.projects.contains_key(name) {
+            return CommandResponse::ephemeral(format!("There is no project `{name}`. Configured: {}.", cfg.project_names()));
+        }
+        if let Decision::Deny { reason, .. } = self.decide(cfg, &req.user, &req.channel, Action::New, "", name) {
+            return CommandResponse::ephemeral(format!("You cannot change the project here: {reason}"));
+        }
+        if let Err(e) = self.store.set_channel_project(&req.channel.id, name, &req.user.id) {
+            warn!(error = %e, "saving the channel's project");
+            return CommandResponse::ephemeral("Could not save the project choice (the host's database failed). Ask an admin to check the host log.");
+        }
+        let _ = self.store.audit("project.set", None, &req.user.id, &req.channel.id, &json!({"project": name}));
+        CommandResponse::ephemeral(format!("Active project in ~{} is now `{name}`.", req.channel.name))
+    }
+
+    fn cmd_status(&self, req: &CommandRequest) -> CommandResponse {
+        let active = self.active.lock().unwrap();
+        let mut lines: Vec<(Instant, String)> = active
+            .values()
+            .filter(|r| r.channel_id == req.channel.id)
+            .map(|r| {
+                let started = *r.started.lock().unwrap();
+                let state = match started {
+                    Some(s) => format!("running for {}", render::clock(s.elapsed())),
+                    None => "queued".to_string(),
+                };
+                let link = self.permalink(&req.channel.team_name, &r.root_id.lock().unwrap());
+                (r.admitted, format!("- `{}` for @{} — {state}{link}", r.project, r.username))
+            })
+            .collect();
+        drop(active);
+        lines.sort_by_key(|(t, _)| *t);
+        let (running, queued, max, _) = self.scheduler.counts();
+        let here = if lines.is_empty() {
+            "Nothing is running or queued in this channel.".to_string()
+        } else {
+            lines.into_iter().map(|(_, l)| l).collect::<Vec<_>>().join("\n")
+        };
+        CommandResponse::ephemeral(format!("{here}\n\nOn this host: {running} of {max} run slots busy, {queued} waiting."))
+    }
+
+    fn cmd_last(&self, req: &CommandRequest) -> CommandResponse {
+        match self.store.last_run(&req.channel.id) {
+            Ok(Some(r)) => {
+                let ago = render::human_duration(Duration::from_millis((now_ms() - r.created_at).max(0) as u64));
+                let (icon, word) = render::status_words(r.status);
+                let link = self.permalink(&req.channel.team_name, &r.root_id);
+                CommandResponse::ephemeral(format!(
+                    "{icon} **{word}** · `{}` · @{} · {ago} ago\n> {}{link}",
+                    r.project,
+                    r.username,
+                    render::one_line(&r.prompt, 200)
+                ))
+            }
+            Ok(None) => CommandResponse::ephemeral("No Codex runs in this channel yet. Start one with `/codex <prompt>`."),
+            Err(e) => {
+                warn!(error = %e, "reading the last run");
+                CommandResponse::ephemeral("Could not read the last run (the host's database failed). Ask an admin to check the host log.")
+            }
+        }
+    }
+
+    fn cmd_cancel(&self, req: &CommandRequest) -> CommandResponse {
+        let target = {
+            let active = self.active.lock().unwrap();
+            let mut candidates: Vec<(&String, &Arc<ActiveRun>)> = active
+                .iter()
+                .filter(|(_, r)| r.channel_id == req.channel.id)
+                .filter(|(_, r)| {
+                    if req.root_id.is_empty() {
+                        r.user_id == req.user.id
+                    } else {
+                        *r.root_id.lock().unwrap() == req.root_id
+                    }
+                })
+                .collect();
+            candidates.sort_by_key(|(_, r)| r.admitted);
+            candidates.last().map(|(id, r)| ((*id).clone(), (*r).clone()))
+        };
+        let Some((run_id, run)) = target else {
+            return CommandResponse::ephemeral(if req.root_id.is_empty() {
+                "You have no running or queued Codex run in this channel. To cancel someone else's, use `/codex cancel` inside its thread."
+            } else {
+                "Nothing is running or queued in this thread."
+            });
+        };
+        if run.user_id != req.user.id && !req.user.is_system_admin() {
+            return CommandResponse::ephemeral(format!("Only @{} (who started it) or a system admin can cancel this run.", run.username));
+        }
+        self.stop(&run_id, &run, StopReason::Cancelled { by: req.user.username.clone() });
+        let _ = self.store.audit("run.cancel", Some(&run_id), &req.user.id, &req.channel.id, &json!({"by": req.user.username}));
+        CommandResponse::ephemeral("Cancelling. The thread will show when Codex has stopped.")
+    }
+
+    fn stop(&self, run_id: &str, run: &ActiveRun, reason: StopReason) {
+        let mut r = run.reason.lock().unwrap();
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        drop(r);
+        self.scheduler.withdraw(run_id);
+        run.cancel.cancel();
+    }
+
+    fn cmd_policy(&self, cfg: &Config, req: &CommandRequest) -> CommandResponse {
+        let project = self.active_project(cfg, &req.channel.id).unwrap_or_default();
+        CommandResponse::ephemeral(match self.decide(cfg, &req.user, &req.channel, Action::Query, "", &project) {
+            Decision::Allow { sandbox, rule, .. } => format!(
+                "You may run Codex here (rule `{rule}`). Sandbox: `{}`.",
+                sandbox.unwrap_or(cfg.default_sandbox).as_str()
+            ),
+            Decision::Deny { reason, rule } => format!("You may not run Codex here (rule `{rule}`): {reason}"),
+        })
+    }
+
+    fn decide(&self, cfg: &Config, user: &User, channel: &Channel, action: Action, prompt: &str, project: &str) -> Decision {
+        let d = self.gate.decide(&GateRequest { user, channel, action, prompt, project }, cfg);
+        let (decision, rule) = match &d {
+            Decision::Allow { rule, .. } => ("allow", rule),
+            Decision::Deny { rule, .. } => ("deny", rule),
+        };
+        let _ = self.store.audit(
+            "decision",
+            None,
+            &user.id,
+            &channel.id,
+            &json!({"action": action.as_str(), "project": project, "decision": decision, "rule": rule}),
+        );
+        d
+    }
+
+    fn permalink(&self, team: &str, root_id: &str) -> String {
+        let base = self.mattermost_url.read().unwrap().clone();
+        if base.is_empty() || team.is_empty() || root_id.is_empty() {
+            String::new()
+        } else {
+            format!(" — [thread]({base}/{team}/pl/{root_id})")
+        }
+    }
+
+    fn cmd_submit(self: &Arc<Self>, cfg: &Arc<Config>, req: &CommandRequest, intent: Intent, prompt: &str) -> CommandResponse {
+        let root = if intent == Intent::New { "" } else { req.root_id.as_str() };
+        match self.submit(cfg, &req.user, &req.channel, root, intent, prompt, None) {
+            Ok(a) if a.position > 0 => CommandResponse::ephemeral(format!(
+                "Queued at position {}. Codex starts when a slot is free; progress shows in the thread.",
+                a.position
+            )),
+            Ok(_) => CommandResponse::ephemeral(""),
+            Err(refusal) => CommandResponse::ephemeral(format!("{refusal}\nYour prompt was: {prompt}")),
+        }
+    }
+
+    // ----- thread replies and DMs -----
+
+    pub async fn post(self: &Arc<Self>, req: PostRequest) -> PostResponse {
+        let Some(cfg) = self.config() else { return PostResponse::default() };
+        let p = &req.post;
+        if p.user_id == self.bot_id() || req.user.is_bot || p.message.trim().is_empty() {
+            return PostResponse::default();
+        }
+        let in_dm = matches!(req.channel.kind, ChannelKind::Direct | ChannelKind::Group);
+        let root = if p.root_id.is_empty() { p.id.clone() } else { p.root_id.clone() };
+        let known = self.store.thread(&root).ok().flatten();
+        if !in_dm {
+            let bot_thread = known.as_ref().is_some_and(|t| t.bot_started);
+            if !bot_thread || !cfg.settings.thread_replies_continue || p.root_id.is_empty() {
+                return PostResponse::default();
+            }
+        }
+        if in_dm && known.is_none() {
+            // A conversation with the bot: the user's own post roots the thread.
+            let _ = self.store.insert_thread(&ThreadRow {
+                root_id: root.clone(),
+                channel_id: p.channel_id.clone(),
+                project: self.active_project(&cfg, &p.channel_id).unwrap_or_default(),
+                codex_thread_id: None,
+                bot_started: true,
+                seen_until: p.create_at,
+            });
+        }
+        match self.submit(&cfg, &req.user, &req.channel, &root, Intent::Auto, p.message.trim(), Some(p.id.clone())) {
+            Ok(_) => PostResponse { handled: true, ephemeral_text: String::new() },
+            Err(refusal) => PostResponse { handled: true, ephemeral_text: refusal },
+        }
+    }
+
+    // ----- runs -----
+
+    /// Accepts a prompt: resolves the project, asks the gate, admits it to the queue and starts
+    /// driving it. An `Err` is a refusal to show the person (nothing was started).
+    #[allow(clippy::too_many_arguments)]
+    fn submit(
+        self: &Arc<Self>,
+        cfg: &Arc<Config>,
+        user: &User,
+        channel: &Channel,
+        root_id: &str,
+        intent: Intent,
+        prompt: &str,
+        trigger_post_id: Option<String>,
+    ) -> Result<Accepted, String> {
+        if self.stopping.is_cancelled() {
+            return Err("The Codex host is shutting down; nothing was started. Try again in a minute.".into());
+        }
+        if prompt.trim().is_empty() {
+            return Err("Give Codex something to do, e.g. `/codex fix the flaky login test`.".into());
+        }
+        let thread = if root_id.is_empty() { None } else { self.store.thread(root_id).map_err(internal)? };
+        let (placement, project_name) = match intent {
+            Intent::Continue => {
+                let project = self.active_project(cfg, &channel.id).ok_or_else(|| no_project(cfg))?;
+                let latest = self.store.latest_thread(&channel.id, &project).map_err(internal)?.ok_or_else(|| {
+                    format!("There is no earlier Codex session for `{project}` in this channel. Start one with `/codex <prompt>`.")
+                })?;
+                (Placement::Thread { root_id: latest.root_id }, project)
+            }
+            _ if root_id.is_empty() => (Placement::NewRoot, self.active_project(cfg, &channel.id).ok_or_else(|| no_project(cfg))?),
+            _ => {
+                let project = match thread.as_ref().filter(|t| !t.project.is_empty()) {
+                    Some(t) => t.project.clone(),
+                    None => self.active_project(cfg, &channel.id).ok_or_else(|| no_project(cfg))?,
+                };
+                (Placement::Thread { root_id: root_id.to_string() }, project)
+            }
+        };
+        let project = cfg.projects.get(&project_name).cloned().ok_or_else(|| {
+            format!("The project `{project_name}` is no longer configured. Pick one with `/codex project <name>`; configured: {}.", cfg.project_names())
+        })?;
+        let action = if matches!(placement, Placement::Thread { .. }) { Action::Continue } else { Action::New };
+        let (sandbox, timeout, model) = match self.decide(cfg, user, channel, action, prompt, &project.name) {
+            Decision::Deny { reason, .. } => return Err(format!("Codex did not run: {reason}")),
+            Decision::Allow { sandbox, timeout, model, .. } => {
+                let base = project.sandbox.unwrap_or(cfg.default_sandbox);
+                let sandbox = sandbox.map_or(base, |s| s.min(base));
+                let timeout = timeout.map_or(cfg.run_timeout, |t| t.min(cfg.run_timeout));
+                let model = model.or_else(|| project.model.clone()).or_else(|| Some(cfg.settings.model.clone()).filter(|m| !m.is_empty()));
+                (sandbox, timeout, model)
+            }
+        };
+        let run_id = new_id();
+        let thread_key = match &placement {
+            Placement::NewRoot => format!("new:{run_id}"),
+            Placement::Thread { root_id } => root_id.clone(),
+        };
+        let admission = self.scheduler.admit(&run_id, &thread_key).map_err(|full| {
+            format!("Codex is busy: {} runs are already waiting, which is the queue limit. Try again in a few minutes.", full.waiting)
+        })?;
+        if let Placement::Thread { root_id } = &placement {
+            if thread.is_none() {
+                // A thread people started among themselves: bind a new session to it.
+                let row = ThreadRow { root_id: root_id.clone(), channel_id: channel.id.clone(), project: project.name.clone(), codex_thread_id: None, bot_started: false, seen_until: 0 };
+                if let Err(e) = self.store.insert_thread(&row) {
+                    self.scheduler.withdraw(&run_id);
+                    return Err(internal(e));
+                }
+            }
+        }
+        let root_for_row = match &placement {
+            Placement::NewRoot => String::new(),
+            Placement::Thread { root_id } => root_id.clone(),
+        };
+        let row = RunRow {
+            id: run_id.clone(),
+            root_id: root_for_row.clone(),
+            channel_id: channel.id.clone(),
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            project: project.name.clone(),
+            prompt: prompt.to_string(),
+            mode: "pending".into(),
+            status: RunStatus::Queued,
+            progress_post_id: None,
+            created_at: now_ms(),
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            summary: None,
+        };
+        if let Err(e) = self.store.insert_run(&row) {
+            self.scheduler.withdraw(&run_id);
+            return Err(internal(e));
+        }
+        let _ = self.store.audit("run.accepted", Some(&run_id), &user.id, &channel.id, &json!({"project": project.name, "sandbox": sandbox.as_str()}));
+        let active = Arc::new(ActiveRun {
+            cancel: CancellationToken::new(),
+            reason: Mutex::new(None),
+            root_id: Mutex::new(root_for_row),
+            channel_id: channel.id.clone(),
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            project: project.name.clone(),
+            admitted: Instant::now(),
+            started: Mutex::new(None),
+        });
+        self.active.lock().unwrap().insert(run_id.clone(), active.clone());
+        let position = *admission.position.borrow();
+        let plan = Plan {
+            run_id: run_id.clone(),
+            user: user.clone(),
+            channel: channel.clone(),
+            project,
+            placement,
+            prompt: prompt.to_string(),
+            trigger_post_id,
+            sandbox,
+            model,
+            timeout,
+            thread_key,
+        };
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let host = self.clone();
+        let span = tracing::info_span!("run", run = %run_id, user = %user.username, project = %plan.project.name);
+        self.tasks.spawn(
+            async move {
+                let status = host.drive(plan, admission, active).await;
+                let _ = done_tx.send(status);
+            }
+            .instrument(span),
+        );
+        Ok(Accepted { run_id, position, done })
+    }
+
+    /// Takes one accepted run to its single outcome.
+    async fn drive(self: Arc<Self>, plan: Plan, mut admission: Admission, active: Arc<ActiveRun>) -> RunStatus {
+        let status = self.drive_inner(&plan, &mut admission, &active).await;
+        self.active.lock().unwrap().remove(&plan.run_id);
+        self.scheduler.finish(&plan.run_id, &plan.thread_key);
+        info!(status = status.as_str(), "run ended");
+        status
+    }
+
+    async fn drive_inner(&self, plan: &Plan, admission: &mut Admission, active: &ActiveRun) -> RunStatus {
+        let redactor = self.redactor();
+        // 1. The thread and its progress post.
+        let root_id = match &plan.placement {
+            Placement::Thread { root_id } => root_id.clone(),
+            Placement::NewRoot => {
+                let root = NewPost {
+                    channel_id: plan.channel.id.clone(),
+                    root_id: String::new(),
+                    message: redactor.redact(&render::thread_root(&plan.user.username, &plan.project.name, &plan.prompt)),
+                    props: json!({"codex_kind": "root", "codex_run_id": plan.run_id}),
+                    file_ids: vec![],
+                };
+                match self.chat.create_post(root).await {
+                    Ok(p) => {
+                        let _ = self.store.insert_thread(&ThreadRow {
+                            root_id: p.id.clone(),
+                            channel_id: plan.channel.id.clone(),
+                            project: plan.project.name.clone(),
+                            codex_thread_id: None,
+                            bot_started: true,
+                            seen_until: p.create_at,
+                        });
+                        let _ = self.store.set_root(&plan.run_id, &p.id);
+                        *active.root_id.lock().unwrap() = p.id.clone();
+                        p.id
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not start the thread; the run is abandoned");
+                        let res = RunResult { summary: format!("could not post to Mattermost: {e}"), ..Default::default() };
+                        let _ = self.store.finish_run(&plan.run_id, RunStatus::Failed, &res);
+                        return RunStatus::Failed;
+                    }
+                }
+            }
+        };
+        let position = *admission.position.borrow();
+        let first = render::progress(&render::Progress {
+            project: &plan.project.name,
+            queue_position: (position > 0).then_some(position),
+            ..Default::default()
+        });
+        let progress_id = match self.chat.create_post(NewPost {
+            channel_id: plan.channel.id.clone(),
+            root_id: root_id.clone(),
+            message: first,
+            props: progress_props(&plan.run_id, RunStatus::Queued),
+            file_ids: vec![],
+        })
+        .await
+        {
+            Ok(p) => {
+                let _ = self.store.set_progress_post(&plan.run_id, &p.id);
+                Some(p.id)
+            }
+            Err(e) => {
+                warn!(error = %e, "could not post progress; continuing without it");
+                None
+            }
+        };
+
+        // 2. Wait for a slot, showing the queue position.
+        loop {
+            let pos = *admission.position.borrow_and_update();
+            if pos == 0 {
+                break;
+            }
+            if let Some(pid) = &progress_id {
+                let msg = render::progress(&render::Progress { project: &plan.project.name, queue_position: Some(pos), ..Default::default() });
+                let _ = self.chat.update_post(pid, &msg, None).await;
+            }
+            tokio::select! {
+                changed = admission.position.changed() => if changed.is_err() { break },
+                _ = active.cancel.cancelled() => break,
+            }
+        }
+        let started = Instant::now();
+        if active.cancel.is_cancelled() {
+            return self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Cancelled, RunState::default(), String::new(), started).await;
+        }
+        *active.started.lock().unwrap() = Some(started);
+        let _ = self.store.mark_running(&plan.run_id);
+
+        // 3. The prompt, with what others said in the thread since Codex last looked.
+        let thread = self.store.thread(&root_id).ok().flatten();
+        let resume = thread.as_ref().and_then(|t| t.codex_thread_id.clone());
+        let mode = match (&plan.placement, &resume) {
+            (_, Some(_)) => RunMode::Resume,
+            (Placement::Thread { .. }, None) if thread.as_ref().is_some_and(|t| !t.bot_started) => RunMode::Bind,
+            _ => RunMode::New,
+        };
+        let since = thread.as_ref().map(|t| t.seen_until).unwrap_or(0);
+        let cfg = self.config();
+        let budget = cfg.as_ref().map(|c| c.settings.transcript_budget_chars).unwrap_or(12_000);
+        let context = if matches!(plan.placement, Placement::Thread { .. }) {
+            self.transcript(&root_id, since, plan.trigger_post_id.as_deref(), budget).await
+        } else {
+            None
+        };
+        let _ = self.store.set_seen_until(&root_id, now_ms());
+        let prompt = match context {
+            Some(ctx) => format!("{ctx}\n\n---\nRequest from @{} in Mattermost:\n{}", plan.user.username, plan.prompt),
+            None => plan.prompt.clone(),
+        };
+        info!(mode = mode.as_str(), resume = ?resume, sandbox = plan.sandbox.as_str(), "starting codex");
+
+        // 4. Run Codex, editing the progress post as it goes.
+        let Some(cfg) = cfg else {
+            return self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Exited(None), RunState { failure: Some("the host lost its configuration".into()), ..Default::default() }, String::new(), started).await;
+        };
+        let inv = Invocation {
+            codex_path: cfg.settings.codex_path.clone(),
+            repo: plan.project.repo.clone(),
+            sandbox: plan.sandbox,
+            model: plan.model.clone(),
+            overrides: cfg.codex_overrides.clone(),
+            codex_home: Some(cfg.settings.codex_home.clone()).filter(|h| !h.is_empty()).map(PathBuf::from),
+            resume: resume.clone(),
+            prompt,
+            images: vec![],
+        };
+        let state = Arc::new(Mutex::new(RunState::default()));
+        let ticker_stop = CancellationToken::new();
+        let ticker = progress_id.clone().map(|pid| {
+            let (state, stop, project) = (state.clone(), ticker_stop.clone(), plan.project.name.clone());
+            let chat = &self.chat;
+            let redactor = redactor.clone();
+            async move {
+                let mut shown = 0u64;
+                let mut last_edit = Instant::now();
+                let mut interval = tokio::time::interval(PROGRESS_INTERVAL);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = interval.tick() => {}
+                        _ = stop.cancelled() => break,
+                    }
+                    let (rev, msg) = {
+                        let s = state.lock().unwrap();
+                        (s.revision, render::progress(&render::Progress {
+                            project: &project,
+                            elapsed: started.elapsed(),
+                            step: s.step.clone(),
+                            steps_done: s.steps_done,
+                            queue_position: None,
+                        }))
+                    };
+                    // Edit on every change; otherwise refresh the clock every few seconds.
+                    if rev != shown || last_edit.elapsed() >= Duration::from_secs(5) {
+                        shown = rev;
+                        last_edit = Instant::now();
+                        if let Err(e) = chat.update_post(&pid, &redactor.redact(&msg), Some(progress_props(&"", RunStatus::Running))).await {
+                            warn!(error = %e, "progress update failed");
+                        }
+                    }
+                }
+            }
+        });
+        let run_fut = {
+            let state = state.clone();
+            let store = &self.store;
+            let root_id = root_id.clone();
+            let cancel = active.cancel.clone();
+            let inv = &inv;
+            async move {
+                runner::process::run(inv, &cancel, plan.timeout, |ev| {
+                    if let runner::events::Event::ThreadStarted { thread_id } = &ev {
+                        if resume.is_none() {
+                            let _ = store.set_codex_thread(&root_id, thread_id);
+                        }
+                    }
+                    state.lock().unwrap().apply(&ev);
+                })
+                .await
+            }
+        };
+        let result = match ticker {
+            Some(t) => {
+                let (r, ()) = tokio::join!(async { let r = run_fut.await; ticker_stop.cancel(); r }, t);
+                r
+            }
+            None => run_fut.await,
+        };
+        let final_state = state.lock().unwrap().clone();
+        match result {
+            Ok(fin) => self.conclude(plan, &root_id, progress_id.as_deref(), active, fin.ending, final_state, fin.stderr_tail, started).await,
+            Err(e) => {
+                let msg = e.to_string();
+                if let SpawnError::NotFound(_) | SpawnError::NoRepo(_) = e {
+                    warn!(error = %msg, "codex could not start");
+                }
+                let st = RunState { failure: Some(msg), ..final_state };
+                self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Exited(None), st, String::new(), started).await
+            }
+        }
+    }
+
+    /// Decides the outcome, posts it, records it. Exactly one call per run.
+    #[allow(clippy::too_many_arguments)]
+    async fn conclude(
+        &self,
+        plan: &Plan,
+        root_id: &str,
+        progress_id: Option<&str>,
+        active: &ActiveRun,
+        ending: Ending,
+        state: RunState,
+        stderr_tail: String,
+        started: Instant,
+    ) -> RunStatus {
+        let redactor = self.redactor();
+        let elapsed = started.elapsed();
+        let reason = active.reason.lock().unwrap().clone();
+        let partial = state.last_message.as_deref().map(|m| redactor.redact(m));
+        let (status, body, exit_code) = match ending {
+            Ending::Cancelled => match reason {
+                Some(StopReason::Shutdown) => (RunStatus::Interrupted, render::interrupted(), None),
+                Some(StopReason::Cancelled { by }) => (RunStatus::Cancelled, render::cancelled(&by, partial.as_deref()), None),
+                None => (RunStatus::Cancelled, render::cancelled("someone", partial.as_deref()), None),
+            },
+            Ending::TimedOut => (RunStatus::TimedOut, render::timed_out(plan.timeout, partial.as_deref()), None),
+            Ending::Exited(code) if code == Some(0) && state.failure.is_none() => {
+                (RunStatus::Answered, render::answer(partial.as_deref()), code)
+            }
+            Ending::Exited(code) => {
+                let message = state.failure.clone().or(state.last_error.clone()).unwrap_or_default();
+                let tail: String = stderr_tail.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                (RunStatus::Failed, redactor.redact(&render::failed(code, &message, &tail)), code)
+            }
+        };
+        let footer = render::footer(&render::Footer {
+            project: &plan.project.name,
+            elapsed,
+            files_changed: state.files_changed.len(),
+            exit_code,
+            input_tokens: state.usage.input_tokens,
+            output_tokens: state.usage.output_tokens,
+        });
+        let result = RunResult {
+            exit_code,
+            summary: render::one_line(&body, 500),
+            output_tail: stderr_tail.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect(),
+            input_tokens: state.usage.input_tokens,
+            output_tokens: state.usage.output_tokens,
+            files_changed: state.files_changed.len(),
+        };
+        if !self.store.finish_run(&plan.run_id, status, &result).unwrap_or(false) {
+            warn!("run already had an outcome; not posting another");
+            return status;
+        }
+        let _ = self.store.audit("run.finished", Some(&plan.run_id), &plan.user.id, &plan.channel.id, &json!({"status": status.as_str(), "exit_code": exit_code, "elapsed_ms": elapsed.as_millis() as u64}));
+        if let Some(pid) = progress_id {
+            let _ = self.chat.update_post(pid, &render::progress_final(status, &plan.project.name, elapsed), Some(progress_props(&plan.run_id, status))).await;
+        }
+        match self.post_outcome(&plan.channel.id, root_id, &plan.run_id, status, &body, &footer).await {
+            Ok(()) => {
+                let _ = self.store.mark_outcome_posted(&plan.run_id);
+            }
+            Err(e) => warn!(error = %e, status = status.as_str(), "could not post the outcome; it is kept in the runs table"),
+        }
+        status
+    }
+
+    /// Posts an outcome, split into parts or attached as a file when it is too long for one post.
+    async fn post_outcome(&self, channel_id: &str, root_id: &str, run_id: &str, status: RunStatus, body: &str, footer: &str) -> Result<(), crate::chat::ChatError> {
+        let post = |message: String, props: Value, file_ids: Vec<String>| NewPost {
+            channel_id: channel_id.to_string(),
+            root_id: root_id.to_string(),
+            message,
+            props,
+            file_ids,
+        };
+        let full = format!("{body}{footer}");
+        if full.chars().count() <= POST_MAX_RUNES {
+            self.chat.create_post(post(full, outcome_props(run_id, status), vec![])).await?;
+            return Ok(());
+        }
+        let label_room = 32;
+        let parts = render::split_message(body, POST_MAX_RUNES - footer.chars().count() - label_room);
+        if parts.len() <= MAX_ANSWER_PARTS {
+            let n = parts.len();
+            for (i, part) in parts.into_iter().enumerate() {
+                let label = format!("*(part {} of {n})*\n", i + 1);
+                if i + 1 < n {
+                    let props = json!({"codex_kind": "answer_part", "codex_run_id": run_id});
+                    self.chat.create_post(post(format!("{label}{part}"), props, vec![])).await?;
+                } else {
+                    self.chat.create_post(post(format!("{label}{part}{footer}"), outcome_props(run_id, status), vec![])).await?;
+                }
+            }
+            return Ok(());
+        }
+        let name = format!("codex-answer-{}.md", &run_id[..8.min(run_id.len())]);
+        let file_id = self.chat.upload_file(channel_id, &name, body.as_bytes().to_vec()).await?;
+        let head = render::split_message(body, 3000).into_iter().next().unwrap_or_default();
+        let message = format!(
+            "{head}\n\n*… the full answer ({} characters) is attached as `{name}`.*{footer}",
+            body.chars().count()
+        );
+        self.chat.create_post(post(message, outcome_props(run_id, status), vec![file_id])).await?;
+        Ok(())
+    }
+
+    /// What people said in the thread after `since`, oldest first, newest kept within `budget`.
+    async fn transcript(&self, root_id: &str, since: i64, exclude: Option<&str>, budget: usize) -> Option<String> {
+        let posts = match self.chat.thread(root_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "could not read the thread for context; running without it");
+                return None;
+            }
+        };
+        let bot = self.bot_id();
+        let fresh: Vec<&Post> = posts
+            .iter()
+            .filter(|p| p.create_at > since && p.user_id != bot && Some(p.id.as_str()) != exclude && !p.kind.starts_with("system_"))
+            .collect();
+        if fresh.is_empty() {
+            return None;
+        }
+        let mut ids: Vec<String> = fresh.iter().map(|p| p.user_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let names = self.chat.usernames(&ids).await.unwrap_or_default();
+        let mut lines: Vec<String> = Vec::new();
+        let mut used = 0;
+        let mut omitted = 0;
+        for p in fresh.iter().rev() {
+            let when = chrono::DateTime::from_timestamp_millis(p.create_at).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
+            let who = names.get(&p.user_id).cloned().unwrap_or_else(|| p.user_id.clone());
+            let files = attachment_names(p);
+            let files = if files.is_empty() { String::new() } else { format!(" (attachments: {})", files.join(", ")) };
+            let line = format!("[{when}] @{who}: {}{files}", p.message.trim());
+            if used + line.len() > budget {
+                omitted += 1;
+                continue;
+            }
+            used += line.len();
+            lines.push(line);
+        }
+        lines.reverse();
+        let mut out = String::from("Context: messages in this Mattermost thread that you have not seen yet (oldest first):\n");
+        if omitted > 0 {
+            out.push_str(&format!("({omitted} older message{} omitted to fit the context budget)\n", if omitted == 1 { "" } else { "s" }));
+        }
+        out.push_str(&lines.join("\n"));
+        Some(out)
+    }
+
+    /// Runs a prompt for `codex-host run`: same pipeline, printed to the terminal.
+    pub fn submit_local(self: &Arc<Self>, project: &str, prompt: &str) -> Result<Accepted, String> {
+        let cfg = self.config().ok_or("no configuration")?;
+        let user = User { id: "local".into(), username: std::env::var("USER").unwrap_or_else(|_| "local".into()), ..Default::default() };
+        let channel = Channel { id: "terminal".into(), name: "terminal".into(), kind: ChannelKind::Direct, ..Default::default() };
+        self.store.set_channel_project(&channel.id, project, &user.id).map_err(internal)?;
+        self.submit(&cfg, &user, &channel, "", Intent::New, prompt, None)
+    }
+
+    /// Stops accepting work, ends runs in flight as interrupted (telling their threads) and waits
+    /// for them, at most `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.cancel();
+        let runs: Vec<(String, Arc<ActiveRun>)> = self.active.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (id, run) in &runs {
+            self.stop(id, run, StopReason::Shutdown);
+        }
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            warn!("some runs did not finish within the shutdown grace period; they will be marked interrupted on the next start");
+        }
+    }
+}
+
+fn progress_props(run_id: &str, status: RunStatus) -> Value {
+    let mut p = json!({"codex_kind": "progress", "codex_status": status.as_str()});
+    if !run_id.is_empty() {
+        p["codex_run_id"] = json!(run_id);
+    }
+    p
+}
+
+fn outcome_props(run_id: &str, status: RunStatus) -> Value {
+    json!({"codex_kind": "outcome", "codex_run_id": run_id, "codex_status": status.as_str()})
+}
+
+fn attachment_names(p: &Post) -> Vec<String> {
+    let from_meta: Vec<String> = p
+        .metadata
+        .get("files")
+        .and_then(Value::as_array)
+        .map(|fs| fs.iter().filter_map(|f| f.get("name").and_then(Value::as_str).map(String::from)).collect())
+        .unwrap_or_default();
+    if !from_meta.is_empty() || p.file_ids.is_empty() {
+        from_meta
+    } else {
+        vec![format!("{} file{}", p.file_ids.len(), if p.file_ids.len() == 1 { "" } else { "s" })]
+    }
+}
+
+fn no_project(cfg: &Config) -> String {
+    if cfg.projects.is_empty() {
+        "No projects are configured yet, so Codex has nowhere to run. An admin adds them under System Console > Plugins > Codex for Mattermost > Projects.".into()
+    } else {
+        format!("No project is active in this channel. Pick one with `/codex project <name>`; configured: {}.", cfg.project_names())
+    }
+}
+
+fn internal(e: anyhow::Error) -> String {
+    warn!(error = %format!("{e:#}"), "state database error");
+    "The Codex host could not save this request (its database failed); nothing was started. Ask an admin to check the host log.".into()
+}
+
+fn new_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..26).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect()
+}
+
+/// A single word close to a subcommand is a typo, not a prompt.
+fn looks_like_subcommand(word: &str) -> bool {
+    let w = word.to_lowercase();
+    SUBCOMMANDS.iter().any(|s| edit_distance(&w, s) <= if s.len() <= 4 { 1 } else { 2 })
+}
+
+fn closest_subcommand(word: &str) -> &'static str {
+    let w = word.to_lowercase();
+    SUBCOMMANDS.iter().min_by_key(|s| edit_distance(&w, s)).copied().unwrap_or("help")
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_of_subcommands_are_caught_but_prompts_are_not() {
+        assert!(looks_like_subcommand("stauts"));
+        assert!(looks_like_subcommand("projcts"));
+        assert_eq!(closest_subcommand("stauts"), "status");
+        assert!(!looks_like_subcommand("refactor"));
+        assert!(!looks_like_subcommand("hello"));
+    }
+}

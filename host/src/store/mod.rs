@@ -1,0 +1,436 @@
+//! Durable state in SQLite (WAL): channel → active project, thread → Codex session, runs, audit.
+//!
+//! Input: typed rows; output: typed rows. Knows nothing of HTTP, Codex or Mattermost. Calls are
+//! short and synchronous behind one mutex: every statement is a single indexed read or write.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::model::RunStatus;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE channel_projects (
+    channel_id TEXT PRIMARY KEY,
+    project    TEXT NOT NULL,
+    set_by     TEXT NOT NULL,
+    set_at     INTEGER NOT NULL
+);
+CREATE TABLE threads (
+    root_id         TEXT PRIMARY KEY,
+    channel_id      TEXT NOT NULL,
+    project         TEXT NOT NULL,
+    codex_thread_id TEXT,
+    bot_started     INTEGER NOT NULL,
+    seen_until      INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX threads_by_channel ON threads(channel_id, project, created_at);
+CREATE TABLE runs (
+    id               TEXT PRIMARY KEY,
+    root_id          TEXT NOT NULL,
+    channel_id       TEXT NOT NULL,
+    user_id          TEXT NOT NULL,
+    username         TEXT NOT NULL,
+    project          TEXT NOT NULL,
+    prompt           TEXT NOT NULL,
+    mode             TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    progress_post_id TEXT,
+    created_at       INTEGER NOT NULL,
+    started_at       INTEGER,
+    finished_at      INTEGER,
+    exit_code        INTEGER,
+    summary          TEXT,
+    output_tail      TEXT,
+    input_tokens     INTEGER,
+    output_tokens    INTEGER,
+    files_changed    INTEGER,
+    outcome_posted   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_channel ON runs(channel_id, created_at);
+CREATE INDEX runs_by_status ON runs(status);
+CREATE TABLE audit (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    run_id     TEXT,
+    user_id    TEXT,
+    channel_id TEXT,
+    detail     TEXT NOT NULL
+);
+"#];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadRow {
+    pub root_id: String,
+    pub channel_id: String,
+    pub project: String,
+    pub codex_thread_id: Option<String>,
+    pub bot_started: bool,
+    /// Posts created after this time (ms) have not been handed to Codex yet.
+    pub seen_until: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub root_id: String,
+    pub channel_id: String,
+    pub user_id: String,
+    pub username: String,
+    pub project: String,
+    pub prompt: String,
+    pub mode: String,
+    pub status: RunStatus,
+    pub progress_post_id: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub summary: Option<String>,
+}
+
+/// What a finished run leaves behind.
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    pub exit_code: Option<i32>,
+    pub summary: String,
+    pub output_tail: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub files_changed: usize,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).with_context(|| format!("opening the state database {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Self::migrate(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Store> {
+        Self::migrate(Connection::open_in_memory()?)
+    }
+
+    fn migrate(conn: Connection) -> Result<Store> {
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > MIGRATIONS.len() {
+            anyhow::bail!(
+                "the state database is from a newer codex-host (schema {version}, this build knows {}); upgrade codex-host",
+                MIGRATIONS.len()
+            );
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+            conn.execute_batch(&format!("BEGIN; {m}; PRAGMA user_version = {}; COMMIT;", i + 1))
+                .with_context(|| format!("applying state migration {}", i + 1))?;
+        }
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).context("state database")
+    }
+
+    pub fn set_channel_project(&self, channel_id: &str, project: &str, user_id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO channel_projects (channel_id, project, set_by, set_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(channel_id) DO UPDATE SET project = ?2, set_by = ?3, set_at = ?4",
+                params![channel_id, project, user_id, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn channel_project(&self, channel_id: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row("SELECT project FROM channel_projects WHERE channel_id = ?1", [channel_id], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    pub fn insert_thread(&self, t: &ThreadRow) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO threads (root_id, channel_id, project, codex_thread_id, bot_started, seen_until, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(root_id) DO UPDATE SET project = ?3, codex_thread_id = ?4, seen_until = ?6",
+                params![t.root_id, t.channel_id, t.project, t.codex_thread_id, t.bot_started, t.seen_until, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn thread(&self, root_id: &str) -> Result<Option<ThreadRow>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT root_id, channel_id, project, codex_thread_id, bot_started, seen_until FROM threads WHERE root_id = ?1",
+                [root_id],
+                thread_row,
+            )
+            .optional()
+        })
+    }
+
+    /// The channel's most recent thread with a Codex session for `project`.
+    pub fn latest_thread(&self, channel_id: &str, project: &str) -> Result<Option<ThreadRow>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT root_id, channel_id, project, codex_thread_id, bot_started, seen_until FROM threads
+                 WHERE channel_id = ?1 AND project = ?2 AND codex_thread_id IS NOT NULL
+                 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                params![channel_id, project],
+                thread_row,
+            )
+            .optional()
+        })
+    }
+
+    pub fn set_codex_thread(&self, root_id: &str, codex_thread_id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("UPDATE threads SET codex_thread_id = ?2 WHERE root_id = ?1", params![root_id, codex_thread_id])
+                .map(|_| ())
+        })
+    }
+
+    pub fn set_seen_until(&self, root_id: &str, at: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute("UPDATE threads SET seen_until = MAX(seen_until, ?2) WHERE root_id = ?1", params![root_id, at]).map(|_| ())
+        })
+    }
+
+    pub fn insert_run(&self, r: &RunRow) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (id, root_id, channel_id, user_id, username, project, prompt, mode, status, progress_post_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![r.id, r.root_id, r.channel_id, r.user_id, r.username, r.project, r.prompt, r.mode, r.status.as_str(), r.progress_post_id, r.created_at],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn set_progress_post(&self, run_id: &str, post_id: &str) -> Result<()> {
+        self.with(|c| c.execute("UPDATE runs SET progress_post_id = ?2 WHERE id = ?1", params![run_id, post_id]).map(|_| ()))
+    }
+
+    pub fn set_root(&self, run_id: &str, root_id: &str) -> Result<()> {
+        self.with(|c| c.execute("UPDATE runs SET root_id = ?2 WHERE id = ?1", params![run_id, root_id]).map(|_| ()))
+    }
+
+    pub fn mark_running(&self, run_id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1", params![run_id, now_ms()]).map(|_| ())
+        })
+    }
+
+    /// Records a run's outcome. Only the first outcome counts: a run that already ended keeps it.
+    pub fn finish_run(&self, run_id: &str, status: RunStatus, res: &RunResult) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = ?2, finished_at = ?3, exit_code = ?4, summary = ?5, output_tail = ?6,
+                        input_tokens = ?7, output_tokens = ?8, files_changed = ?9
+                 WHERE id = ?1 AND status IN ('queued', 'running')",
+                params![
+                    run_id,
+                    status.as_str(),
+                    now_ms(),
+                    res.exit_code,
+                    res.summary,
+                    res.output_tail,
+                    res.input_tokens as i64,
+                    res.output_tokens as i64,
+                    res.files_changed as i64
+                ],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    pub fn run(&self, run_id: &str) -> Result<Option<RunRow>> {
+        self.with(|c| c.query_row(&format!("{RUN_SELECT} WHERE id = ?1"), [run_id], run_row).optional())
+    }
+
+    pub fn last_run(&self, channel_id: &str) -> Result<Option<RunRow>> {
+        self.with(|c| {
+            c.query_row(&format!("{RUN_SELECT} WHERE channel_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1"), [channel_id], run_row)
+                .optional()
+        })
+    }
+
+    pub fn active_runs_in(&self, channel_id: &str) -> Result<Vec<RunRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "{RUN_SELECT} WHERE channel_id = ?1 AND status IN ('queued', 'running') ORDER BY created_at, rowid"
+            ))?;
+            let rows = st.query_map([channel_id], run_row)?.collect();
+            rows
+        })
+    }
+
+    /// Marks every run left queued or running by a previous process as interrupted; returns them.
+    pub fn interrupt_leftovers(&self) -> Result<Vec<RunRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("{RUN_SELECT} WHERE status IN ('queued', 'running') ORDER BY created_at, rowid"))?;
+            let rows: Vec<RunRow> = st.query_map([], run_row)?.collect::<rusqlite::Result<_>>()?;
+            c.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?1 WHERE status IN ('queued', 'running')",
+                [now_ms()],
+            )?;
+            Ok(rows)
+        })
+    }
+
+    pub fn mark_outcome_posted(&self, run_id: &str) -> Result<()> {
+        self.with(|c| c.execute("UPDATE runs SET outcome_posted = 1 WHERE id = ?1", [run_id]).map(|_| ()))
+    }
+
+    /// Interrupted runs whose threads have not been told yet (the host had no Mattermost
+    /// connection when it found them).
+    pub fn untold_interrupted(&self) -> Result<Vec<RunRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("{RUN_SELECT} WHERE status = 'interrupted' AND outcome_posted = 0 ORDER BY created_at, rowid"))?;
+            let rows = st.query_map([], run_row)?.collect();
+            rows
+        })
+    }
+
+    pub fn audit(&self, kind: &str, run_id: Option<&str>, user_id: &str, channel_id: &str, detail: &serde_json::Value) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO audit (at, kind, run_id, user_id, channel_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![now_ms(), kind, run_id, user_id, channel_id, detail.to_string()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn audit_kinds(&self, run_id: &str) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT kind FROM audit WHERE run_id = ?1 ORDER BY id")?;
+            let rows = st.query_map([run_id], |r| r.get(0))?.collect();
+            rows
+        })
+    }
+}
+
+const RUN_SELECT: &str = "SELECT id, root_id, channel_id, user_id, username, project, prompt, mode, status, progress_post_id,
+    created_at, started_at, finished_at, exit_code, summary FROM runs";
+
+fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
+    let status: String = r.get(8)?;
+    Ok(RunRow {
+        id: r.get(0)?,
+        root_id: r.get(1)?,
+        channel_id: r.get(2)?,
+        user_id: r.get(3)?,
+        username: r.get(4)?,
+        project: r.get(5)?,
+        prompt: r.get(6)?,
+        mode: r.get(7)?,
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+        progress_post_id: r.get(9)?,
+        created_at: r.get(10)?,
+        started_at: r.get(11)?,
+        finished_at: r.get(12)?,
+        exit_code: r.get(13)?,
+        summary: r.get(14)?,
+    })
+}
+
+fn thread_row(r: &Row) -> rusqlite::Result<ThreadRow> {
+    Ok(ThreadRow {
+        root_id: r.get(0)?,
+        channel_id: r.get(1)?,
+        project: r.get(2)?,
+        codex_thread_id: r.get(3)?,
+        bot_started: r.get(4)?,
+        seen_until: r.get(5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, channel: &str) -> RunRow {
+        RunRow {
+            id: id.into(),
+            root_id: "root".into(),
+            channel_id: channel.into(),
+            user_id: "u".into(),
+            username: "alice".into(),
+            project: "api".into(),
+            prompt: "p".into(),
+            mode: "new".into(),
+            status: RunStatus::Queued,
+            progress_post_id: None,
+            created_at: now_ms(),
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn a_run_keeps_its_first_outcome() {
+        let s = Store::open_in_memory().unwrap();
+        s.insert_run(&run("r1", "c")).unwrap();
+        s.mark_running("r1").unwrap();
+        assert!(s.finish_run("r1", RunStatus::Cancelled, &RunResult::default()).unwrap());
+        assert!(!s.finish_run("r1", RunStatus::Answered, &RunResult::default()).unwrap());
+        assert_eq!(s.run("r1").unwrap().unwrap().status, RunStatus::Cancelled);
+    }
+
+    #[test]
+    fn leftovers_are_interrupted_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let s = Store::open(&path).unwrap();
+            s.insert_run(&run("r1", "c")).unwrap();
+            s.mark_running("r1").unwrap();
+            s.insert_run(&run("r2", "c")).unwrap();
+            s.insert_run(&run("r3", "c")).unwrap();
+            s.finish_run("r3", RunStatus::Answered, &RunResult::default()).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let left: Vec<String> = s.interrupt_leftovers().unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(left, vec!["r1", "r2"]);
+        assert_eq!(s.run("r1").unwrap().unwrap().status, RunStatus::Interrupted);
+        assert_eq!(s.run("r3").unwrap().unwrap().status, RunStatus::Answered);
+        assert!(s.interrupt_leftovers().unwrap().is_empty());
+    }
+
+    #[test]
+    fn threads_and_channel_projects_round_trip() {
+        let s = Store::open_in_memory().unwrap();
+        assert_eq!(s.channel_project("c").unwrap(), None);
+        s.set_channel_project("c", "api", "u").unwrap();
+        s.set_channel_project("c", "web", "u").unwrap();
+        assert_eq!(s.channel_project("c").unwrap().as_deref(), Some("web"));
+        let t = ThreadRow { root_id: "r".into(), channel_id: "c".into(), project: "web".into(), codex_thread_id: None, bot_started: true, seen_until: 5 };
+        s.insert_thread(&t).unwrap();
+        assert_eq!(s.latest_thread("c", "web").unwrap(), None);
+        s.set_codex_thread("r", "th-1").unwrap();
+        s.set_seen_until("r", 3).unwrap();
+        let got = s.latest_thread("c", "web").unwrap().unwrap();
+        assert_eq!(got.codex_thread_id.as_deref(), Some("th-1"));
+        assert_eq!(got.seen_until, 5);
+    }
+}

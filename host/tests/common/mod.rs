@@ -1,0 +1,283 @@
+//! Test environment for host scenarios: the real `codex-host serve` binary on a temporary socket,
+//! the real Codex CLI, the mock model and the fake Mattermost from `codex-testkit`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::UnixStream;
+
+use codex_testkit::mattermost::{NewPost, NewUser, TestPost};
+use codex_testkit::{codex, FakeMattermost, MattermostConfig, MockModel};
+
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub struct Env {
+    pub model: MockModel,
+    pub mm: FakeMattermost,
+    pub dir: TempDir,
+    pub repo: PathBuf,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub settings: Value,
+    pub host: Option<tokio::process::Child>,
+    pub alice: Value,
+    pub channel: Value,
+}
+
+impl Env {
+    /// Starts everything with default settings adjusted by `tweak`.
+    pub async fn start(tweak: impl FnOnce(&mut Value)) -> Env {
+        let model = MockModel::start().await.expect("mock model");
+        let mm = FakeMattermost::start(MattermostConfig::default()).await.expect("fake mattermost");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        let codex_home = dir.path().join("codex-home");
+        std::fs::create_dir_all(&codex_home).unwrap();
+        let alice = mm.add_user(NewUser { username: "alice".into(), ..Default::default() });
+        let codex_bin = codex::binary().expect("the Codex CLI (cd tools/codex && npm install)");
+        let mut settings = json!({
+            "allowed_users": ["alice", "admin"],
+            "projects": format!("api = {}", repo.display()),
+            "default_project": "api",
+            "codex_path": codex_bin.display().to_string(),
+            "codex_home": codex_home.display().to_string(),
+            "codex_config": codex_overrides(&model.base_url()),
+            "model": codex::MODEL,
+            "run_timeout_minutes": 2,
+            "max_concurrent_runs": 2,
+            "queue_limit": 5,
+        });
+        tweak(&mut settings);
+        let mut env = Env {
+            socket: dir.path().join("host.sock"),
+            state_dir: dir.path().join("state"),
+            model,
+            mm,
+            repo,
+            dir,
+            settings,
+            host: None,
+            alice: json!({"id": alice.id, "username": "alice", "roles": ["system_user"]}),
+            channel: json!({"id": "chan-dev-0000000000000000000", "name": "dev", "display_name": "Dev", "kind": "public", "team_id": "team-eng", "team_name": "eng"}),
+        };
+        env.start_host().await;
+        env
+    }
+
+    pub async fn start_host(&mut self) {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codex-host"))
+            .args(["serve", "--socket"])
+            .arg(&self.socket)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env("CODEX_HOST_SECRET", SECRET)
+            .env(codex::API_KEY_ENV, "mock-key")
+            .env("CODEX_HOST_LOG", "info,codex_host=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join("host.log")).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawning codex-host");
+        self.host = Some(child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((200, _)) = self.try_call("GET", "/v1/health", None, SECRET).await {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "codex-host did not come up; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.push_config().await;
+    }
+
+    pub async fn push_config(&self) -> (u16, Value) {
+        let body = json!({
+            "mattermost_url": self.mm.url(),
+            "bot_user_id": self.mm.bot().id,
+            "bot_token": self.mm.bot_token(),
+            "plugin_version": "test",
+            "settings": self.settings,
+        });
+        let r = self.call("PUT", "/v1/config", Some(body)).await;
+        assert_eq!(r.0, 200, "config rejected: {}", r.1);
+        r
+    }
+
+    /// Kills the host with SIGKILL (a crash, not a shutdown).
+    pub async fn crash_host(&mut self) {
+        let mut child = self.host.take().expect("host running");
+        child.kill().await.unwrap();
+    }
+
+    /// Stops the host with SIGTERM and waits for it.
+    pub async fn stop_host(&mut self) -> std::process::ExitStatus {
+        let mut child = self.host.take().expect("host running");
+        let pid = child.id().unwrap() as i32;
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("host stops within 30 s").unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.try_call(method, path, body, SECRET).await.unwrap_or_else(|e| panic!("{method} {path}: {e}\nhost log:\n{}", self.log()))
+    }
+
+    pub async fn try_call(&self, method: &str, path: &str, body: Option<Value>, secret: &str) -> anyhow::Result<(u16, Value)> {
+        uds_call(&self.socket, method, path, body, secret).await
+    }
+
+    /// `/codex <text>` by `user` in the test channel, optionally inside a thread.
+    pub async fn command_as(&self, user: &Value, text: &str, root_id: &str) -> Value {
+        let body = json!({"user": user, "channel": self.channel, "root_id": root_id, "trigger_id": "t", "text": text});
+        let (status, resp) = self.call("POST", "/v1/commands", Some(body)).await;
+        assert_eq!(status, 200, "{resp}");
+        resp
+    }
+
+    pub async fn command(&self, text: &str) -> Value {
+        self.command_as(&self.alice.clone(), text, "").await
+    }
+
+    pub async fn command_in(&self, root_id: &str, text: &str) -> Value {
+        self.command_as(&self.alice.clone(), text, root_id).await
+    }
+
+    /// A human reply in a thread, as the plugin forwards it.
+    pub async fn reply(&self, user: &Value, root_id: &str, message: &str) -> Value {
+        let post = self
+            .mm
+            .inject_post(NewPost {
+                user_id: user["id"].as_str().unwrap().into(),
+                channel_id: self.channel["id"].as_str().unwrap().into(),
+                root_id: root_id.into(),
+                message: message.into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let body = json!({"user": user, "channel": self.channel, "post": {
+            "id": post.id, "root_id": root_id, "channel_id": post.channel_id, "user_id": post.user_id,
+            "message": message, "file_ids": [], "create_at": post.create_at}});
+        let (status, resp) = self.call("POST", "/v1/posts", Some(body)).await;
+        assert_eq!(status, 200, "{resp}");
+        resp
+    }
+
+    /// Waits until `n` outcome posts exist in total and returns them, oldest first.
+    pub async fn outcomes(&self, n: usize) -> Vec<TestPost> {
+        let r = self
+            .mm
+            .wait_for(
+                |s| {
+                    let o: Vec<TestPost> = s.posts.iter().filter(|p| kind(p) == "outcome").cloned().collect();
+                    (o.len() >= n).then_some(o)
+                },
+                WAIT,
+            )
+            .await;
+        r.unwrap_or_else(|e| panic!("waiting for {n} outcome(s): {e}\nposts: {:#?}\nhost log:\n{}", self.summary(), self.log()))
+    }
+
+    /// Waits for a post matching `pred`.
+    pub async fn wait_post(&self, what: &str, pred: impl Fn(&TestPost) -> bool) -> TestPost {
+        self.mm
+            .wait_for(|s| s.posts.iter().find(|p| pred(p)).cloned(), WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("waiting for {what}: {e}\nposts: {:#?}\nhost log:\n{}", self.summary(), self.log()))
+    }
+
+    pub fn summary(&self) -> Vec<String> {
+        self.mm.posts().iter().map(|p| format!("[{}] root={} {}", kind(p), p.post.root_id, p.post.message.chars().take(160).collect::<String>())).collect()
+    }
+
+    /// Every run that reached an outcome has exactly one outcome post.
+    pub fn assert_one_outcome_per_run(&self) {
+        let posts = self.mm.posts();
+        let mut counts = std::collections::HashMap::<String, usize>::new();
+        for p in posts.iter().filter(|p| kind(p) == "outcome") {
+            *counts.entry(prop(p, "codex_run_id")).or_default() += 1;
+        }
+        for (run, n) in counts {
+            assert_eq!(n, 1, "run {run} has {n} outcome posts: {:#?}", self.summary());
+        }
+    }
+
+    /// Processes whose command line mentions this test's repository (i.e. Codex and its children).
+    pub fn codex_processes(&self) -> Vec<String> {
+        processes_mentioning(&self.repo)
+    }
+}
+
+pub fn kind(p: &TestPost) -> String {
+    prop(p, "codex_kind")
+}
+
+pub fn prop(p: &TestPost, key: &str) -> String {
+    p.post.props.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// The Codex `-c` overrides pointing at the mock, as the `codex_config` setting's lines.
+pub fn codex_overrides(base_url: &str) -> String {
+    let args = codex::provider_args(base_url);
+    let mut lines = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().expect("flag value");
+        match flag.as_str() {
+            "-c" => lines.push(value.clone()),
+            "--disable" => lines.push(format!("features.{value}=false")),
+            other => panic!("unexpected codex flag {other}"),
+        }
+    }
+    lines.join("\n")
+}
+
+pub fn processes_mentioning(path: &Path) -> Vec<String> {
+    let needle = path.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !entry.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if cmd.contains(&needle) {
+                found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+pub async fn uds_call(socket: &Path, method: &str, path: &str, body: Option<Value>, secret: &str) -> anyhow::Result<(u16, Value)> {
+    let stream = UnixStream::connect(socket).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "codex-host")
+        .header("authorization", format!("Bearer {secret}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(bytes)))?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    let value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body)? };
+    Ok((status, value))
+}

@@ -1,0 +1,315 @@
+//! End-to-end scenarios of the host: the real `codex-host serve` binary on its socket, the real
+//! Codex CLI against the mock model, posts recorded by the fake Mattermost.
+
+mod common;
+
+use codex_testkit::mattermost::{Fault, NewPost, NewUser};
+use common::*;
+use serde_json::{json, Value};
+
+fn root_posts(env: &Env) -> Vec<codex_testkit::mattermost::TestPost> {
+    env.mm.posts().into_iter().filter(|p| kind(p) == "root").collect()
+}
+
+fn request_text(body: &Value) -> String {
+    body["input"].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_thread_gets_the_answer_and_a_reply_resumes_the_session() {
+    let env = Env::start(|_| {}).await;
+    let ack = env.command("explain the login flow").await;
+    assert_eq!(ack["response_type"], "ephemeral");
+
+    let first = env.outcomes(1).await.remove(0);
+    let roots = root_posts(&env);
+    assert_eq!(roots.len(), 1, "{:#?}", env.summary());
+    let root = &roots[0].post;
+    assert_eq!(root.user_id, env.mm.bot().id);
+    assert!(root.message.contains("@alice asked Codex in `api`") && root.message.contains("explain the login flow"), "{}", root.message);
+    assert_eq!(first.post.root_id, root.id);
+    assert_eq!(prop(&first, "codex_status"), "answered");
+    assert!(first.post.message.starts_with("Mock answer: explain the login flow"), "{}", first.post.message);
+    assert!(first.post.message.contains("`api`") && first.post.message.contains("exit 0"), "footer missing: {}", first.post.message);
+    let progress = env.wait_post("progress post", |p| kind(p) == "progress").await;
+    assert_eq!(progress.post.root_id, root.id);
+    assert!(progress.post.message.contains("**Answered**"), "{}", progress.post.message);
+
+    // A plain reply in the bot's thread continues the same Codex session.
+    let handled = env.reply(&env.alice, &root.id, "and what about logout?").await;
+    assert_eq!(handled["handled"], true);
+    let second = env.outcomes(2).await.remove(1);
+    assert_eq!(second.post.root_id, root.id);
+    assert!(second.post.message.starts_with("Mock answer: and what about logout?"), "{}", second.post.message);
+    let requests = env.model.requests();
+    let last = request_text(requests.last().unwrap());
+    assert!(last.contains("explain the login flow"), "resumed request lacks the first prompt: {last}");
+    assert!(last.contains("Mock answer: explain the login flow"), "resumed request lacks the first answer: {last}");
+    assert!(env.log().contains("resume=Some("), "second run did not resume: {}", env.log());
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_threads_at_once_keep_their_own_sessions() {
+    let env = Env::start(|_| {}).await;
+    env.command("[[mock:slow:2]] topic alpha").await;
+    env.command("[[mock:slow:2]] topic beta").await;
+    let outs = env.outcomes(2).await;
+    assert!(outs.iter().all(|o| prop(o, "codex_status") == "answered"), "{:#?}", env.summary());
+    // Both ran at once: the second started before the first finished.
+    let roots = root_posts(&env);
+    assert_eq!(roots.len(), 2);
+    let root_of = |topic: &str| roots.iter().find(|r| r.post.message.contains(topic)).unwrap().post.id.clone();
+    let (alpha, beta) = (root_of("alpha"), root_of("beta"));
+    env.reply(&env.alice, &alpha, "follow-up one").await;
+    env.outcomes(3).await;
+    env.reply(&env.alice, &beta, "follow-up two").await;
+    env.outcomes(4).await;
+    let reqs = env.model.requests();
+    let find = |needle: &str| reqs.iter().rev().map(request_text).find(|t| t.contains(needle)).unwrap();
+    let one = find("follow-up one");
+    assert!(one.contains("topic alpha") && !one.contains("topic beta"), "thread alpha mixed sessions: {one}");
+    let two = find("follow-up two");
+    assert!(two.contains("topic beta") && !two.contains("topic alpha"), "thread beta mixed sessions: {two}");
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_kills_the_process_group_and_posts_the_outcome() {
+    let env = Env::start(|_| {}).await;
+    env.command("[[mock:slow:60]] a long job").await;
+    // Wait until Codex is really running (the model has been asked).
+    env.model.wait_for_requests(1, WAIT).await.unwrap();
+    assert!(!env.codex_processes().is_empty(), "codex should be running");
+    let root = root_posts(&env).remove(0).post.id;
+    let ack = env.command_in(&root, "cancel").await;
+    assert!(ack["text"].as_str().unwrap().contains("Cancelling"), "{ack}");
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "cancelled");
+    assert!(out.post.message.contains("Cancelled** by @alice"), "{}", out.post.message);
+    assert!(env.codex_processes().is_empty(), "codex processes survived cancel: {:?}", env.codex_processes());
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_kills_the_process_group_and_posts_the_outcome() {
+    let env = Env::start(|s| s["run_timeout_minutes"] = json!(0.05)).await;
+    env.command("[[mock:slow:60]] takes forever").await;
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "timed_out");
+    assert!(out.post.message.contains("Timed out"), "{}", out.post.message);
+    assert!(env.codex_processes().is_empty(), "codex processes survived the timeout: {:?}", env.codex_processes());
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_answer_arrives_whole_in_parts() {
+    let env = Env::start(|_| {}).await;
+    env.command("[[mock:long:40000]] write a lot").await;
+    let out = env.outcomes(1).await.remove(0);
+    let run = prop(&out, "codex_run_id");
+    let parts: Vec<String> = env
+        .mm
+        .posts()
+        .into_iter()
+        .filter(|p| prop(p, "codex_run_id") == run && (kind(p) == "answer_part" || kind(p) == "outcome"))
+        .map(|p| p.post.message)
+        .collect();
+    assert!(parts.len() >= 3, "expected the answer split in parts, got {}", parts.len());
+    assert!(parts.iter().all(|p| p.chars().count() <= 16383));
+    let joined = parts.join("\n");
+    assert!(joined.contains("END-OF-LONG-ANSWER"));
+    let answer = env.model.requests().len();
+    assert_eq!(answer, 1);
+    // Every paragraph the model wrote is in some part.
+    let count = joined.matches("Paragraph ").count();
+    assert!(count >= 40000 / 600, "paragraphs lost: only {count}");
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_answer_is_attached_as_a_file() {
+    let env = Env::start(|_| {}).await;
+    env.command("[[mock:long:120000]] write a book").await;
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(out.post.file_ids.len(), 1, "{:#?}", out.post);
+    assert!(out.post.message.contains("attached as `codex-answer-"), "{}", out.post.message);
+    let file = env.mm.file(&out.post.file_ids[0]).expect("uploaded file");
+    let text = String::from_utf8(file.bytes.to_vec()).unwrap();
+    assert!(text.len() >= 100_000 && text.contains("END-OF-LONG-ANSWER"));
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_codex_output_are_redacted() {
+    let env = Env::start(|_| {}).await;
+    env.command("[[mock:secret]] show me the config").await;
+    let out = env.outcomes(1).await.remove(0);
+    let m = &out.post.message;
+    assert!(m.contains("no secret here"), "{m}");
+    for leak in ["sk-proj-", "ghp_", "AKIA", "BEGIN OPENSSH PRIVATE KEY"] {
+        assert!(!m.contains(leak), "{leak} leaked: {m}");
+    }
+    assert!(m.contains("[redacted"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_crash_mid_run_is_reported_as_interrupted_after_restart() {
+    let mut env = Env::start(|_| {}).await;
+    env.command("[[mock:slow:20]] survive a crash").await;
+    env.model.wait_for_requests(1, WAIT).await.unwrap();
+    env.crash_host().await;
+    env.start_host().await;
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "interrupted");
+    assert!(out.post.message.contains("Interrupted"), "{}", out.post.message);
+    // Pushing the config again does not tell the thread twice.
+    env.push_config().await;
+    let (status, health) = env.call("GET", "/v1/health", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["configured"], true);
+    env.assert_one_outcome_per_run();
+    assert_eq!(env.mm.posts().iter().filter(|p| kind(p) == "outcome").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_ends_runs_in_flight_visibly() {
+    let mut env = Env::start(|_| {}).await;
+    env.command("[[mock:slow:30]] will be stopped").await;
+    env.model.wait_for_requests(1, WAIT).await.unwrap();
+    let status = env.stop_host().await;
+    assert!(status.success(), "host exit {status:?}\n{}", env.log());
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "interrupted");
+    assert!(env.codex_processes().is_empty(), "{:?}", env.codex_processes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_calls_file_changes_and_failures_are_reported() {
+    let env = Env::start(|_| {}).await;
+    env.command("[[mock:exec]] run something").await;
+    let exec = env.outcomes(1).await.remove(0);
+    assert!(exec.post.message.starts_with("Ran the command."), "{}", exec.post.message);
+
+    env.command("[[mock:patch]] add a file").await;
+    let patch = env.outcomes(2).await.remove(1);
+    assert!(patch.post.message.contains("1 file changed"), "{}", patch.post.message);
+    assert_eq!(std::fs::read_to_string(env.repo.join("mock.txt")).unwrap().trim(), "hello from mock");
+
+    env.command("[[mock:fail]] this breaks").await;
+    let failed = env.outcomes(3).await.remove(2);
+    assert_eq!(prop(&failed, "codex_status"), "failed");
+    assert!(failed.post.message.contains("mock failure: the model refused") && failed.post.message.contains("exit 1"), "{}", failed.post.message);
+
+    // The progress post showed the command while it ran.
+    let progress_run = prop(&exec, "codex_run_id");
+    let progress = env.wait_post("exec progress", |p| kind(p) == "progress" && prop(p, "codex_run_id") == progress_run).await;
+    let shown: Vec<String> = progress.history.iter().map(|v| v.post.message.clone()).collect();
+    assert!(shown.iter().any(|m| m.contains("**Working**")), "{shown:#?}");
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_from_mattermost_are_retried() {
+    let env = Env::start(|_| {}).await;
+    env.mm.inject_fault(Fault { status: 429, count: 2, path_prefix: "/api/v4/posts".into(), method: Some("POST".into()) });
+    env.command("hello despite limits").await;
+    let out = env.outcomes(1).await.remove(0);
+    assert!(out.post.message.starts_with("Mock answer: hello despite limits"));
+    assert!(env.mm.requests().iter().filter(|r| r.status == 429).count() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_messages() {
+    let env = Env::start(|_| {}).await;
+    let text = |v: Value| v["text"].as_str().unwrap().to_string();
+    assert!(text(env.command("project nope").await).contains("There is no project `nope`. Configured: api."));
+    assert!(text(env.command("new").await).contains("Give Codex something to do"));
+    let typo = text(env.command("stauts").await);
+    assert!(typo.contains("Unknown command `stauts`") && typo.contains("/codex status"), "{typo}");
+    assert!(text(env.command("help").await).contains("/codex continue <prompt>"));
+    assert!(text(env.command("").await).contains("#### Codex for Mattermost"));
+    assert!(text(env.command("continue more").await).contains("no earlier Codex session"));
+    assert!(text(env.command("cancel").await).contains("no running or queued"));
+
+    let bob = env.mm.add_user(NewUser { username: "bob".into(), ..Default::default() });
+    let bob = json!({"id": bob.id, "username": "bob", "roles": ["system_user"]});
+    let refused = text(env.command_as(&bob, "do something", "").await);
+    assert!(refused.contains("@bob is not on the allowed users list") && refused.contains("Your prompt was: do something"), "{refused}");
+    assert!(env.mm.posts().is_empty(), "a refused prompt must not start a thread");
+
+    // Wrong secret and unknown routes.
+    let (status, body) = env.try_call("GET", "/v1/health", None, "wrong-secret").await.unwrap();
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = env.call("GET", "/v1/nope", None).await;
+    assert_eq!(status, 404);
+    // A bad config is refused whole and the old one stays.
+    let (status, body) = env
+        .call("PUT", "/v1/config", Some(json!({"mattermost_url": env.mm.url(), "bot_user_id": "b", "bot_token": "t", "settings": {"default_sandbox": "yolo"}})))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("Default sandbox: `yolo`"), "{body}");
+    assert!(text(env.command("projects").await).contains("`api`"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_codex_binary_fails_visibly() {
+    let env = Env::start(|s| s["codex_path"] = json!("/nonexistent/codex")).await;
+    env.command("anything").await;
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "failed");
+    assert!(out.post.message.contains("Codex CLI was not found at `/nonexistent/codex`"), "{}", out.post.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_shows_positions_and_refuses_beyond_its_limit() {
+    let env = Env::start(|s| {
+        s["max_concurrent_runs"] = json!(1);
+        s["queue_limit"] = json!(1);
+    })
+    .await;
+    env.command("[[mock:slow:3]] first").await;
+    let second = env.command("second in line").await;
+    assert!(second["text"].as_str().unwrap().contains("Queued at position 1"), "{second}");
+    let third = env.command("third is too many").await;
+    let t = third["text"].as_str().unwrap();
+    assert!(t.contains("queue limit") && t.contains("Your prompt was: third is too many"), "{t}");
+    let outs = env.outcomes(2).await;
+    assert!(outs.iter().all(|o| prop(o, "codex_status") == "answered"));
+    let queued = env.wait_post("a progress post that showed a queue position", |p| {
+        kind(p) == "progress" && p.history.iter().any(|v| v.post.message.contains("**Queued** · position 1"))
+    });
+    queued.await;
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_in_a_human_thread_gets_its_transcript() {
+    let env = Env::start(|_| {}).await;
+    let sam = env.mm.add_user(NewUser { username: "sam".into(), ..Default::default() });
+    let channel = env.channel["id"].as_str().unwrap().to_string();
+    let root = env
+        .mm
+        .inject_post(NewPost { user_id: sam.id.clone(), channel_id: channel.clone(), message: "login is broken again".into(), ..Default::default() })
+        .unwrap();
+    env.mm
+        .inject_post(NewPost { user_id: sam.id.clone(), channel_id: channel, root_id: root.id.clone(), message: "stack trace: NullPointer at Auth.kt:42".into(), ..Default::default() })
+        .unwrap();
+    env.command_in(&root.id, "look at the trace Sam pasted above").await;
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(out.post.root_id, root.id);
+    let req = request_text(env.model.requests().last().unwrap());
+    assert!(req.contains("@sam: login is broken again") && req.contains("NullPointer at Auth.kt:42"), "transcript missing: {req}");
+    assert!(req.contains("Request from @alice"), "{req}");
+    // Plain replies do not wake Codex in a thread people started (only in the bot's threads)...
+    let plain = env.reply(&env.alice, &root.id, "just chatting here").await;
+    assert_eq!(plain["handled"], false);
+    // ...but `/codex` there resumes the bound session, passing only what is new since then.
+    env.command_in(&root.id, "thanks, and now?").await;
+    let _ = env.outcomes(2).await;
+    let later = codex_testkit::model::last_user_text(env.model.requests().last().unwrap()).unwrap();
+    assert!(!later.contains("NullPointer"), "old transcript passed again: {later}");
+    assert!(later.contains("@alice: just chatting here"), "new message missing: {later}");
+    assert!(later.contains("thanks, and now?"), "{later}");
+    assert_eq!(root_posts(&env).len(), 0, "no bot root in a human thread");
+}
