@@ -79,7 +79,8 @@ struct RunArgs {
     /// Sandbox: read-only, workspace-write or danger-full-access.
     #[arg(long)]
     sandbox: Option<String>,
-    #[arg(long)]
+    /// Model (e.g. gpt-5.5) [default: Codex's own].
+    #[arg(short = 'm', long)]
     model: Option<String>,
     /// Run timeout in minutes.
     #[arg(long)]

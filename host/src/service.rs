@@ -899,7 +899,7 @@ impl Host {
             }
             Ending::Exited(code) => {
                 let message = state.failure.clone().or(state.last_error.clone()).unwrap_or_default();
-                let tail: String = stderr_tail.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                let tail = stderr_summary(&stderr_tail);
                 (RunStatus::Failed, redactor.redact(&render::failed(code, &message, &tail)), code)
             }
         };
@@ -1046,6 +1046,18 @@ impl Host {
     }
 }
 
+/// The last lines of Codex's stderr worth showing a person: without its fixed stdin notice and
+/// without backtraces.
+fn stderr_summary(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !l.starts_with("Reading additional input from stdin"))
+        .take_while(|l| !l.starts_with("Stack backtrace:") && !l.starts_with("stack backtrace:"))
+        .collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
 fn progress_props(run_id: &str, status: RunStatus) -> Value {
     let mut p = json!({"codex_kind": "progress", "codex_status": status.as_str()});
     if !run_id.is_empty() {
@@ -1118,6 +1130,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stderr_summary_drops_noise() {
+        let s = "Reading additional input from stdin...\nError: thread/resume failed: no rollout found\n\nStack backtrace:\n   0: foo";
+        assert_eq!(stderr_summary(s), "Error: thread/resume failed: no rollout found");
+    }
 
     #[test]
     fn typos_of_subcommands_are_caught_but_prompts_are_not() {
