@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use codex_host::api::{self, contract::ConfigRequest};
+use codex_host::buttons::Signer;
 use codex_host::chat::{Chat, MattermostClient, TerminalChat};
 use codex_host::config::Settings;
 use codex_host::gate::{AllowlistGate, LocalGate};
@@ -130,7 +131,8 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         bail!("no usable secret: set CODEX_HOST_SECRET (or --secret-file) to the plugin's Host secret, at least 16 characters");
     }
     let store = open_store(&a.state_dir)?;
-    let host = Host::new(store, Chat::Mattermost(MattermostClient::new()), Arc::new(AllowlistGate), vec![secret.clone()]);
+    let signer = Signer::from_state_dir(&a.state_dir)?;
+    let host = Host::new(store, Chat::Mattermost(MattermostClient::new()), Arc::new(AllowlistGate), signer, vec![secret.clone()]);
     let interrupted = host.recover()?;
     info!(version = env!("CARGO_PKG_VERSION"), interrupted, state_dir = %a.state_dir.display(), "codex-host starting");
     let shutdown = CancellationToken::new();
@@ -204,7 +206,7 @@ async fn run(a: RunArgs) -> Result<ExitCode> {
     let state_dir = a.state_dir.unwrap_or_else(default_state_dir);
     let store = open_store(&state_dir)?;
     let chat = Chat::Terminal(TerminalChat::new(state_dir.join("attachments")));
-    let host = Host::new(store, chat, Arc::new(LocalGate), vec![]);
+    let host = Host::new(store, chat, Arc::new(LocalGate), Signer::random(), vec![]);
     host.recover()?;
     let req = ConfigRequest { settings, ..Default::default() };
     if let Err(problems) = host.apply_config(req, false).await {

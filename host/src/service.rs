@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
 use crate::api::contract::*;
+use crate::buttons::{ButtonAction, Refusal, Signer};
 use crate::chat::{Chat, NewPost, Post};
 use crate::config::{Config, Project, Sandbox};
 use crate::gate::{Action, Decision, Gate, GateRequest};
@@ -26,6 +27,8 @@ use crate::store::{now_ms, RunResult, RunRow, Store, ThreadRow};
 
 /// Progress posts are edited at most this often.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(1500);
+/// How long Retry buttons stay valid.
+const RETRY_TTL_S: i64 = 7 * 24 * 3600;
 /// Answers longer than this many posts are attached as a file instead.
 const MAX_ANSWER_PARTS: usize = 4;
 const SUBCOMMANDS: &[&str] = &["help", "new", "continue", "project", "projects", "status", "last", "cancel", "policy"];
@@ -104,6 +107,8 @@ pub struct Host {
     redactor: RwLock<Arc<Redactor>>,
     bot_user_id: RwLock<String>,
     mattermost_url: RwLock<String>,
+    actions_url: RwLock<String>,
+    signer: Signer,
     codex_version: RwLock<Option<(String, String)>>,
     secrets: Vec<String>,
     tasks: TaskTracker,
@@ -111,7 +116,7 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(store: Store, chat: Chat, gate: Arc<dyn Gate>, secrets: Vec<String>) -> Arc<Host> {
+    pub fn new(store: Store, chat: Chat, gate: Arc<dyn Gate>, signer: Signer, secrets: Vec<String>) -> Arc<Host> {
         Arc::new(Host {
             store,
             chat,
@@ -122,6 +127,8 @@ impl Host {
             redactor: RwLock::new(Arc::new(Redactor::new(secrets.clone()))),
             bot_user_id: RwLock::new(String::new()),
             mattermost_url: RwLock::new(String::new()),
+            actions_url: RwLock::new(String::new()),
+            signer,
             codex_version: RwLock::new(None),
             secrets,
             tasks: TaskTracker::new(),
@@ -148,6 +155,12 @@ impl Host {
     /// Marks runs a previous process left unfinished as interrupted. Their threads are told once a
     /// Mattermost connection is configured.
     pub fn recover(&self) -> anyhow::Result<usize> {
+        // A crashed host leaves its Codex processes running; they still hold their sessions.
+        for pgid in self.store.leftover_pgids()? {
+            if runner::process::kill_leftover_group(pgid) {
+                warn!(pgid, "ended a Codex process group left by the previous host");
+            }
+        }
         let left = self.store.interrupt_leftovers()?;
         for r in &left {
             warn!(run = %r.id, project = %r.project, "run was in progress when the host stopped; marked interrupted");
@@ -195,6 +208,7 @@ impl Host {
             }
             *self.bot_user_id.write().unwrap() = req.bot_user_id.clone();
             *self.mattermost_url.write().unwrap() = req.mattermost_url.trim_end_matches('/').to_string();
+            *self.actions_url.write().unwrap() = req.actions_url.clone();
         }
         let mut secrets = self.secrets.clone();
         if !req.bot_token.is_empty() {
@@ -225,13 +239,13 @@ impl Host {
             }
             let elapsed = Duration::from_millis((now_ms() - r.created_at).max(0) as u64);
             if let Some(pid) = &r.progress_post_id {
-                let _ = self.chat.update_post(pid, &render::progress_final(RunStatus::Interrupted, &r.project, elapsed), Some(progress_props(&r.id, RunStatus::Interrupted))).await;
+                let _ = self.chat.update_post(pid, &render::progress_final(RunStatus::Interrupted, &r.project, elapsed), Some(progress_props(&r.id, RunStatus::Interrupted, None))).await;
             }
             let post = NewPost {
                 channel_id: r.channel_id.clone(),
                 root_id: r.root_id.clone(),
                 message: render::interrupted(),
-                props: outcome_props(&r.id, RunStatus::Interrupted),
+                props: outcome_props(&r.id, RunStatus::Interrupted, self.buttons(&r.id, &[ButtonAction::Retry], RETRY_TTL_S)),
                 file_ids: vec![],
             };
             match self.chat.create_post(post).await {
@@ -494,6 +508,96 @@ impl Host {
         }
     }
 
+    /// A signed button attachment, or nothing when the plugin gave no actions URL (terminal).
+    fn buttons(&self, run_id: &str, which: &[ButtonAction], ttl_s: i64) -> Option<Value> {
+        let url = self.actions_url.read().unwrap().clone();
+        (!url.is_empty()).then(|| self.signer.attachment(&url, run_id, which, now_s(), ttl_s))
+    }
+
+    // ----- buttons -----
+
+    /// A button click. The user comes from the server-authenticated header (via the plugin);
+    /// the context must carry a valid, unexpired, unused signature.
+    pub async fn action(self: &Arc<Self>, req: ActionRequest) -> ActionResponse {
+        let eph = |t: String| ActionResponse { update: None, ephemeral_text: t };
+        let user = User { id: req.user_id.clone(), username: non_empty(&req.user.username, &req.user_name), roles: req.user.roles.clone(), is_bot: false };
+        let audit_refusal = |code: &str, run: Option<&str>| {
+            let _ = self.store.audit("action.refused", run, &user.id, &req.channel_id, &json!({"reason": code, "post_id": req.post_id, "context": req.context}));
+        };
+        if user.id.is_empty() {
+            audit_refusal("no-user", None);
+            return eph("This click carried no authenticated user, so it was ignored.".into());
+        }
+        let click = match self.signer.verify(&req.context, now_s()) {
+            Ok(c) => c,
+            Err(refusal) => {
+                warn!(user = %user.id, reason = refusal.code(), "refused a button click");
+                audit_refusal(refusal.code(), req.context.get("run_id").and_then(Value::as_str));
+                return eph(format!("Nothing happened: {refusal}.{}", if refusal == Refusal::Expired { " Use `/codex status` or the slash commands instead." } else { "" }));
+            }
+        };
+        let Some(cfg) = self.config() else { return eph("Codex is still starting; try again in a minute.".into()) };
+        let run = match self.store.run(&click.run_id) {
+            Ok(Some(r)) => r,
+            _ => {
+                audit_refusal("unknown-run", Some(&click.run_id));
+                return eph("This run is not known to the Codex host (its state may have been reset).".into());
+            }
+        };
+        if run.user_id != user.id && !user.is_system_admin() {
+            audit_refusal("not-permitted", Some(&run.id));
+            return eph(format!("Only @{} (who started this run) or a system admin can {} it.", run.username, click.action.as_str()));
+        }
+        match click.action {
+            ButtonAction::Cancel => {
+                let active = self.active.lock().unwrap().get(&run.id).cloned();
+                let Some(active) = active else { return eph("This run has already ended.".into()) };
+                if !self.spend(&click.nonce, &user, &run, &req) {
+                    return eph("This button was already used.".into());
+                }
+                self.stop(&run.id, &active, StopReason::Cancelled { by: user.username.clone() });
+                let _ = self.store.audit("run.cancel", Some(&run.id), &user.id, &run.channel_id, &json!({"by": user.username, "via": "button"}));
+                ActionResponse {
+                    update: Some(ActionUpdate { message: render::cancelling(&user.username), props: progress_props(&run.id, RunStatus::Running, None) }),
+                    ephemeral_text: String::new(),
+                }
+            }
+            ButtonAction::Retry => {
+                if !matches!(run.status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Interrupted) {
+                    return eph(format!("This run cannot be retried: it is {}.", run.status.as_str().replace('_', " ")));
+                }
+                if !self.spend(&click.nonce, &user, &run, &req) {
+                    return eph("This button was already used.".into());
+                }
+                let channel = if req.channel.id.is_empty() { Channel { id: run.channel_id.clone(), ..Default::default() } } else { req.channel.clone() };
+                match self.submit(&cfg, &user, &channel, &run.root_id, Intent::Auto, &run.prompt, None) {
+                    Ok(a) => {
+                        let _ = self.store.audit("run.retry", Some(&a.run_id), &user.id, &run.channel_id, &json!({"retry_of": run.id}));
+                        let original = self.chat.post(&req.post_id).await.map(|p| p.message).unwrap_or_default();
+                        ActionResponse {
+                            update: Some(ActionUpdate { message: render::retried(&original, &user.username), props: outcome_props(&run.id, run.status, None) }),
+                            ephemeral_text: String::new(),
+                        }
+                    }
+                    Err(refusal) => eph(refusal),
+                }
+            }
+            ButtonAction::Approve | ButtonAction::Deny => eph("Approvals are not enabled on this host yet.".into()),
+        }
+    }
+
+    /// Spends a click's nonce; a second use is a replay, refused and audited.
+    fn spend(&self, nonce: &str, user: &User, run: &RunRow, req: &ActionRequest) -> bool {
+        match self.store.spend_nonce(nonce) {
+            Ok(true) => true,
+            Ok(false) | Err(_) => {
+                warn!(user = %user.id, run = %run.id, "refused a replayed button click");
+                let _ = self.store.audit("action.refused", Some(&run.id), &user.id, &req.channel_id, &json!({"reason": "replayed", "post_id": req.post_id}));
+                false
+            }
+        }
+    }
+
     // ----- thread replies and DMs -----
 
     pub async fn post(self: &Arc<Self>, req: PostRequest) -> PostResponse {
@@ -709,6 +813,8 @@ impl Host {
                 }
             }
         };
+        let cancel_button = self.buttons(&plan.run_id, &[ButtonAction::Cancel], plan.timeout.as_secs() as i64 + 24 * 3600);
+        let running_props = progress_props(&plan.run_id, RunStatus::Running, cancel_button.clone());
         let position = *admission.position.borrow();
         let first = render::progress(&render::Progress {
             project: &plan.project.name,
@@ -719,7 +825,7 @@ impl Host {
             channel_id: plan.channel.id.clone(),
             root_id: root_id.clone(),
             message: first,
-            props: progress_props(&plan.run_id, RunStatus::Queued),
+            props: progress_props(&plan.run_id, RunStatus::Queued, cancel_button.clone()),
             file_ids: vec![],
         })
         .await
@@ -742,7 +848,7 @@ impl Host {
             }
             if let Some(pid) = &progress_id {
                 let msg = render::progress(&render::Progress { project: &plan.project.name, queue_position: Some(pos), ..Default::default() });
-                let _ = self.chat.update_post(pid, &msg, None).await;
+                let _ = self.chat.update_post(pid, &msg, Some(progress_props(&plan.run_id, RunStatus::Queued, cancel_button.clone()))).await;
             }
             tokio::select! {
                 changed = admission.position.changed() => if changed.is_err() { break },
@@ -797,7 +903,7 @@ impl Host {
         let state = Arc::new(Mutex::new(RunState::default()));
         let ticker_stop = CancellationToken::new();
         let ticker = progress_id.clone().map(|pid| {
-            let (state, stop, project) = (state.clone(), ticker_stop.clone(), plan.project.name.clone());
+            let (state, stop, project, props) = (state.clone(), ticker_stop.clone(), plan.project.name.clone(), running_props.clone());
             let chat = &self.chat;
             let redactor = redactor.clone();
             async move {
@@ -824,7 +930,7 @@ impl Host {
                     if rev != shown || last_edit.elapsed() >= Duration::from_secs(5) {
                         shown = rev;
                         last_edit = Instant::now();
-                        if let Err(e) = chat.update_post(&pid, &redactor.redact(&msg), Some(progress_props(&"", RunStatus::Running))).await {
+                        if let Err(e) = chat.update_post(&pid, &redactor.redact(&msg), Some(props.clone())).await {
                             warn!(error = %e, "progress update failed");
                         }
                     }
@@ -835,10 +941,14 @@ impl Host {
             let state = state.clone();
             let store = &self.store;
             let root_id = root_id.clone();
+            let run_id = plan.run_id.clone();
             let cancel = active.cancel.clone();
             let inv = &inv;
             async move {
-                runner::process::run(inv, &cancel, plan.timeout, |ev| {
+                let on_spawn = |pgid| {
+                    let _ = store.set_pgid(&run_id, pgid);
+                };
+                runner::process::run(inv, &cancel, plan.timeout, on_spawn, |ev| {
                     if let runner::events::Event::ThreadStarted { thread_id } = &ev {
                         if resume.is_none() {
                             let _ = store.set_codex_thread(&root_id, thread_id);
@@ -898,7 +1008,13 @@ impl Host {
                 (RunStatus::Answered, render::answer(partial.as_deref()), code)
             }
             Ending::Exited(code) => {
-                let message = state.failure.clone().or(state.last_error.clone()).unwrap_or_default();
+                let message = state
+                    .failure
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .or(state.last_error.clone())
+                    .or_else(|| stderr_tail.lines().rev().find_map(|l| l.trim().strip_prefix("Error: ").map(String::from)))
+                    .unwrap_or_default();
                 let tail = stderr_summary(&stderr_tail);
                 (RunStatus::Failed, redactor.redact(&render::failed(code, &message, &tail)), code)
             }
@@ -925,7 +1041,7 @@ impl Host {
         }
         let _ = self.store.audit("run.finished", Some(&plan.run_id), &plan.user.id, &plan.channel.id, &json!({"status": status.as_str(), "exit_code": exit_code, "elapsed_ms": elapsed.as_millis() as u64}));
         if let Some(pid) = progress_id {
-            let _ = self.chat.update_post(pid, &render::progress_final(status, &plan.project.name, elapsed), Some(progress_props(&plan.run_id, status))).await;
+            let _ = self.chat.update_post(pid, &render::progress_final(status, &plan.project.name, elapsed), Some(progress_props(&plan.run_id, status, None))).await;
         }
         match self.post_outcome(&plan.channel.id, root_id, &plan.run_id, status, &body, &footer).await {
             Ok(()) => {
@@ -945,9 +1061,13 @@ impl Host {
             props,
             file_ids,
         };
+        let retry = matches!(status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Interrupted)
+            .then(|| self.buttons(run_id, &[ButtonAction::Retry], RETRY_TTL_S))
+            .flatten();
+        let outcome = outcome_props(run_id, status, retry);
         let full = format!("{body}{footer}");
         if full.chars().count() <= POST_MAX_RUNES {
-            self.chat.create_post(post(full, outcome_props(run_id, status), vec![])).await?;
+            self.chat.create_post(post(full, outcome, vec![])).await?;
             return Ok(());
         }
         let label_room = 32;
@@ -960,7 +1080,7 @@ impl Host {
                     let props = json!({"codex_kind": "answer_part", "codex_run_id": run_id});
                     self.chat.create_post(post(format!("{label}{part}"), props, vec![])).await?;
                 } else {
-                    self.chat.create_post(post(format!("{label}{part}{footer}"), outcome_props(run_id, status), vec![])).await?;
+                    self.chat.create_post(post(format!("{label}{part}{footer}"), outcome.clone(), vec![])).await?;
                 }
             }
             return Ok(());
@@ -972,7 +1092,7 @@ impl Host {
             "{head}\n\n*… the full answer ({} characters) is attached as `{name}`.*{footer}",
             body.chars().count()
         );
-        self.chat.create_post(post(message, outcome_props(run_id, status), vec![file_id])).await?;
+        self.chat.create_post(post(message, outcome, vec![file_id])).await?;
         Ok(())
     }
 
@@ -1058,16 +1178,23 @@ fn stderr_summary(stderr: &str) -> String {
     lines[lines.len().saturating_sub(8)..].join("\n")
 }
 
-fn progress_props(run_id: &str, status: RunStatus) -> Value {
-    let mut p = json!({"codex_kind": "progress", "codex_status": status.as_str()});
-    if !run_id.is_empty() {
-        p["codex_run_id"] = json!(run_id);
-    }
-    p
+fn progress_props(run_id: &str, status: RunStatus, buttons: Option<Value>) -> Value {
+    with_buttons(json!({"codex_kind": "progress", "codex_run_id": run_id, "codex_status": status.as_str()}), buttons)
 }
 
-fn outcome_props(run_id: &str, status: RunStatus) -> Value {
-    json!({"codex_kind": "outcome", "codex_run_id": run_id, "codex_status": status.as_str()})
+fn outcome_props(run_id: &str, status: RunStatus, buttons: Option<Value>) -> Value {
+    with_buttons(json!({"codex_kind": "outcome", "codex_run_id": run_id, "codex_status": status.as_str()}), buttons)
+}
+
+fn with_buttons(mut props: Value, buttons: Option<Value>) -> Value {
+    if let Some(b) = buttons {
+        props["attachments"] = json!([b]);
+    }
+    props
+}
+
+fn now_s() -> i64 {
+    now_ms() / 1000
 }
 
 fn attachment_names(p: &Post) -> Vec<String> {
@@ -1082,6 +1209,10 @@ fn attachment_names(p: &Post) -> Vec<String> {
     } else {
         vec![format!("{} file{}", p.file_ids.len(), if p.file_ids.len() == 1 { "" } else { "s" })]
     }
+}
+
+fn non_empty(a: &str, b: &str) -> String {
+    if a.is_empty() { b.to_string() } else { a.to_string() }
 }
 
 fn no_project(cfg: &Config) -> String {

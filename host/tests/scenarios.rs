@@ -163,6 +163,7 @@ async fn a_host_crash_mid_run_is_reported_as_interrupted_after_restart() {
     let out = env.outcomes(1).await.remove(0);
     assert_eq!(prop(&out, "codex_status"), "interrupted");
     assert!(out.post.message.contains("Interrupted"), "{}", out.post.message);
+    assert!(env.codex_processes().is_empty(), "the restarted host must end Codex left by the crash: {:?}", env.codex_processes());
     // Pushing the config again does not tell the thread twice.
     env.push_config().await;
     let (status, health) = env.call("GET", "/v1/health", None).await;
@@ -312,4 +313,79 @@ async fn codex_in_a_human_thread_gets_its_transcript() {
     assert!(later.contains("@alice: just chatting here"), "new message missing: {later}");
     assert!(later.contains("thanks, and now?"), "{later}");
     assert_eq!(root_posts(&env).len(), 0, "no bot root in a human thread");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cancel_button_stops_a_run_and_only_its_requester_or_an_admin_may_press_it() {
+    let env = Env::start(|_| {}).await;
+    env.command("[[mock:slow:60]] cancel me by button").await;
+    env.model.wait_for_requests(1, WAIT).await.unwrap();
+    let progress = env.wait_post("progress with a Cancel button", |p| kind(p) == "progress" && button_context(p, "cancel").is_some()).await;
+    let bob = env.mm.add_user(NewUser { username: "bob".into(), ..Default::default() });
+    let bob = json!({"id": bob.id, "username": "bob", "roles": ["system_user"]});
+    let refused = env.click(&bob, &progress, "cancel").await;
+    assert!(refused["ephemeral_text"].as_str().unwrap().contains("Only @alice"), "{refused}");
+    let ok = env.click(&env.alice, &progress, "cancel").await;
+    assert!(ok["update"]["message"].as_str().unwrap().contains("Cancelling"), "{ok}");
+    assert!(ok["update"]["props"].get("attachments").is_none(), "the used button must go: {ok}");
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "cancelled");
+    assert!(env.codex_processes().is_empty());
+    // The same click again is a replay.
+    let again = env.click(&env.alice, &progress, "cancel").await;
+    assert!(again["ephemeral_text"].as_str().unwrap().contains("already"), "{again}");
+    assert!(env.audit("action.refused").iter().any(|d| d["reason"] == "not-permitted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_reruns_an_interrupted_run_once() {
+    let mut env = Env::start(|_| {}).await;
+    env.command("[[mock:slow:3]] please survive").await;
+    env.model.wait_for_requests(1, WAIT).await.unwrap();
+    env.crash_host().await;
+    env.start_host().await;
+    let interrupted = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&interrupted, "codex_status"), "interrupted");
+    let resp = env.click(&env.alice, &interrupted, "retry").await;
+    assert!(resp["update"]["message"].as_str().unwrap().contains("Retried by @alice"), "{resp}");
+    let outs = env.outcomes(2).await;
+    assert_eq!(prop(&outs[1], "codex_status"), "answered", "{}", outs[1].post.message);
+    assert_eq!(outs[1].post.root_id, interrupted.post.root_id);
+    assert!(outs[1].post.message.contains("Slow answer done."), "{}", outs[1].post.message);
+    let replay = env.click(&env.alice, &interrupted, "retry").await;
+    assert!(replay["ephemeral_text"].as_str().unwrap().contains("already used"), "{replay}");
+    assert_eq!(env.mm.posts().iter().filter(|p| kind(p) == "outcome").count(), 2);
+    assert!(env.audit("action.refused").iter().any(|d| d["reason"] == "replayed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_altered_and_expired_clicks_are_refused_and_audited() {
+    let env = Env::start(|_| {}).await;
+    env.command("[[mock:fail]] break for a retry button").await;
+    let failed = env.outcomes(1).await.remove(0);
+    let good = button_context(&failed, "retry").expect("failed runs offer Retry");
+
+    let mut altered = good.clone();
+    altered["run_id"] = json!("someotherrun00000000000000");
+    let r = env.click_with(&env.alice, &failed.post.id, altered).await;
+    assert!(r["ephemeral_text"].as_str().unwrap().contains("not valid"), "{r}");
+
+    let mut forged = good.clone();
+    forged["sig"] = json!("00".repeat(32));
+    let r = env.click_with(&env.alice, &failed.post.id, forged).await;
+    assert!(r["ephemeral_text"].as_str().unwrap().contains("not valid"), "{r}");
+
+    let mut expired = good.clone();
+    expired["exp"] = json!(1);
+    let r = env.click_with(&env.alice, &failed.post.id, expired).await;
+    assert!(r["ephemeral_text"].as_str().unwrap().contains("not valid"), "extending or shortening exp breaks the signature: {r}");
+
+    let r = env.click_with(&env.alice, &failed.post.id, json!({"action": "retry"})).await;
+    assert!(r["ephemeral_text"].as_str().unwrap().contains("malformed"), "{r}");
+
+    let reasons: Vec<String> = env.audit("action.refused").iter().map(|d| d["reason"].as_str().unwrap().to_string()).collect();
+    assert_eq!(reasons, vec!["forged", "forged", "forged", "malformed"]);
+    // Nothing was run by any of them.
+    assert_eq!(env.mm.posts().iter().filter(|p| kind(p) == "outcome").count(), 1);
+    assert_eq!(env.model.requests().len(), 1);
 }

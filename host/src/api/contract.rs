@@ -108,6 +108,10 @@ pub struct PostResponse {
 #[serde(default)]
 pub struct ActionRequest {
     pub user_id: String,
+    /// The clicking user, resolved by the plugin from `user_id` (roles decide admin rights).
+    pub user: User,
+    /// The channel of the clicked post, resolved by the plugin.
+    pub channel: Channel,
     pub user_name: String,
     pub post_id: String,
     pub channel_id: String,
@@ -150,6 +154,9 @@ pub struct ConfigRequest {
     pub bot_user_id: String,
     pub bot_token: String,
     pub plugin_version: String,
+    pub plugin_id: String,
+    /// Where buttons post their clicks: `/plugins/<plugin id>/v1/actions`.
+    pub actions_url: String,
     pub settings: Settings,
 }
 

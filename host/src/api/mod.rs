@@ -143,10 +143,7 @@ async fn handle(host: &Arc<Host>, auth: &Auth, peer_uid: Option<u32>, req: Reque
             Err(e) => e,
         },
         (Method::POST, "/v1/actions") => match body::<ActionRequest>(req).await {
-            Ok(_) => json(
-                StatusCode::OK,
-                &ActionResponse { update: None, ephemeral_text: "Buttons are not available in this version of the Codex host yet.".into() },
-            ),
+            Ok(r) => json(StatusCode::OK, &host.action(r).await),
             Err(e) => e,
         },
         (Method::GET, "/v1/autocomplete/projects") => {

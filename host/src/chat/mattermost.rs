@@ -64,6 +64,10 @@ impl MattermostClient {
         Ok(())
     }
 
+    pub async fn post(&self, post_id: &str) -> Result<Post, ChatError> {
+        self.json(Method::GET, &format!("/posts/{post_id}"), "reading a post", |r| r).await
+    }
+
     pub async fn thread(&self, root_id: &str) -> Result<Vec<Post>, ChatError> {
         #[derive(serde::Deserialize)]
         struct PostList {

@@ -79,6 +79,13 @@ impl Chat {
         }
     }
 
+    pub async fn post(&self, post_id: &str) -> Result<Post, ChatError> {
+        match self {
+            Chat::Mattermost(c) => c.post(post_id).await,
+            Chat::Terminal(_) => Err(ChatError::NotConfigured),
+        }
+    }
+
     /// Every post of a thread, oldest first.
     pub async fn thread(&self, root_id: &str) -> Result<Vec<Post>, ChatError> {
         match self {

@@ -119,6 +119,14 @@ pub fn timed_out(limit: Duration, partial: Option<&str>) -> String {
     )
 }
 
+pub fn cancelling(by: &str) -> String {
+    format!(":stop_sign: **Cancelling** · requested by @{by}. The outcome follows in this thread.")
+}
+
+pub fn retried(message: &str, by: &str) -> String {
+    format!("{message}\n\n*Retried by @{by}: the new run follows in this thread.*")
+}
+
 pub fn interrupted() -> String {
     ":warning: **Interrupted**: the Codex host restarted while this run was in progress. Reply in this thread to run it again.".into()
 }

@@ -94,6 +94,7 @@ pub async fn run(
     inv: &Invocation,
     cancel: &CancellationToken,
     timeout: Duration,
+    on_spawn: impl FnOnce(u32),
     mut on_event: impl FnMut(Event),
 ) -> Result<Finished, SpawnError> {
     if !inv.repo.is_dir() {
@@ -115,6 +116,9 @@ pub async fn run(
     })?;
     let pgid = child.id().map(|p| p as i32);
     tracing::debug!(pid = ?pgid, "codex started");
+    if let Some(p) = child.id() {
+        on_spawn(p);
+    }
 
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -193,6 +197,21 @@ async fn read_tail(mut r: impl tokio::io::AsyncRead + Unpin) -> String {
         tail.drain(..excess);
     }
     String::from_utf8_lossy(tail.make_contiguous()).into_owned()
+}
+
+/// Ends a process group a previous host left running, if it is still a Codex group: its leader
+/// must still lead group `pgid` and mention `codex` on its command line (so a reused pid is left
+/// alone). Returns whether it was signalled.
+pub fn kill_leftover_group(pgid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pgid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name: state, ppid, pgrp, ...
+    let pgrp = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2)).and_then(|g| g.parse::<u32>().ok());
+    let cmdline = std::fs::read(format!("/proc/{pgid}/cmdline")).unwrap_or_default();
+    if pgrp != Some(pgid) || !String::from_utf8_lossy(&cmdline).contains("codex") {
+        return false;
+    }
+    signal_group(Some(pgid as i32), libc::SIGKILL);
+    true
 }
 
 /// `codex --version`, for health.

@@ -61,6 +61,13 @@ CREATE TABLE audit (
     channel_id TEXT,
     detail     TEXT NOT NULL
 );
+"#, r#"
+CREATE TABLE used_nonces (
+    nonce   TEXT PRIMARY KEY,
+    used_at INTEGER NOT NULL
+);
+-- The process group of a running Codex, so a restarted host can end what a crash left behind.
+ALTER TABLE runs ADD COLUMN pgid INTEGER;
 "#];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +239,19 @@ impl Store {
         self.with(|c| c.execute("UPDATE runs SET root_id = ?2 WHERE id = ?1", params![run_id, root_id]).map(|_| ()))
     }
 
+    pub fn set_pgid(&self, run_id: &str, pgid: u32) -> Result<()> {
+        self.with(|c| c.execute("UPDATE runs SET pgid = ?2 WHERE id = ?1", params![run_id, pgid]).map(|_| ()))
+    }
+
+    /// Process groups of runs still marked queued or running (left by a previous process).
+    pub fn leftover_pgids(&self) -> Result<Vec<u32>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT pgid FROM runs WHERE status IN ('queued', 'running') AND pgid IS NOT NULL")?;
+            let rows = st.query_map([], |r| r.get(0))?.collect();
+            rows
+        })
+    }
+
     pub fn mark_running(&self, run_id: &str) -> Result<()> {
         self.with(|c| {
             c.execute("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1", params![run_id, now_ms()]).map(|_| ())
@@ -309,6 +329,13 @@ impl Store {
         })
     }
 
+    /// Spends a button nonce. False if it was spent before (a replayed click).
+    pub fn spend_nonce(&self, nonce: &str) -> Result<bool> {
+        self.with(|c| {
+            c.execute("INSERT OR IGNORE INTO used_nonces (nonce, used_at) VALUES (?1, ?2)", params![nonce, now_ms()]).map(|n| n == 1)
+        })
+    }
+
     pub fn audit(&self, kind: &str, run_id: Option<&str>, user_id: &str, channel_id: &str, detail: &serde_json::Value) -> Result<()> {
         self.with(|c| {
             c.execute(
@@ -316,6 +343,20 @@ impl Store {
                 params![now_ms(), kind, run_id, user_id, channel_id, detail.to_string()],
             )
             .map(|_| ())
+        })
+    }
+
+    /// Audit entries of one kind, newest last, as (run id, detail).
+    pub fn audit_of_kind(&self, kind: &str) -> Result<Vec<(Option<String>, serde_json::Value)>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT run_id, detail FROM audit WHERE kind = ?1 ORDER BY id")?;
+            let rows = st
+                .query_map([kind], |r| {
+                    let detail: String = r.get(1)?;
+                    Ok((r.get(0)?, serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null)))
+                })?
+                .collect();
+            rows
         })
     }
 
@@ -415,6 +456,13 @@ mod tests {
         assert_eq!(s.run("r1").unwrap().unwrap().status, RunStatus::Interrupted);
         assert_eq!(s.run("r3").unwrap().unwrap().status, RunStatus::Answered);
         assert!(s.interrupt_leftovers().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_nonce_is_spent_once() {
+        let s = Store::open_in_memory().unwrap();
+        assert!(s.spend_nonce("n1").unwrap());
+        assert!(!s.spend_nonce("n1").unwrap());
     }
 
     #[test]

@@ -108,6 +108,8 @@ impl Env {
             "bot_user_id": self.mm.bot().id,
             "bot_token": self.mm.bot_token(),
             "plugin_version": "test",
+            "plugin_id": "com.github.codex-for-mattermost",
+            "actions_url": "/plugins/com.github.codex-for-mattermost/v1/actions",
             "settings": self.settings,
         });
         let r = self.call("PUT", "/v1/config", Some(body)).await;
@@ -155,6 +157,27 @@ impl Env {
 
     pub async fn command_in(&self, root_id: &str, text: &str) -> Value {
         self.command_as(&self.alice.clone(), text, root_id).await
+    }
+
+    /// Clicks button `action_id` of a post as `user`, the way the plugin forwards a click
+    /// (context from the post's props, user id from the server-set header).
+    pub async fn click(&self, user: &Value, post: &TestPost, action_id: &str) -> Value {
+        let ctx = button_context(post, action_id).unwrap_or_else(|| panic!("no {action_id} button on {:#?}", post.post));
+        self.click_with(user, &post.post.id, ctx).await
+    }
+
+    pub async fn click_with(&self, user: &Value, post_id: &str, context: Value) -> Value {
+        let body = json!({"user_id": user["id"], "user": user, "channel": self.channel, "post_id": post_id,
+                          "channel_id": self.channel["id"], "team_id": "team-eng", "context": context});
+        let (status, resp) = self.call("POST", "/v1/actions", Some(body)).await;
+        assert_eq!(status, 200, "{resp}");
+        resp
+    }
+
+    /// Audit rows of `kind`, read straight from the host's SQLite database.
+    pub fn audit(&self, kind: &str) -> Vec<Value> {
+        let store = codex_host::store::Store::open(&self.state_dir.join("codex-host.db")).unwrap();
+        store.audit_of_kind(kind).unwrap().into_iter().map(|(_, d)| d).collect()
     }
 
     /// A human reply in a thread, as the plugin forwards it.
@@ -220,6 +243,11 @@ impl Env {
     pub fn codex_processes(&self) -> Vec<String> {
         processes_mentioning(&self.repo)
     }
+}
+
+/// The integration context of a post's button, as Mattermost keeps it server-side.
+pub fn button_context(p: &TestPost, action_id: &str) -> Option<Value> {
+    p.post.props.get("attachments")?.as_array()?.iter().flat_map(|a| a["actions"].as_array().cloned().unwrap_or_default()).find(|a| a["id"] == action_id).map(|a| a["integration"]["context"].clone())
 }
 
 pub fn kind(p: &TestPost) -> String {

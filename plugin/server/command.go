@@ -1,0 +1,122 @@
+package main
+
+// The /codex slash command: its registration with full autocomplete, and ExecuteCommand, which
+// resolves who and where, forwards the text to the host and returns the host's answer. The host
+// interprets the text (subcommands, prompts); the plugin never does.
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/mattermost/mattermost/server/public/plugin"
+)
+
+const commandTrigger = "codex"
+
+// autocompleteProjectsPath is the plugin route serving the dynamic project list. It is relative:
+// the server prefixes /plugins/<id> when the command is registered.
+const autocompleteProjectsPath = "autocomplete/projects"
+
+// subcommand is one /codex subcommand as autocomplete shows it. Help texts are short enough to
+// read on a phone.
+type subcommand struct {
+	name, hint, help string
+	arg              func(*model.AutocompleteData)
+}
+
+func promptArg(help string) func(*model.AutocompleteData) {
+	return func(ad *model.AutocompleteData) { ad.AddTextArgument(help, "[prompt]", "") }
+}
+
+var subcommands = []subcommand{
+	{"new", "[prompt]", "Start a new Codex session in a new thread", promptArg("What Codex should do")},
+	{"continue", "[prompt]", "Continue this channel's latest session", promptArg("What Codex should do next")},
+	{"project", "[name]", "Show or switch this channel's project", func(ad *model.AutocompleteData) {
+		ad.AddDynamicListArgument("Project for this channel (leave empty to see the current one)", autocompleteProjectsPath, false)
+	}},
+	{"projects", "", "List the projects Codex can work on", nil},
+	{"status", "", "Show running and queued Codex runs", nil},
+	{"last", "", "Show the last run in this channel", nil},
+	{"cancel", "", "Cancel the run in this thread", nil},
+	{"policy", "", "What you may do here, and why", nil},
+	{"help", "", "How to use /codex", nil},
+}
+
+// codexCommand is the /codex registration. A prompt that matches no subcommand is run as a
+// prompt (autocomplete only suggests; it never blocks what can be sent).
+func codexCommand() *model.Command {
+	ad := model.NewAutocompleteData(commandTrigger, "[prompt] or [command]",
+		"Ask Codex to work on a project. Type a prompt, or pick a command.")
+	for _, sc := range subcommands {
+		sub := model.NewAutocompleteData(sc.name, sc.hint, sc.help)
+		if sc.arg != nil {
+			sc.arg(sub)
+		}
+		ad.AddCommand(sub)
+	}
+	return &model.Command{
+		Trigger:          commandTrigger,
+		DisplayName:      "Codex",
+		Description:      "Run OpenAI Codex on a configured project; answers arrive in a thread.",
+		AutoComplete:     true,
+		AutoCompleteHint: "[prompt] or [command]",
+		AutoCompleteDesc: "Ask Codex to work on a project, or type help",
+		AutocompleteData: ad,
+	}
+}
+
+// commandText is everything after the trigger, with the user's own spacing and newlines kept.
+func commandText(command string) string {
+	command = strings.TrimLeft(command, " \t")
+	if i := strings.IndexAny(command, " \t\n"); i >= 0 {
+		return strings.TrimSpace(command[i+1:])
+	}
+	return ""
+}
+
+func ephemeral(text string) *model.CommandResponse {
+	return &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral, Text: text}
+}
+
+// ExecuteCommand forwards /codex to the host and returns its answer. Failures never surface as
+// an AppError (Mattermost shows those as a bare "unable to execute"): the user gets an ephemeral
+// message saying what happened, with their prompt echoed back.
+func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*model.CommandResponse, *model.AppError) {
+	text := commandText(args.Command)
+	st := p.state()
+	if st == nil {
+		return ephemeral(unavailableMessage(&hostError{kind: hostUnreachable}, "Your prompt was not run", text)), nil
+	}
+
+	user, err := st.resolver.user(args.UserId)
+	if err != nil {
+		p.API.LogError("Could not resolve the user of a /codex command.", "user_id", args.UserId, "error", err.Error())
+		return ephemeral("Codex could not look up your account, so your prompt was not run. Please try again.\n\n" + codeBlock(text)), nil
+	}
+	channel, err := st.resolver.channel(args.ChannelId, args.TeamId)
+	if err != nil {
+		p.API.LogError("Could not resolve the channel of a /codex command.", "channel_id", args.ChannelId, "error", err.Error())
+		return ephemeral("Codex could not look up this channel, so your prompt was not run. Please try again.\n\n" + codeBlock(text)), nil
+	}
+
+	req := CommandRequest{User: user, Channel: channel, RootID: args.RootId, TriggerID: args.TriggerId, Text: text}
+	raw, err := st.target().client.call(context.Background(), timeoutCommand, http.MethodPost, routeCommands, req)
+	if err != nil {
+		he := asHostError(err)
+		p.API.LogWarn("A /codex command could not be handed to codex-host. "+hostAdvice(he.kind, st.mode()),
+			"user", user.Username, "channel_id", channel.ID, "error", he.Error())
+		return ephemeral(unavailableMessage(he, "Your prompt was not run", text)), nil
+	}
+	var resp model.CommandResponse
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		p.API.LogError("codex-host answered a command with something that is not a CommandResponse.", "error", err.Error())
+		return ephemeral(unavailableMessage(&hostError{kind: hostFailed, message: "unreadable answer"}, "Your prompt may not have been run", text)), nil
+	}
+	if resp.ResponseType == "" {
+		resp.ResponseType = model.CommandResponseTypeEphemeral
+	}
+	return &resp, nil
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCodexCommandAutocompleteIsValidAndComplete(t *testing.T) {
+	cmd := codexCommand()
+	require.NoError(t, cmd.AutocompleteData.IsValid())
+	assert.Equal(t, "codex", cmd.Trigger)
+	assert.True(t, cmd.AutoComplete)
+
+	names := map[string]*model.AutocompleteData{}
+	for _, sub := range cmd.AutocompleteData.SubCommands {
+		assert.NotEmpty(t, sub.HelpText, sub.Trigger)
+		assert.LessOrEqual(t, len(sub.HelpText), 60, "%s: help text should fit a phone screen", sub.Trigger)
+		names[sub.Trigger] = sub
+	}
+	for _, want := range []string{"new", "continue", "project", "projects", "status", "last", "cancel", "policy", "help"} {
+		assert.Contains(t, names, want)
+	}
+	project := names["project"]
+	require.Len(t, project.Arguments, 1)
+	require.Equal(t, model.AutocompleteArgTypeDynamicList, project.Arguments[0].Type)
+	assert.Equal(t, "autocomplete/projects", project.Arguments[0].Data.(*model.AutocompleteDynamicListArg).FetchURL)
+
+	// The server makes relative dynamic-list URLs absolute under /plugins/<id>; that must land on
+	// the route ServeHTTP serves.
+	require.NoError(t, cmd.AutocompleteData.UpdateRelativeURLsForPluginCommands(mustURL(t, "/plugins/"+pluginID)))
+	assert.Equal(t, "/plugins/"+pluginID+"/autocomplete/projects", project.Arguments[0].Data.(*model.AutocompleteDynamicListArg).FetchURL)
+}
+
+func TestCommandTextKeepsThePromptAsTyped(t *testing.T) {
+	assert.Equal(t, "", commandText("/codex"))
+	assert.Equal(t, "", commandText("/codex   "))
+	assert.Equal(t, "fix the  test", commandText("/codex fix the  test"))
+	assert.Equal(t, "line one\nline two", commandText("/codex\nline one\nline two"))
+	assert.Equal(t, "new do it", commandText("  /codex new do it"))
+}
+
+func TestExecuteCommandForwardsWhoAndWhere(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	host.handle("POST "+routeCommands, func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "text": "Queued."})
+	})
+	p := activeTestPlugin(t, api, host)
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "town-square", DisplayName: "Town Square", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+
+	resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{
+		UserId: "u1", ChannelId: "c1", TeamId: "t1", RootId: "r1", TriggerId: "tr1", Command: "/codex fix the flaky login test",
+	})
+	require.Nil(t, appErr)
+	assert.Equal(t, "Queued.", resp.Text)
+	assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType)
+
+	reqs := host.received("POST", routeCommands)
+	require.Len(t, reqs, 1)
+	var got CommandRequest
+	require.NoError(t, json.Unmarshal(reqs[0].Body, &got))
+	assert.Equal(t, CommandRequest{
+		User:      User{ID: "u1", Username: "alice", Roles: []string{"system_user", "system_admin"}},
+		Channel:   Channel{ID: "c1", Name: "town-square", DisplayName: "Town Square", Kind: "public", TeamID: "t1", TeamName: "eng"},
+		RootID:    "r1",
+		TriggerID: "tr1",
+		Text:      "fix the flaky login test",
+	}, got)
+}
+
+func TestDirectMessagesUseTheCommandsTeam(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	host.handle("POST "+routeCommands, func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "text": "ok"})
+	})
+	p := activeTestPlugin(t, api, host)
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	api.On("GetChannel", "d1").Return(&model.Channel{Id: "d1", Name: "bot1__u1", Type: model.ChannelTypeDirect}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+
+	_, appErr := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "d1", TeamId: "t1", Command: "/codex hi"})
+	require.Nil(t, appErr)
+	var got CommandRequest
+	require.NoError(t, json.Unmarshal(host.received("POST", routeCommands)[0].Body, &got))
+	assert.Equal(t, "direct", got.Channel.Kind)
+	assert.Equal(t, "eng", got.Channel.TeamName)
+}
+
+func TestHostUnreachableGivesAnEphemeralWithThePromptEchoed(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	p := activeTestPlugin(t, api, host)
+	p.state().tgt.client = newHostClient(host.socket+".missing", "secret")
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypePrivate, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+
+	resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "c1", TeamId: "t1", Command: "/codex run ```the``` tests"})
+	require.Nil(t, appErr)
+	assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType)
+	assert.Contains(t, resp.Text, "Codex is not available right now")
+	assert.Contains(t, resp.Text, "Socket path")
+	assert.Contains(t, resp.Text, "````\nrun ```the``` tests\n````")
+	assert.True(t, api.logged("could not be handed to codex-host"))
+}
+
+func TestHostRefusingTheSecretIsExplained(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	p := activeTestPlugin(t, api, host)
+	p.state().tgt.client = newHostClient(host.socket, "wrong")
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+
+	resp, _ := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "c1", TeamId: "t1", Command: "/codex hello"})
+	assert.Contains(t, resp.Text, "Host secret")
+	assert.Contains(t, resp.Text, "hello")
+}

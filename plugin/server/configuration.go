@@ -1,0 +1,297 @@
+package main
+
+// The plugin's System Console settings: one typed struct, parsed and validated in one place.
+//
+// Mattermost hands settings over as a loosely typed map (keys may arrive lower-cased, numbers as
+// JSON numbers or strings). parseConfiguration turns that map into a configuration or reports every
+// problem by the setting's name in System Console, with the accepted values. The plugin checks what
+// it owns (host mode, socket, secret, URLs, value types); the host validates what it acts on
+// (projects, sandbox, ranges) when the settings are pushed. This file does no I/O.
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Host modes.
+const (
+	hostModeManaged  = "managed"
+	hostModeExternal = "external"
+)
+
+// maxSocketPathLen is the longest Unix socket path every supported OS accepts (macOS: 104 bytes
+// including the terminating NUL; Linux: 108).
+const maxSocketPathLen = 103
+
+// configuration is the last good set of System Console settings.
+type configuration struct {
+	HostMode      string
+	SocketPath    string
+	HostSecret    string
+	MattermostURL string
+
+	AllowedUsers    []string
+	AllowedChannels []string
+	AllowedTeams    []string
+
+	Projects       string
+	DefaultProject string
+
+	CodexPath      string
+	CodexHome      string
+	CodexConfig    string
+	DefaultSandbox string
+	Model          string
+
+	RunTimeoutMinutes     float64
+	MaxConcurrentRuns     int
+	QueueLimit            int
+	TranscriptBudgetChars int
+	ThreadRepliesContinue bool
+	PolicyDir             string
+}
+
+// Defaults, also declared as the manifest's setting defaults (a unit test keeps the two equal).
+const (
+	defaultHostMode              = hostModeManaged
+	defaultCodexPath             = "codex"
+	defaultSandbox               = "workspace-write"
+	defaultRunTimeoutMinutes     = 30
+	defaultMaxConcurrentRuns     = 2
+	defaultQueueLimit            = 20
+	defaultTranscriptBudgetChars = 12000
+	defaultThreadRepliesContinue = true
+)
+
+// settingNames maps each setting key to its name in System Console, for error messages.
+var settingNames = map[string]string{
+	"HostMode":              "Host mode",
+	"SocketPath":            "Socket path",
+	"HostSecret":            "Host secret",
+	"MattermostURL":         "Mattermost URL for the host",
+	"AllowedUsers":          "Allowed users",
+	"AllowedChannels":       "Allowed channels",
+	"AllowedTeams":          "Allowed teams",
+	"Projects":              "Projects",
+	"DefaultProject":        "Default project",
+	"CodexPath":             "Codex path",
+	"CodexHome":             "CODEX_HOME",
+	"CodexConfig":           "Codex config overrides",
+	"DefaultSandbox":        "Default sandbox",
+	"Model":                 "Model",
+	"RunTimeoutMinutes":     "Run timeout (minutes)",
+	"MaxConcurrentRuns":     "Max concurrent runs",
+	"QueueLimit":            "Queue limit",
+	"TranscriptBudgetChars": "Thread context budget (characters)",
+	"ThreadRepliesContinue": "Thread replies continue the session",
+	"PolicyDir":             "Policy directory",
+}
+
+// settingsReader reads typed values out of Mattermost's settings map and collects problems.
+type settingsReader struct {
+	raw      map[string]any
+	problems []string
+}
+
+func (r *settingsReader) lookup(key string) (any, bool) {
+	if v, ok := r.raw[key]; ok {
+		return v, true
+	}
+	v, ok := r.raw[strings.ToLower(key)]
+	return v, ok
+}
+
+func (r *settingsReader) problem(key, format string, args ...any) {
+	r.problems = append(r.problems, settingNames[key]+": "+fmt.Sprintf(format, args...))
+}
+
+func (r *settingsReader) str(key, def string) string {
+	v, ok := r.lookup(key)
+	if !ok || v == nil {
+		return def
+	}
+	switch s := v.(type) {
+	case string:
+		if strings.TrimSpace(s) == "" {
+			return def
+		}
+		return strings.TrimSpace(s)
+	case float64, bool:
+		return fmt.Sprint(s)
+	default:
+		r.problem(key, "expected text, got %T.", v)
+		return def
+	}
+}
+
+// number accepts a JSON number or a numeric string (System Console has saved both over time).
+func (r *settingsReader) number(key string, def float64, integer bool) float64 {
+	v, ok := r.lookup(key)
+	if !ok || v == nil {
+		return def
+	}
+	var n float64
+	switch x := v.(type) {
+	case float64:
+		n = x
+	case string:
+		if strings.TrimSpace(x) == "" {
+			return def
+		}
+		parsed, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			r.problem(key, "`%s` is not a number.", x)
+			return def
+		}
+		n = parsed
+	default:
+		r.problem(key, "expected a number, got %T.", v)
+		return def
+	}
+	if n < 0 {
+		r.problem(key, "%v is negative; accepted: 0 or more.", n)
+		return def
+	}
+	if integer && n != float64(int64(n)) {
+		r.problem(key, "%v is not a whole number.", n)
+		return def
+	}
+	return n
+}
+
+func (r *settingsReader) boolean(key string, def bool) bool {
+	v, ok := r.lookup(key)
+	if !ok || v == nil {
+		return def
+	}
+	switch x := v.(type) {
+	case bool:
+		return x
+	case string:
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "":
+			return def
+		case "true":
+			return true
+		case "false":
+			return false
+		}
+	}
+	r.problem(key, "`%v` is not true or false.", v)
+	return def
+}
+
+// list splits a setting on commas, whitespace and newlines; a leading @ (as in @alice) or ~ (as in
+// ~town-square) is dropped, so admins can paste mentions.
+func (r *settingsReader) list(key string) []string {
+	s := r.str(key, "")
+	out := []string{}
+	for _, item := range strings.FieldsFunc(s, func(c rune) bool {
+		return c == ',' || c == ';' || c == ' ' || c == '\n' || c == '\r' || c == '\t'
+	}) {
+		item = strings.TrimLeft(item, "@~")
+		if item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// parseConfiguration turns Mattermost's settings map into a configuration, or an error listing
+// every problem.
+func parseConfiguration(raw map[string]any) (*configuration, error) {
+	r := &settingsReader{raw: raw}
+	c := &configuration{
+		HostMode:              strings.ToLower(r.str("HostMode", defaultHostMode)),
+		SocketPath:            r.str("SocketPath", ""),
+		HostSecret:            r.str("HostSecret", ""),
+		MattermostURL:         strings.TrimRight(r.str("MattermostURL", ""), "/"),
+		AllowedUsers:          r.list("AllowedUsers"),
+		AllowedChannels:       r.list("AllowedChannels"),
+		AllowedTeams:          r.list("AllowedTeams"),
+		Projects:              r.str("Projects", ""),
+		DefaultProject:        r.str("DefaultProject", ""),
+		CodexPath:             r.str("CodexPath", defaultCodexPath),
+		CodexHome:             r.str("CodexHome", ""),
+		CodexConfig:           r.str("CodexConfig", ""),
+		DefaultSandbox:        r.str("DefaultSandbox", defaultSandbox),
+		Model:                 r.str("Model", ""),
+		RunTimeoutMinutes:     r.number("RunTimeoutMinutes", defaultRunTimeoutMinutes, false),
+		MaxConcurrentRuns:     int(r.number("MaxConcurrentRuns", defaultMaxConcurrentRuns, true)),
+		QueueLimit:            int(r.number("QueueLimit", defaultQueueLimit, true)),
+		TranscriptBudgetChars: int(r.number("TranscriptBudgetChars", defaultTranscriptBudgetChars, true)),
+		ThreadRepliesContinue: r.boolean("ThreadRepliesContinue", defaultThreadRepliesContinue),
+		PolicyDir:             r.str("PolicyDir", ""),
+	}
+
+	switch c.HostMode {
+	case hostModeManaged:
+	case hostModeExternal:
+		if c.SocketPath == "" {
+			r.problem("SocketPath", "required in external mode; give the path the host was started with (`codex-host serve --socket PATH`).")
+		}
+		if c.HostSecret == "" {
+			r.problem("HostSecret", "required in external mode; press Regenerate, then give the same value to the host as CODEX_HOST_SECRET.")
+		}
+	default:
+		r.problem("HostMode", "`%s` is not a host mode; accepted: managed, external.", c.HostMode)
+	}
+	if c.SocketPath != "" {
+		if !filepath.IsAbs(c.SocketPath) {
+			r.problem("SocketPath", "`%s` is not an absolute path.", c.SocketPath)
+		} else if len(c.SocketPath) > maxSocketPathLen {
+			r.problem("SocketPath", "`%s` is %d bytes long; Unix sockets accept at most %d. Pick a shorter path, e.g. /run/codex-host/host.sock.", c.SocketPath, len(c.SocketPath), maxSocketPathLen)
+		}
+	}
+	if c.MattermostURL != "" {
+		u, err := url.Parse(c.MattermostURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.problem("MattermostURL", "`%s` is not an http:// or https:// URL.", c.MattermostURL)
+		}
+	}
+	if c.PolicyDir != "" && !filepath.IsAbs(c.PolicyDir) {
+		r.problem("PolicyDir", "`%s` is not an absolute path.", c.PolicyDir)
+	}
+	if c.CodexHome != "" && !filepath.IsAbs(c.CodexHome) {
+		r.problem("CodexHome", "`%s` is not an absolute path.", c.CodexHome)
+	}
+
+	if len(r.problems) > 0 {
+		return nil, &configError{problems: r.problems}
+	}
+	return c, nil
+}
+
+// configError lists every problem found in one settings document.
+type configError struct {
+	problems []string
+}
+
+func (e *configError) Error() string {
+	return "invalid Codex for Mattermost settings: " + strings.Join(e.problems, " ")
+}
+
+// hostSettings is the part of the configuration the host acts on.
+func (c *configuration) hostSettings() HostSettings {
+	return HostSettings{
+		AllowedUsers:          c.AllowedUsers,
+		AllowedChannels:       c.AllowedChannels,
+		AllowedTeams:          c.AllowedTeams,
+		Projects:              c.Projects,
+		DefaultProject:        c.DefaultProject,
+		CodexPath:             c.CodexPath,
+		CodexHome:             c.CodexHome,
+		CodexConfig:           c.CodexConfig,
+		DefaultSandbox:        c.DefaultSandbox,
+		Model:                 c.Model,
+		RunTimeoutMinutes:     c.RunTimeoutMinutes,
+		MaxConcurrentRuns:     c.MaxConcurrentRuns,
+		QueueLimit:            c.QueueLimit,
+		ThreadRepliesContinue: c.ThreadRepliesContinue,
+		TranscriptBudgetChars: c.TranscriptBudgetChars,
+		PolicyDir:             c.PolicyDir,
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+// The socket contract v1 between the plugin and codex-host, as Go types.
+//
+// This is the Go copy of docs/socket-contract.md; the host keeps the Rust twin in
+// host/src/api/contract.rs. Unknown fields are ignored when decoding, so either side can add
+// optional fields without breaking the other. Nothing in this file does I/O.
+
+import (
+	"encoding/json"
+)
+
+// Host routes, relative to the socket.
+const (
+	routeCommands     = "/v1/commands"
+	routePosts        = "/v1/posts"
+	routeActions      = "/v1/actions"
+	routeAutocomplete = "/v1/autocomplete/projects"
+	routeConfig       = "/v1/config"
+	routeHealth       = "/v1/health"
+)
+
+// Channel kinds as the contract spells them (Mattermost's O, P, D, G).
+const (
+	kindPublic  = "public"
+	kindPrivate = "private"
+	kindDirect  = "direct"
+	kindGroup   = "group"
+)
+
+// User is a Mattermost user as resolved by the plugin.
+type User struct {
+	ID       string   `json:"id"`
+	Username string   `json:"username"`
+	Roles    []string `json:"roles"`
+	IsBot    bool     `json:"is_bot"`
+}
+
+// Channel is a Mattermost channel with its kind and team.
+type Channel struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	DisplayName string `json:"display_name"`
+	Kind        string `json:"kind"`
+	TeamID      string `json:"team_id"`
+	TeamName    string `json:"team_name"`
+}
+
+// CommandRequest is the body of POST /v1/commands. The host answers with a Mattermost
+// CommandResponse, which the plugin returns as is.
+type CommandRequest struct {
+	User      User    `json:"user"`
+	Channel   Channel `json:"channel"`
+	RootID    string  `json:"root_id"`
+	TriggerID string  `json:"trigger_id"`
+	Text      string  `json:"text"`
+}
+
+// IncomingPost is a post the plugin saw in MessageHasBeenPosted.
+type IncomingPost struct {
+	ID        string   `json:"id"`
+	RootID    string   `json:"root_id"`
+	ChannelID string   `json:"channel_id"`
+	UserID    string   `json:"user_id"`
+	Message   string   `json:"message"`
+	FileIDs   []string `json:"file_ids"`
+	CreateAt  int64    `json:"create_at"`
+}
+
+// PostRequest is the body of POST /v1/posts.
+type PostRequest struct {
+	User    User         `json:"user"`
+	Channel Channel      `json:"channel"`
+	Post    IncomingPost `json:"post"`
+}
+
+// PostResponse answers POST /v1/posts.
+type PostResponse struct {
+	Handled bool `json:"handled"`
+}
+
+// ActionRequest is the body of POST /v1/actions: Mattermost's PostActionIntegrationRequest with
+// user_id taken from the server-set Mattermost-User-Id header, never from the client's body. The
+// host answers with a Mattermost PostActionIntegrationResponse, which the plugin passes through.
+type ActionRequest struct {
+	UserID    string         `json:"user_id"`
+	UserName  string         `json:"user_name"`
+	PostID    string         `json:"post_id"`
+	ChannelID string         `json:"channel_id"`
+	TeamID    string         `json:"team_id"`
+	TriggerID string         `json:"trigger_id"`
+	Context   map[string]any `json:"context"`
+}
+
+// AutocompleteItem is one entry of the dynamic project list, in Mattermost's AutocompleteListItem
+// shape (Go field names, no JSON tags).
+type AutocompleteItem struct {
+	Item     string
+	Hint     string
+	HelpText string
+}
+
+// ConfigRequest is the body of PUT /v1/config.
+type ConfigRequest struct {
+	MattermostURL string       `json:"mattermost_url"`
+	BotUserID     string       `json:"bot_user_id"`
+	BotToken      string       `json:"bot_token"`
+	PluginVersion string       `json:"plugin_version"`
+	PluginID      string       `json:"plugin_id"`
+	ActionsURL    string       `json:"actions_url"`
+	Settings      HostSettings `json:"settings"`
+}
+
+// HostSettings are the System Console settings the host acts on, keyed as in the contract.
+type HostSettings struct {
+	AllowedUsers          []string `json:"allowed_users"`
+	AllowedChannels       []string `json:"allowed_channels"`
+	AllowedTeams          []string `json:"allowed_teams"`
+	Projects              string   `json:"projects"`
+	DefaultProject        string   `json:"default_project"`
+	CodexPath             string   `json:"codex_path"`
+	CodexHome             string   `json:"codex_home"`
+	CodexConfig           string   `json:"codex_config"`
+	DefaultSandbox        string   `json:"default_sandbox"`
+	Model                 string   `json:"model"`
+	RunTimeoutMinutes     float64  `json:"run_timeout_minutes"`
+	MaxConcurrentRuns     int      `json:"max_concurrent_runs"`
+	QueueLimit            int      `json:"queue_limit"`
+	ThreadRepliesContinue bool     `json:"thread_replies_continue"`
+	TranscriptBudgetChars int      `json:"transcript_budget_chars"`
+	PolicyDir             string   `json:"policy_dir"`
+}
+
+// ConfigResponse answers a successful PUT /v1/config.
+type ConfigResponse struct {
+	OK       bool     `json:"ok"`
+	Warnings []string `json:"warnings"`
+}
+
+// Health answers GET /v1/health.
+type Health struct {
+	Version    string `json:"version"`
+	Configured bool   `json:"configured"`
+	Codex      struct {
+		Path    string `json:"path"`
+		Version string `json:"version"`
+	} `json:"codex"`
+	Queue struct {
+		Running           int `json:"running"`
+		Queued            int `json:"queued"`
+		MaxConcurrentRuns int `json:"max_concurrent_runs"`
+		QueueLimit        int `json:"queue_limit"`
+	} `json:"queue"`
+	Policies []json.RawMessage `json:"policies"`
+}
+
+// ErrorBody is the body of every non-2xx answer from the host.
+type ErrorBody struct {
+	Error string `json:"error"`
+}

@@ -1,0 +1,186 @@
+package main
+
+// Identity: who is asking and where. Resolves Mattermost user, channel and team ids into the
+// contract's User and Channel, and answers the two questions MessageHasBeenPosted asks for every
+// post on the server (is this a DM or group message with the bot? was this thread started by the
+// bot?) from small caches, so that ordinary chatter costs at most one cached lookup.
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+)
+
+// identityAPI is the part of plugin.API identity needs.
+type identityAPI interface {
+	GetUser(userID string) (*model.User, *model.AppError)
+	GetChannel(channelID string) (*model.Channel, *model.AppError)
+	GetTeam(teamID string) (*model.Team, *model.AppError)
+	GetPost(postID string) (*model.Post, *model.AppError)
+	GetChannelMember(channelID, userID string) (*model.ChannelMember, *model.AppError)
+}
+
+func channelKind(t model.ChannelType) string {
+	switch t {
+	case model.ChannelTypeOpen:
+		return kindPublic
+	case model.ChannelTypePrivate:
+		return kindPrivate
+	case model.ChannelTypeDirect:
+		return kindDirect
+	case model.ChannelTypeGroup:
+		return kindGroup
+	default:
+		return strings.ToLower(string(t))
+	}
+}
+
+func contractUser(u *model.User) User {
+	return User{ID: u.Id, Username: u.Username, Roles: strings.Fields(u.Roles), IsBot: u.IsBot}
+}
+
+// resolver turns ids into contract shapes. Channel and thread facts are cached because
+// MessageHasBeenPosted asks about every post on the server.
+type resolver struct {
+	api       identityAPI
+	botUserID string
+	channels  *ttlCache[*model.Channel]
+	teams     *ttlCache[string] // team id -> team name
+	botThread *ttlCache[bool]   // root post id -> started by the bot
+	botMember *ttlCache[bool]   // group channel id -> the bot is a member
+}
+
+func newResolver(api identityAPI, botUserID string) *resolver {
+	return &resolver{
+		api:       api,
+		botUserID: botUserID,
+		channels:  newTTLCache[*model.Channel](5*time.Minute, 10000),
+		teams:     newTTLCache[string](5*time.Minute, 1000),
+		botThread: newTTLCache[bool](time.Hour, 20000),
+		botMember: newTTLCache[bool](time.Minute, 10000),
+	}
+}
+
+func (r *resolver) user(userID string) (User, error) {
+	u, appErr := r.api.GetUser(userID)
+	if appErr != nil {
+		return User{}, fmt.Errorf("looking up user %s: %w", userID, appErr)
+	}
+	return contractUser(u), nil
+}
+
+func (r *resolver) rawChannel(channelID string) (*model.Channel, error) {
+	if ch, ok := r.channels.get(channelID); ok {
+		return ch, nil
+	}
+	ch, appErr := r.api.GetChannel(channelID)
+	if appErr != nil {
+		return nil, fmt.Errorf("looking up channel %s: %w", channelID, appErr)
+	}
+	r.channels.put(channelID, ch)
+	return ch, nil
+}
+
+// channel resolves a channel with its kind and team. Direct and group channels belong to no
+// team; for them fallbackTeamID (the team the user was in when typing a command) is used.
+func (r *resolver) channel(channelID, fallbackTeamID string) (Channel, error) {
+	ch, err := r.rawChannel(channelID)
+	if err != nil {
+		return Channel{}, err
+	}
+	out := Channel{ID: ch.Id, Name: ch.Name, DisplayName: ch.DisplayName, Kind: channelKind(ch.Type), TeamID: ch.TeamId}
+	if out.TeamID == "" {
+		out.TeamID = fallbackTeamID
+	}
+	if out.TeamID != "" {
+		name, ok := r.teams.get(out.TeamID)
+		if !ok {
+			team, appErr := r.api.GetTeam(out.TeamID)
+			if appErr != nil {
+				return Channel{}, fmt.Errorf("looking up team %s: %w", out.TeamID, appErr)
+			}
+			name = team.Name
+			r.teams.put(out.TeamID, name)
+		}
+		out.TeamName = name
+	}
+	return out, nil
+}
+
+// isBotConversation reports whether a channel is a direct or group message the bot is part of.
+func (r *resolver) isBotConversation(ch *model.Channel) (bool, error) {
+	switch ch.Type {
+	case model.ChannelTypeDirect:
+		// Direct channel names are "<user id>__<user id>".
+		a, b, _ := strings.Cut(ch.Name, "__")
+		return a == r.botUserID || b == r.botUserID, nil
+	case model.ChannelTypeGroup:
+		if member, ok := r.botMember.get(ch.Id); ok {
+			return member, nil
+		}
+		_, appErr := r.api.GetChannelMember(ch.Id, r.botUserID)
+		member := appErr == nil
+		if appErr != nil && appErr.StatusCode != 404 {
+			return false, fmt.Errorf("checking the bot's membership of channel %s: %w", ch.Id, appErr)
+		}
+		r.botMember.put(ch.Id, member)
+		return member, nil
+	default:
+		return false, nil
+	}
+}
+
+// isBotThread reports whether the thread rooted at rootID was started by the bot.
+func (r *resolver) isBotThread(rootID string) (bool, error) {
+	if v, ok := r.botThread.get(rootID); ok {
+		return v, nil
+	}
+	root, appErr := r.api.GetPost(rootID)
+	if appErr != nil {
+		return false, fmt.Errorf("looking up root post %s: %w", rootID, appErr)
+	}
+	v := root.UserId == r.botUserID
+	r.botThread.put(rootID, v)
+	return v, nil
+}
+
+// ttlCache is a small map with expiry; when full it is emptied rather than evicting one by one,
+// which keeps it simple and bounded.
+type ttlCache[V any] struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	max     int
+	entries map[string]ttlEntry[V]
+}
+
+type ttlEntry[V any] struct {
+	v       V
+	expires time.Time
+}
+
+func newTTLCache[V any](ttl time.Duration, max int) *ttlCache[V] {
+	return &ttlCache[V]{ttl: ttl, max: max, entries: map[string]ttlEntry[V]{}}
+}
+
+func (c *ttlCache[V]) get(k string) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok || time.Now().After(e.expires) {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+func (c *ttlCache[V]) put(k string, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		c.entries = map[string]ttlEntry[V]{}
+	}
+	c.entries[k] = ttlEntry[V]{v: v, expires: time.Now().Add(c.ttl)}
+}

@@ -1,0 +1,89 @@
+package main
+
+// MessageHasBeenPosted: forwards to the host the posts it may act on — replies in threads the bot
+// started, and posts in direct or group messages with the bot — so that a plain reply continues a
+// Codex session. Everything else on the server is ignored after at most one cached lookup. The
+// bot's own posts and system messages are never forwarded.
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/mattermost/mattermost/server/public/plugin"
+)
+
+func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
+	st := p.state()
+	if st == nil || post.UserId == st.botUserID || post.IsSystemMessage() {
+		return
+	}
+	relevant, err := st.isForHost(post)
+	if err != nil {
+		p.API.LogWarn("Could not tell whether a post is meant for Codex; it was not forwarded.", "post_id", post.Id, "error", err.Error())
+		return
+	}
+	if !relevant {
+		return
+	}
+
+	user, err := st.resolver.user(post.UserId)
+	if err != nil {
+		p.API.LogError("Could not resolve the author of a post for Codex.", "post_id", post.Id, "error", err.Error())
+		return
+	}
+	channel, err := st.resolver.channel(post.ChannelId, "")
+	if err != nil {
+		p.API.LogError("Could not resolve the channel of a post for Codex.", "post_id", post.Id, "error", err.Error())
+		return
+	}
+	fileIDs := []string(post.FileIds)
+	if fileIDs == nil {
+		fileIDs = []string{}
+	}
+	req := PostRequest{
+		User:    user,
+		Channel: channel,
+		Post: IncomingPost{
+			ID: post.Id, RootID: post.RootId, ChannelID: post.ChannelId, UserID: post.UserId,
+			Message: post.Message, FileIDs: fileIDs, CreateAt: post.CreateAt,
+		},
+	}
+	var resp PostResponse
+	err = st.target().client.callJSON(context.Background(), timeoutPost, http.MethodPost, routePosts, req, &resp)
+	if err == nil {
+		return
+	}
+	he := asHostError(err)
+	p.API.LogWarn("A reply for Codex could not be handed to codex-host. "+hostAdvice(he.kind, st.mode()),
+		"post_id", post.Id, "user", user.Username, "error", he.Error())
+	// The user expected Codex to pick this up; tell them it did not, in the same thread.
+	rootID := post.RootId
+	if rootID == "" {
+		rootID = post.Id
+	}
+	p.API.SendEphemeralPost(post.UserId, &model.Post{
+		UserId:    st.botUserID,
+		ChannelId: post.ChannelId,
+		RootId:    rootID,
+		Message:   unavailableMessage(he, "Codex did not see your message", ""),
+	})
+}
+
+// isForHost decides whether a post is one the host may act on.
+func (st *activeState) isForHost(post *model.Post) (bool, error) {
+	ch, err := st.resolver.rawChannel(post.ChannelId)
+	if err != nil {
+		return false, err
+	}
+	if ch.Type == model.ChannelTypeDirect || ch.Type == model.ChannelTypeGroup {
+		withBot, err := st.resolver.isBotConversation(ch)
+		if err != nil || withBot {
+			return withBot, err
+		}
+	}
+	if post.RootId == "" {
+		return false, nil
+	}
+	return st.resolver.isBotThread(post.RootId)
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+)
+
+func TestOnlyPostsForTheBotAreForwarded(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	host.handle("POST "+routePosts, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"handled":true}`))
+	})
+	p := activeTestPlugin(t, api, host)
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetChannel", "dm").Return(&model.Channel{Id: "dm", Name: "u1__bot1", Type: model.ChannelTypeDirect}, nil)
+	api.On("GetChannel", "dm-other").Return(&model.Channel{Id: "dm-other", Name: "u1__u2", Type: model.ChannelTypeDirect}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	api.On("GetPost", "root-bot").Return(&model.Post{Id: "root-bot", UserId: "bot1"}, nil).Once()
+	api.On("GetPost", "root-people").Return(&model.Post{Id: "root-people", UserId: "u2"}, nil).Once()
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+
+	// Ignored: the bot's own post, a system message, top-level chatter, a thread people started,
+	// a DM between people.
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p0", UserId: "bot1", ChannelId: "c1", RootId: "root-bot"})
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p1", UserId: "u1", ChannelId: "c1", Type: model.PostTypeJoinChannel})
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p2", UserId: "u1", ChannelId: "c1", Message: "lunch?"})
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p3", UserId: "u1", ChannelId: "c1", RootId: "root-people"})
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p4", UserId: "u1", ChannelId: "dm-other"})
+	assert.Empty(t, host.received("POST", routePosts))
+
+	// Forwarded: a reply in a bot thread (twice: the root lookup is cached) and a DM with the bot.
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p5", UserId: "u1", ChannelId: "c1", RootId: "root-bot", Message: "and the tests too", FileIds: []string{"f1"}, CreateAt: 42})
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p6", UserId: "u1", ChannelId: "c1", RootId: "root-bot", Message: "thanks"})
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p7", UserId: "u1", ChannelId: "dm", Message: "hello"})
+
+	reqs := host.received("POST", routePosts)
+	require.Len(t, reqs, 3)
+	var first PostRequest
+	require.NoError(t, json.Unmarshal(reqs[0].Body, &first))
+	assert.Equal(t, PostRequest{
+		User:    User{ID: "u1", Username: "alice", Roles: []string{"system_user", "system_admin"}},
+		Channel: Channel{ID: "c1", Name: "dev", Kind: "public", TeamID: "t1", TeamName: "eng"},
+		Post:    IncomingPost{ID: "p5", RootID: "root-bot", ChannelID: "c1", UserID: "u1", Message: "and the tests too", FileIDs: []string{"f1"}, CreateAt: 42},
+	}, first)
+	var dm PostRequest
+	require.NoError(t, json.Unmarshal(reqs[2].Body, &dm))
+	assert.Equal(t, "direct", dm.Channel.Kind)
+	assert.Equal(t, []string{}, dm.Post.FileIDs)
+}
+
+func TestGroupMessagesNeedTheBotAsMember(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	host.handle("POST "+routePosts, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"handled":true}`)) })
+	p := activeTestPlugin(t, api, host)
+	api.On("GetChannel", "g1").Return(&model.Channel{Id: "g1", Name: "g1", Type: model.ChannelTypeGroup}, nil)
+	api.On("GetChannel", "g2").Return(&model.Channel{Id: "g2", Name: "g2", Type: model.ChannelTypeGroup}, nil)
+	api.On("GetChannelMember", "g1", "bot1").Return(&model.ChannelMember{}, nil)
+	api.On("GetChannelMember", "g2", "bot1").Return(nil, model.NewAppError("GetChannelMember", "not_found", nil, "", http.StatusNotFound))
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p1", UserId: "u1", ChannelId: "g1", Message: "hi"})
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p2", UserId: "u1", ChannelId: "g2", Message: "hi"})
+	reqs := host.received("POST", routePosts)
+	require.Len(t, reqs, 1)
+	var got PostRequest
+	require.NoError(t, json.Unmarshal(reqs[0].Body, &got))
+	assert.Equal(t, "g1", got.Channel.ID)
+	assert.Equal(t, "group", got.Channel.Kind)
+}
+
+func TestAReplyTheHostCannotTakeIsAnsweredInTheThread(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	p := activeTestPlugin(t, api, host)
+	p.state().tgt.client = newHostClient(host.socket+".missing", "secret")
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	api.On("GetPost", "root-bot").Return(&model.Post{Id: "root-bot", UserId: "bot1"}, nil)
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	api.On("SendEphemeralPost", "u1", mock.MatchedBy(func(post *model.Post) bool {
+		return post.UserId == "bot1" && post.RootId == "root-bot" && post.ChannelId == "c1"
+	})).Return(&model.Post{}).Once()
+
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p5", UserId: "u1", ChannelId: "c1", RootId: "root-bot", Message: "go on"})
+}

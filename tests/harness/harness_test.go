@@ -1,0 +1,387 @@
+package harness
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/mattermost/mattermost/server/public/plugin"
+	"github.com/mattermost/mattermost/server/public/plugin/plugintest"
+	"github.com/mattermost/mattermost/server/public/shared/mlog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+)
+
+// serverAPI is the mocked server side of the plugin API. Log calls (variadic, any arity) go to the
+// test log instead of the mock, and are kept so the test can check what an admin would read.
+type serverAPI struct {
+	*plugintest.API
+	t    *testing.T
+	mu   sync.Mutex
+	logs []string
+}
+
+func (a *serverAPI) log(level, msg string, kv ...any) {
+	line := fmt.Sprintf("%s %s %v", level, msg, kv)
+	a.t.Log("plugin log: " + line)
+	a.mu.Lock()
+	a.logs = append(a.logs, line)
+	a.mu.Unlock()
+}
+
+func (a *serverAPI) LogDebug(msg string, kv ...any) { a.log("DEBUG", msg, kv...) }
+func (a *serverAPI) LogInfo(msg string, kv ...any)  { a.log("INFO", msg, kv...) }
+func (a *serverAPI) LogWarn(msg string, kv ...any)  { a.log("WARN", msg, kv...) }
+func (a *serverAPI) LogError(msg string, kv ...any) { a.log("ERROR", msg, kv...) }
+
+func (a *serverAPI) allLogs() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return strings.Join(a.logs, "\n")
+}
+
+// extractBundle unpacks the tarball into pluginsDir as the server does on upload.
+func extractBundle(t *testing.T, bundlePath, pluginsDir string) {
+	t.Helper()
+	f, err := os.Open(bundlePath)
+	require.NoError(t, err)
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	require.NoError(t, err)
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		require.NoError(t, err)
+		target := filepath.Join(pluginsDir, filepath.Clean(h.Name))
+		require.True(t, strings.HasPrefix(target, pluginsDir+string(os.PathSeparator)), "entry %s escapes the plugins directory", h.Name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			require.NoError(t, os.MkdirAll(target, 0o755))
+		case tar.TypeReg:
+			require.NoError(t, os.MkdirAll(filepath.Dir(target), 0o755))
+			out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode).Perm())
+			require.NoError(t, err)
+			_, err = io.Copy(out, tr)
+			require.NoError(t, err)
+			require.NoError(t, out.Close())
+		}
+	}
+}
+
+// startTestkit runs `codex-testkit <args>` until the test ends and returns the address it bound.
+func startTestkit(t *testing.T, binary string, args ...string) string {
+	t.Helper()
+	addrFile := filepath.Join(t.TempDir(), "addr")
+	cmd := exec.Command(binary, append(args, "--listen", "127.0.0.1:0", "--addr-file", addrFile)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	var addr []byte
+	waitUntil(t, 20*time.Second, "codex-testkit "+args[0]+" to listen", func() bool {
+		addr, _ = os.ReadFile(addrFile)
+		return len(addr) > 0
+	})
+	return strings.TrimSpace(string(addr))
+}
+
+// waitUntil re-checks cond until it holds; the peers are other processes with no event to block on.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func getJSON(t *testing.T, url string, out any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, url)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+}
+
+func postJSON(t *testing.T, url string, in, out any) {
+	t.Helper()
+	body, err := json.Marshal(in)
+	require.NoError(t, err)
+	resp, err := http.Post(url, "application/json", strings.NewReader(string(body)))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Less(t, resp.StatusCode, 300, url)
+	if out != nil {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+	}
+}
+
+// waitForBotPost waits until the host has posted a message containing text and returns it.
+func waitForBotPost(t *testing.T, mmAddr, botID, text string) *fakePost {
+	t.Helper()
+	var found *fakePost
+	waitUntil(t, 90*time.Second, "the host to post "+strconv.Quote(text), func() bool {
+		var posts []fakePost
+		getJSON(t, "http://"+mmAddr+"/_test/posts", &posts)
+		for i := range posts {
+			if posts[i].Post.UserID == botID && strings.Contains(posts[i].Post.Message, text) {
+				found = &posts[i]
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+type fakePost struct {
+	Post struct {
+		ID        string         `json:"id"`
+		UserID    string         `json:"user_id"`
+		ChannelID string         `json:"channel_id"`
+		RootID    string         `json:"root_id"`
+		Message   string         `json:"message"`
+		Props     map[string]any `json:"props"`
+	} `json:"post"`
+}
+
+// mockProviderOverrides are the `-c` lines that point Codex at the mock model with nothing leaving
+// the machine (the same ones codex-testkit's codex::provider_args uses).
+func mockProviderOverrides(modelAddr string) string {
+	return strings.Join([]string{
+		`model_provider=mock`,
+		`model_providers.mock.name="mock"`,
+		`model_providers.mock.base_url="http://` + modelAddr + `/v1"`,
+		`model_providers.mock.wire_api="responses"`,
+		`model_providers.mock.env_key="MOCK_API_KEY"`,
+		`model_providers.mock.request_max_retries=0`,
+		`model_providers.mock.stream_max_retries=0`,
+		`analytics.enabled=false`,
+		`features.plugins=false`,
+	}, "\n")
+}
+
+// TestPluginInMattermostsLoader loads the built bundle with Mattermost's plugin loader and drives
+// it end to end: activation, /codex through the real host and the real Codex CLI, a button click
+// through ServeHTTP, a request without a session, and the host being unreachable.
+func TestPluginInMattermostsLoader(t *testing.T) {
+	bundle := requireEnv(t, "CODEX_MM_BUNDLE")
+	codex := requireEnv(t, "CODEX_MM_CODEX")
+	testkit := requireEnv(t, "CODEX_MM_TESTKIT")
+
+	root := t.TempDir()
+	pluginsDir := filepath.Join(root, "plugins")
+	webappDir := filepath.Join(root, "client", "plugins")
+	require.NoError(t, os.MkdirAll(pluginsDir, 0o755))
+	require.NoError(t, os.MkdirAll(webappDir, 0o755))
+	extractBundle(t, bundle, pluginsDir)
+	bundlePath := filepath.Join(pluginsDir, pluginID)
+
+	// Peers: the mock model Codex talks to and the fake Mattermost the host posts to.
+	botID, botToken := model.NewId(), model.NewId()
+	modelAddr := startTestkit(t, testkit, "mock-model")
+	mmAddr := startTestkit(t, testkit, "fake-mattermost", "--bot-user-id", botID, "--bot-token", botToken)
+	alice := &model.User{Id: model.NewId(), Username: "alice", Roles: "system_user"}
+	postJSON(t, "http://"+mmAddr+"/_test/users", map[string]any{"id": alice.Id, "username": alice.Username, "roles": []string{"system_user"}}, nil)
+
+	repo := filepath.Join(root, "repo")
+	codexHome := filepath.Join(root, "codex-home")
+	require.NoError(t, os.MkdirAll(repo, 0o755))
+	require.NoError(t, os.MkdirAll(codexHome, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(repo, "README.md"), []byte("demo\n"), 0o644))
+	// Unix socket paths are short; the test's temporary directory may not be.
+	sockDir, err := os.MkdirTemp("", "cmh")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
+	// The managed host inherits the plugin's environment, and Codex the host's: the mock
+	// provider's env_key must be set for Codex to start.
+	t.Setenv("MOCK_API_KEY", "mock-key")
+
+	var settingsMu sync.Mutex
+	settings := map[string]any{
+		"hostmode":          "managed",
+		"socketpath":        filepath.Join(sockDir, "host.sock"),
+		"mattermosturl":     "http://" + mmAddr,
+		"allowedusers":      "alice",
+		"projects":          "demo = " + repo,
+		"defaultproject":    "demo",
+		"codexpath":         codex,
+		"codexhome":         codexHome,
+		"codexconfig":       mockProviderOverrides(modelAddr),
+		"defaultsandbox":    "read-only",
+		"model":             "gpt-5.5",
+		"runtimeoutminutes": 5,
+	}
+
+	api := &serverAPI{API: &plugintest.API{}, t: t}
+	api.On("LoadPluginConfiguration", mock.Anything).Run(func(args mock.Arguments) {
+		settingsMu.Lock()
+		defer settingsMu.Unlock()
+		*args.Get(0).(*any) = settings
+	}).Return(nil)
+	api.On("GetBundlePath").Return(bundlePath, nil)
+	api.On("GetServerVersion").Return(model.CurrentVersion)
+	// pluginapi's EnsureBot takes a cluster mutex through the KV store.
+	api.On("KVSetWithOptions", mock.Anything, mock.Anything, mock.Anything).Return(true, nil)
+	api.On("EnsureBotUser", mock.MatchedBy(func(b *model.Bot) bool { return b.Username == "codex" })).Return(botID, nil)
+	api.On("CreateUserAccessToken", mock.MatchedBy(func(tok *model.UserAccessToken) bool { return tok.UserId == botID })).
+		Return(&model.UserAccessToken{Id: "token-id", Token: botToken, UserId: botID}, nil)
+	api.On("RevokeUserAccessToken", "token-id").Return(nil)
+	var registered *model.Command
+	api.On("RegisterCommand", mock.Anything).Run(func(args mock.Arguments) { registered = args.Get(0).(*model.Command) }).Return(nil)
+
+	team := &model.Team{Id: model.NewId(), Name: "eng", DisplayName: "Engineering"}
+	channel := &model.Channel{Id: model.NewId(), Name: "town-square", DisplayName: "Town Square", Type: model.ChannelTypeOpen, TeamId: team.Id}
+	api.On("GetUser", alice.Id).Return(alice, nil)
+	api.On("GetChannel", channel.Id).Return(channel, nil)
+	api.On("GetTeam", team.Id).Return(team, nil)
+
+	env, err := plugin.NewEnvironment(func(*model.Manifest) plugin.API { return api }, nil, pluginsDir, webappDir, mlog.CreateConsoleTestLogger(t), nil)
+	require.NoError(t, err)
+	t.Cleanup(env.Shutdown)
+
+	// Activation: the real go-plugin handshake, OnConfigurationChange then OnActivate.
+	manifest, activated, err := env.Activate(pluginID)
+	require.NoError(t, err, "activation failed; plugin log:\n%s", api.allLogs())
+	require.True(t, activated)
+	assert.Equal(t, pluginID, manifest.Id)
+	assert.Contains(t, api.allLogs(), "codex-host is configured.", "the managed host should have taken the settings during activation")
+
+	t.Run("activation registers /codex with its autocomplete", func(t *testing.T) {
+		require.NotNil(t, registered)
+		assert.Equal(t, "codex", registered.Trigger)
+		assert.True(t, registered.AutoComplete)
+		require.NotNil(t, registered.AutocompleteData)
+		require.NoError(t, registered.AutocompleteData.IsValid())
+		var subs []string
+		for _, sub := range registered.AutocompleteData.SubCommands {
+			subs = append(subs, sub.Trigger)
+			assert.NotEmpty(t, sub.HelpText)
+		}
+		assert.ElementsMatch(t, []string{"new", "continue", "project", "projects", "status", "last", "cancel", "policy", "help"}, subs)
+	})
+
+	hooks, err := env.HooksForPlugin(pluginID)
+	require.NoError(t, err)
+
+	var answer *fakePost
+	t.Run("/codex <prompt> runs the real Codex CLI through the real host", func(t *testing.T) {
+		resp, appErr := hooks.ExecuteCommand(&plugin.Context{}, &model.CommandArgs{
+			UserId: alice.Id, ChannelId: channel.Id, TeamId: team.Id, TriggerId: "trigger", Command: "/codex say hello to the harness",
+		})
+		require.Nil(t, appErr)
+		require.NotNil(t, resp)
+		t.Logf("command response: %s %q", resp.ResponseType, resp.Text)
+		assert.NotContains(t, resp.Text, "not available right now")
+
+		answer = waitForBotPost(t, mmAddr, botID, "Mock answer: say hello to the harness")
+		assert.Equal(t, channel.Id, answer.Post.ChannelID)
+		assert.NotEmpty(t, answer.Post.RootID, "the answer belongs in a thread")
+
+		var requests []map[string]any
+		getJSON(t, "http://"+modelAddr+"/_mock/requests", &requests)
+		assert.NotEmpty(t, requests, "Codex should have called the mock model")
+	})
+
+	t.Run("a plain reply in the bot's thread continues the session", func(t *testing.T) {
+		require.NotNil(t, answer, "needs the thread started above")
+		rootID := answer.Post.RootID
+		api.On("GetPost", rootID).Return(&model.Post{Id: rootID, UserId: botID, ChannelId: channel.Id}, nil)
+		// The reply exists in Mattermost (the host may read the thread), then the server calls the hook.
+		var reply struct {
+			ID       string `json:"id"`
+			CreateAt int64  `json:"create_at"`
+		}
+		postJSON(t, "http://"+mmAddr+"/_test/posts", map[string]any{
+			"user_id": alice.Id, "channel_id": channel.Id, "root_id": rootID, "message": "and now in French",
+		}, &reply)
+		hooks.MessageHasBeenPosted(&plugin.Context{}, &model.Post{
+			Id: reply.ID, UserId: alice.Id, ChannelId: channel.Id, RootId: rootID, Message: "and now in French", CreateAt: reply.CreateAt,
+		})
+		followUp := waitForBotPost(t, mmAddr, botID, "Mock answer: and now in French")
+		assert.Equal(t, rootID, followUp.Post.RootID, "the continuation is answered in the same thread")
+	})
+
+	t.Run("a button click through ServeHTTP reaches the host", func(t *testing.T) {
+		body := `{"post_id":"` + model.NewId() + `","channel_id":"` + channel.Id + `","team_id":"` + team.Id + `","context":{"action":"cancel","run_id":"nope","sig":"forged"}}`
+		r := httptest.NewRequest(http.MethodPost, "/v1/actions", strings.NewReader(body))
+		r.Header.Set("Mattermost-User-Id", alice.Id)
+		w := httptest.NewRecorder()
+		hooks.ServeHTTP(&plugin.Context{}, w, r)
+		t.Logf("action answer: %d %s", w.Code, w.Body.String())
+		require.Equal(t, http.StatusOK, w.Code)
+		var resp model.PostActionIntegrationResponse
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+		assert.NotContains(t, resp.EphemeralText, "not available right now", "the plugin could not reach the host")
+		assert.NotEmpty(t, resp.EphemeralText, "a forged button must be refused with an explanation")
+	})
+
+	t.Run("a request without Mattermost-User-Id is refused", func(t *testing.T) {
+		r := httptest.NewRequest(http.MethodPost, "/v1/actions", strings.NewReader(`{"user_id":"`+alice.Id+`","context":{"action":"cancel"}}`))
+		w := httptest.NewRecorder()
+		hooks.ServeHTTP(&plugin.Context{}, w, r)
+		assert.Equal(t, http.StatusUnauthorized, w.Code)
+
+		r = httptest.NewRequest(http.MethodGet, "/autocomplete/projects?channel_id="+channel.Id, nil)
+		w = httptest.NewRecorder()
+		hooks.ServeHTTP(&plugin.Context{}, w, r)
+		assert.Equal(t, http.StatusUnauthorized, w.Code)
+	})
+
+	t.Run("the project list is served for autocomplete", func(t *testing.T) {
+		r := httptest.NewRequest(http.MethodGet, "/autocomplete/projects?channel_id="+channel.Id+"&team_id="+team.Id, nil)
+		r.Header.Set("Mattermost-User-Id", alice.Id)
+		w := httptest.NewRecorder()
+		hooks.ServeHTTP(&plugin.Context{}, w, r)
+		require.Equal(t, http.StatusOK, w.Code)
+		var items []model.AutocompleteListItem
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &items), w.Body.String())
+		require.NotEmpty(t, items, "the host should list the configured project")
+		assert.Equal(t, "demo", items[0].Item)
+	})
+
+	t.Run("host unreachable gives an ephemeral error with the prompt echoed", func(t *testing.T) {
+		settingsMu.Lock()
+		settings["hostmode"] = "external"
+		settings["socketpath"] = filepath.Join(sockDir, "nobody-listens.sock")
+		settings["hostsecret"] = "whatever"
+		settingsMu.Unlock()
+		require.NoError(t, hooks.OnConfigurationChange())
+
+		resp, appErr := hooks.ExecuteCommand(&plugin.Context{}, &model.CommandArgs{
+			UserId: alice.Id, ChannelId: channel.Id, TeamId: team.Id, Command: "/codex please keep this prompt",
+		})
+		require.Nil(t, appErr)
+		assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType)
+		assert.Contains(t, resp.Text, "Codex is not available right now")
+		assert.Contains(t, resp.Text, "System Console")
+		assert.Contains(t, resp.Text, "please keep this prompt")
+	})
+
+	require.True(t, env.Deactivate(pluginID))
+	api.AssertCalled(t, "RevokeUserAccessToken", "token-id")
+	assert.NotContains(t, api.allLogs(), botToken, "the bot token must never be logged")
+}
