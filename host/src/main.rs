@@ -14,7 +14,7 @@ use codex_host::api::{self, contract::ConfigRequest};
 use codex_host::buttons::Signer;
 use codex_host::chat::{Chat, MattermostClient, TerminalChat};
 use codex_host::config::Settings;
-use codex_host::gate::{AllowlistGate, LocalGate};
+use codex_host::gate::{LocalGate, PolicyGate};
 use codex_host::model::RunStatus;
 use codex_host::service::Host;
 use codex_host::store::Store;
@@ -32,6 +32,9 @@ enum Command {
     Serve(ServeArgs),
     /// Run one prompt through the same pipeline and print the answer here; no Mattermost needed.
     Run(RunArgs),
+    /// Check, test and benchmark policy modules.
+    #[command(subcommand)]
+    Policy(codex_policy::cli::PolicyCommand),
 }
 
 #[derive(Parser)]
@@ -50,7 +53,8 @@ struct ServeArgs {
     secret_file: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Directory of policy modules (used once the policy engine is enabled).
+    /// Directory of the bundled policy modules (`allowlist.wasm`) [default: the bundle's
+    /// `policies/` folder next to this executable's `server/dist/`].
     #[arg(long)]
     policy_dir: Option<PathBuf>,
 }
@@ -101,6 +105,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(a) => serve(a).await,
             Command::Run(a) => run(a).await,
+            Command::Policy(cmd) => {
+                init_logs("warn", LogFormat::Text);
+                tokio::task::spawn_blocking(move || codex_policy::cli::run(cmd)).await?
+            }
         }
     });
     match result {
@@ -132,7 +140,9 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     }
     let store = open_store(&a.state_dir)?;
     let signer = Signer::from_state_dir(&a.state_dir)?;
-    let host = Host::new(store, Chat::Mattermost(MattermostClient::new()), Arc::new(AllowlistGate), signer, vec![secret.clone()]);
+    let policy_dir = a.policy_dir.clone().or_else(bundled_policy_dir);
+    let gate = PolicyGate::new(policy_dir, a.state_dir.join("policy-cache")).context("starting the policy engine")?;
+    let host = Host::new(store, Chat::Mattermost(MattermostClient::new()), Arc::new(gate), signer, vec![secret.clone()]);
     let interrupted = host.recover()?;
     info!(version = env!("CARGO_PKG_VERSION"), interrupted, state_dir = %a.state_dir.display(), "codex-host starting");
     let shutdown = CancellationToken::new();
@@ -221,6 +231,14 @@ async fn run(a: RunArgs) -> Result<ExitCode> {
         }
     };
     Ok(if status == RunStatus::Answered { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// In the plugin bundle the host is `<bundle>/server/dist/codex-host-<platform>` and the modules
+/// are in `<bundle>/policies/`.
+fn bundled_policy_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.parent()?.join("policies");
+    dir.is_dir().then_some(dir)
 }
 
 fn default_state_dir() -> PathBuf {

@@ -19,7 +19,7 @@ use crate::api::contract::*;
 use crate::buttons::{ButtonAction, Refusal, Signer};
 use crate::chat::{Chat, NewPost, Post};
 use crate::config::{Config, Project, Sandbox};
-use crate::gate::{Action, Decision, Gate, GateRequest};
+use crate::gate::{Action, Decision, Gate, GateRequest, Ruling};
 use crate::model::{RunMode, RunStatus};
 use crate::render::{self, Redactor, POST_MAX_RUNES};
 use crate::runner::{self, Admission, Ending, Invocation, RunState, Scheduler, SpawnError};
@@ -95,6 +95,7 @@ enum Intent {
     Auto,
     New,
     Continue,
+    Retry,
 }
 
 pub struct Host {
@@ -189,6 +190,13 @@ impl Host {
             }
         };
         let mut warnings = Vec::new();
+        let gate = self.gate.clone();
+        let settings = cfg.settings.clone();
+        match tokio::task::spawn_blocking(move || gate.configure(&settings)).await {
+            Ok(Ok(loaded)) => loaded.iter().for_each(|l| info!("{l}")),
+            Ok(Err(e)) => warnings.push(e),
+            Err(e) => warnings.push(format!("Policy: loading the chain crashed ({e}); the previous chain stays in force.")),
+        }
         for p in cfg.projects.values() {
             if !p.repo.is_dir() {
                 warnings.push(format!("Project `{}`: {} is not a directory on the host machine.", p.name, p.repo.display()));
@@ -266,7 +274,7 @@ impl Host {
             configured: cfg.is_some(),
             codex: CodexInfo { path, version },
             queue: QueueInfo { running, queued, max_concurrent_runs: max, queue_limit: limit },
-            policies: vec![],
+            policies: self.gate.describe(),
         }
     }
 
@@ -360,7 +368,8 @@ impl Host {
         if !cfg.projects.contains_key(name) {
             return CommandResponse::ephemeral(format!("There is no project `{name}`. Configured: {}.", cfg.project_names()));
         }
-        if let Decision::Deny { reason, .. } = self.decide(cfg, &req.user, &req.channel, Action::New, "", name) {
+        let project = cfg.projects.get(name).map(|p| (p.name.as_str(), p.repo.as_path()));
+        if let Decision::Deny { reason } = self.decide(cfg, &req.user, &req.channel, Action::New, "", project, "", None).decision {
             return CommandResponse::ephemeral(format!("You cannot change the project here: {reason}"));
         }
         if let Err(e) = self.store.set_channel_project(&req.channel.id, name, &req.user.id) {
@@ -461,30 +470,41 @@ impl Host {
     }
 
     fn cmd_policy(&self, cfg: &Config, req: &CommandRequest) -> CommandResponse {
-        let project = self.active_project(cfg, &req.channel.id).unwrap_or_default();
-        CommandResponse::ephemeral(match self.decide(cfg, &req.user, &req.channel, Action::Query, "", &project) {
-            Decision::Allow { sandbox, rule, .. } => format!(
-                "You may run Codex here (rule `{rule}`). Sandbox: `{}`.",
-                sandbox.unwrap_or(cfg.default_sandbox).as_str()
+        let active = self.active_project(cfg, &req.channel.id);
+        let project = active.as_deref().and_then(|n| cfg.projects.get(n));
+        let base = project.and_then(|p| p.sandbox).unwrap_or(cfg.default_sandbox);
+        let ruling = self.decide(cfg, &req.user, &req.channel, Action::Query, "", project.map(|p| (p.name.as_str(), p.repo.as_path())), &req.root_id, None);
+        let rules = if ruling.rules.is_empty() { String::new() } else { format!(" (rule {})", ruling.rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")) };
+        let head = match &ruling.decision {
+            Decision::Allow { sandbox, .. } => format!(
+                "You may run Codex here{rules}. Sandbox: `{}`.",
+                sandbox.map_or(base, |s| s.min(base)).as_str()
             ),
-            Decision::Deny { reason, rule } => format!("You may not run Codex here (rule `{rule}`): {reason}"),
-        })
+            Decision::Deny { reason } => format!("You may not run Codex here{rules}: {reason}"),
+            Decision::RequireApproval { approvers, min_approvals, reason, .. } => format!(
+                "Your runs here need approval{rules}: {reason} ({min_approvals} of {}).",
+                approvers.iter().map(|a| format!("@{}", a.trim_start_matches('@'))).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let modules = if ruling.explanation.is_empty() { String::new() } else { format!("\n\nPolicy chain, in order:\n{}", ruling.explanation.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n")) };
+        CommandResponse::ephemeral(format!("{head}{modules}"))
     }
 
-    fn decide(&self, cfg: &Config, user: &User, channel: &Channel, action: Action, prompt: &str, project: &str) -> Decision {
-        let d = self.gate.decide(&GateRequest { user, channel, action, prompt, project }, cfg);
-        let (decision, rule) = match &d {
-            Decision::Allow { rule, .. } => ("allow", rule),
-            Decision::Deny { rule, .. } => ("deny", rule),
-        };
+    /// Asks the gate and audits the full ruling.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(&self, cfg: &Config, user: &User, channel: &Channel, action: Action, prompt: &str, project: Option<(&str, &std::path::Path)>, root_id: &str, run_id: Option<&str>) -> Ruling {
+        let request_id = run_id.map(String::from).unwrap_or_else(new_id);
+        let sandbox = project.and_then(|(n, _)| cfg.projects.get(n)).and_then(|p| p.sandbox).unwrap_or(cfg.default_sandbox);
+        let req = GateRequest { request_id: &request_id, user, channel, action, prompt, project, sandbox, root_id, attachments: 0 };
+        let ruling = self.gate.decide(&req, cfg);
         let _ = self.store.audit(
             "decision",
-            None,
+            run_id,
             &user.id,
             &channel.id,
-            &json!({"action": action.as_str(), "project": project, "decision": decision, "rule": rule}),
+            &json!({"request_id": request_id, "action": format!("{action:?}"), "project": project.map(|p| p.0), "rules": ruling.rules, "report": ruling.report}),
         );
-        d
+        ruling
     }
 
     fn permalink(&self, team: &str, root_id: &str) -> String {
@@ -570,7 +590,7 @@ impl Host {
                     return eph("This button was already used.".into());
                 }
                 let channel = if req.channel.id.is_empty() { Channel { id: run.channel_id.clone(), ..Default::default() } } else { req.channel.clone() };
-                match self.submit(&cfg, &user, &channel, &run.root_id, Intent::Auto, &run.prompt, None) {
+                match self.submit(&cfg, &user, &channel, &run.root_id, Intent::Retry, &run.prompt, None) {
                     Ok(a) => {
                         let _ = self.store.audit("run.retry", Some(&a.run_id), &user.id, &run.channel_id, &json!({"retry_of": run.id}));
                         let original = self.chat.post(&req.post_id).await.map(|p| p.message).unwrap_or_default();
@@ -674,10 +694,22 @@ impl Host {
         let project = cfg.projects.get(&project_name).cloned().ok_or_else(|| {
             format!("The project `{project_name}` is no longer configured. Pick one with `/codex project <name>`; configured: {}.", cfg.project_names())
         })?;
-        let action = if matches!(placement, Placement::Thread { .. }) { Action::Continue } else { Action::New };
-        let (sandbox, timeout, model) = match self.decide(cfg, user, channel, action, prompt, &project.name) {
-            Decision::Deny { reason, .. } => return Err(format!("Codex did not run: {reason}")),
-            Decision::Allow { sandbox, timeout, model, .. } => {
+        let action = match (intent, &placement) {
+            (Intent::Retry, _) => Action::Retry,
+            (_, Placement::Thread { .. }) => Action::Continue,
+            _ => Action::New,
+        };
+        let run_id = new_id();
+        let ruling = self.decide(cfg, user, channel, action, prompt, Some((&project.name, &project.repo)), root_id, Some(&run_id));
+        let (sandbox, timeout, model) = match ruling.decision {
+            Decision::Deny { reason } => return Err(format!("Codex did not run: {reason}")),
+            Decision::RequireApproval { approvers, reason, .. } => {
+                return Err(format!(
+                    "Codex did not run: this request needs approval by {} ({reason}), and approvals are not enabled on this host yet.",
+                    approvers.iter().map(|a| format!("@{}", a.trim_start_matches('@'))).collect::<Vec<_>>().join(", ")
+                ))
+            }
+            Decision::Allow { sandbox, timeout, model } => {
                 let base = project.sandbox.unwrap_or(cfg.default_sandbox);
                 let sandbox = sandbox.map_or(base, |s| s.min(base));
                 let timeout = timeout.map_or(cfg.run_timeout, |t| t.min(cfg.run_timeout));
@@ -685,7 +717,6 @@ impl Host {
                 (sandbox, timeout, model)
             }
         };
-        let run_id = new_id();
         let thread_key = match &placement {
             Placement::NewRoot => format!("new:{run_id}"),
             Placement::Thread { root_id } => root_id.clone(),

@@ -236,7 +236,7 @@ async fn bad_input_gets_clear_messages() {
     let bob = env.mm.add_user(NewUser { username: "bob".into(), ..Default::default() });
     let bob = json!({"id": bob.id, "username": "bob", "roles": ["system_user"]});
     let refused = text(env.command_as(&bob, "do something", "").await);
-    assert!(refused.contains("@bob is not on the allowed users list") && refused.contains("Your prompt was: do something"), "{refused}");
+    assert!(refused.contains("@bob is not on the Codex allowlist") && refused.contains("Your prompt was: do something"), "{refused}");
     assert!(env.mm.posts().is_empty(), "a refused prompt must not start a thread");
 
     // Wrong secret and unknown routes.
@@ -388,4 +388,61 @@ async fn forged_altered_and_expired_clicks_are_refused_and_audited() {
     // Nothing was run by any of them.
     assert_eq!(env.mm.posts().iter().filter(|p| kind(p) == "outcome").count(), 1);
     assert_eq!(env.model.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_chain_decides_and_explains_itself() {
+    let env = Env::start(|s| s["allowed_channels"] = json!(["eng/ops"])).await;
+    let text = |v: Value| v["text"].as_str().unwrap().to_string();
+    // The bundled allowlist refuses the channel and says what to do.
+    let refused = text(env.command("run here please").await);
+    assert!(refused.contains("Codex is not enabled in ~dev") && refused.contains("Allowed channels"), "{refused}");
+    let why = text(env.command("policy").await);
+    assert!(why.contains("You may not run Codex here") && why.contains("`allowlist`: deny (rule `channel-not-listed`)"), "{why}");
+    assert!(env.mm.posts().is_empty());
+    // Every decision is audited with the module hashes.
+    let audits = env.audit("decision");
+    assert!(audits.iter().any(|d| d["report"]["modules"][0]["hash"].as_str().unwrap_or("").starts_with("sha256:")), "{audits:#?}");
+
+    // Health lists the loaded chain.
+    let (_, health) = env.call("GET", "/v1/health", None).await;
+    assert_eq!(health["policies"][0]["name"], "allowlist", "{health}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_allowlist_denies_everyone_with_an_admin_hint() {
+    let env = Env::start(|s| s["allowed_users"] = json!([])).await;
+    let refused = env.command("anything").await["text"].as_str().unwrap().to_string();
+    assert!(refused.contains("the allowlist is empty") && refused.contains("System Console"), "{refused}");
+    assert!(env.mm.posts().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_policy_modules_tighten_the_sandbox_and_hot_reload() {
+    let env = Env::start(|_| {}).await;
+    let admin_dir = env.dir.path().join("admin-policies");
+    std::fs::create_dir_all(&admin_dir).unwrap();
+    std::fs::copy(policy_dir().join("readonly-public.wasm"), admin_dir.join("10-readonly-public.wasm")).unwrap();
+    let mut settings = env.settings.clone();
+    settings["policy_dir"] = json!(admin_dir.display().to_string());
+    let body = json!({"mattermost_url": env.mm.url(), "bot_user_id": env.mm.bot().id, "bot_token": env.mm.bot_token(),
+                      "actions_url": "/plugins/x/v1/actions", "settings": settings});
+    let (status, resp) = env.call("PUT", "/v1/config", Some(body)).await;
+    assert_eq!(status, 200, "{resp}");
+    let why = env.command("policy").await["text"].as_str().unwrap().to_string();
+    assert!(why.contains("Sandbox: `read-only`") && why.contains("`10-readonly-public`"), "{why}");
+    env.command("[[mock:exec]] check the sandbox").await;
+    env.outcomes(1).await;
+    assert!(env.log().contains("sandbox=\"read-only\""), "the run must use the tightened sandbox: {}", env.log());
+
+    // A broken module dropped in keeps the previous chain in force.
+    std::fs::write(admin_dir.join("20-broken.wasm"), b"not wasm").unwrap();
+    let mut broken = settings.clone();
+    broken["queue_limit"] = json!(6);
+    let body = json!({"mattermost_url": env.mm.url(), "bot_user_id": env.mm.bot().id, "bot_token": env.mm.bot_token(), "settings": broken});
+    let (status, resp) = env.call("PUT", "/v1/config", Some(body)).await;
+    assert_eq!(status, 200, "{resp}");
+    assert!(resp["warnings"].to_string().contains("20-broken"), "{resp}");
+    let why = env.command("policy").await["text"].as_str().unwrap().to_string();
+    assert!(why.contains("`10-readonly-public`") && !why.contains("20-broken"), "{why}");
 }

@@ -77,13 +77,19 @@ type PostRequest struct {
 // PostResponse answers POST /v1/posts.
 type PostResponse struct {
 	Handled bool `json:"handled"`
+	// EphemeralText, when set, is shown to the poster in the same thread (e.g. a refusal).
+	EphemeralText string `json:"ephemeral_text,omitempty"`
 }
 
 // ActionRequest is the body of POST /v1/actions: Mattermost's PostActionIntegrationRequest with
 // user_id taken from the server-set Mattermost-User-Id header, never from the client's body. The
 // host answers with a Mattermost PostActionIntegrationResponse, which the plugin passes through.
 type ActionRequest struct {
-	UserID    string         `json:"user_id"`
+	UserID string `json:"user_id"`
+	// User and Channel are resolved by the plugin from UserID and ChannelID (roles decide admin
+	// rights; the channel is what the policy sees on a retry).
+	User      User           `json:"user"`
+	Channel   Channel        `json:"channel"`
 	UserName  string         `json:"user_name"`
 	PostID    string         `json:"post_id"`
 	ChannelID string         `json:"channel_id"`

@@ -76,6 +76,10 @@ func (p *Plugin) handleAction(w http.ResponseWriter, r *http.Request) {
 	}
 	if u, err := st.resolver.user(userID); err == nil {
 		req.UserName = u.Username
+		req.User = u
+	}
+	if ch, err := st.resolver.channel(in.ChannelId, in.TeamId); err == nil {
+		req.Channel = ch
 	}
 	raw, err := st.target().client.call(r.Context(), timeoutAction, http.MethodPost, routeActions, req)
 	if err != nil {

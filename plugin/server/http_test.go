@@ -42,6 +42,8 @@ func TestActionsTakeTheUserFromTheHeaderNotTheBody(t *testing.T) {
 	})
 	p := activeTestPlugin(t, api, host)
 	api.On("GetUser", "u-real").Return(testUser("u-real", "alice"), nil)
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
 
 	req := httptest.NewRequest("POST", "/v1/actions", strings.NewReader(
 		`{"user_id":"u-forged","user_name":"mallory","post_id":"p1","channel_id":"c1","team_id":"t1","trigger_id":"tr","context":{"action":"cancel","run_id":"r1","sig":"s"}}`))
@@ -55,6 +57,9 @@ func TestActionsTakeTheUserFromTheHeaderNotTheBody(t *testing.T) {
 	require.Len(t, reqs, 1)
 	var got ActionRequest
 	require.NoError(t, json.Unmarshal(reqs[0].Body, &got))
+	assert.Equal(t, "alice", got.User.Username, "the user is resolved from the header's id")
+	assert.Equal(t, "eng", got.Channel.TeamName)
+	got.User, got.Channel = User{}, Channel{}
 	assert.Equal(t, ActionRequest{
 		UserID: "u-real", UserName: "alice", PostID: "p1", ChannelID: "c1", TeamID: "t1", TriggerID: "tr",
 		Context: map[string]any{"action": "cancel", "run_id": "r1", "sig": "s"},
@@ -67,6 +72,7 @@ func TestActionWhenTheHostIsDownTellsTheUser(t *testing.T) {
 	p := activeTestPlugin(t, api, host)
 	p.state().tgt.client = newHostClient(host.socket+".missing", "secret")
 	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	api.On("GetChannel", "").Return(nil, model.NewAppError("GetChannel", "not_found", nil, "", http.StatusNotFound)).Maybe()
 
 	req := httptest.NewRequest("POST", "/v1/actions", strings.NewReader(`{"post_id":"p1","context":{"action":"cancel"}}`))
 	req.Header.Set("Mattermost-User-Id", "u1")

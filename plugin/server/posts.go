@@ -51,17 +51,20 @@ func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
 	}
 	var resp PostResponse
 	err = st.target().client.callJSON(context.Background(), timeoutPost, http.MethodPost, routePosts, req, &resp)
+	rootID := post.RootId
+	if rootID == "" {
+		rootID = post.Id
+	}
 	if err == nil {
+		if resp.EphemeralText != "" {
+			p.API.SendEphemeralPost(post.UserId, &model.Post{UserId: st.botUserID, ChannelId: post.ChannelId, RootId: rootID, Message: resp.EphemeralText})
+		}
 		return
 	}
 	he := asHostError(err)
 	p.API.LogWarn("A reply for Codex could not be handed to codex-host. "+hostAdvice(he.kind, st.mode()),
 		"post_id", post.Id, "user", user.Username, "error", he.Error())
 	// The user expected Codex to pick this up; tell them it did not, in the same thread.
-	rootID := post.RootId
-	if rootID == "" {
-		rootID = post.Id
-	}
 	p.API.SendEphemeralPost(post.UserId, &model.Post{
 		UserId:    st.botUserID,
 		ChannelId: post.ChannelId,

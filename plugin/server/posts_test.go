@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -90,4 +91,23 @@ func TestAReplyTheHostCannotTakeIsAnsweredInTheThread(t *testing.T) {
 	})).Return(&model.Post{}).Once()
 
 	p.MessageHasBeenPosted(nil, &model.Post{Id: "p5", UserId: "u1", ChannelId: "c1", RootId: "root-bot", Message: "go on"})
+}
+
+func TestAHostRefusalOfAReplyIsShownToThePoster(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	host.handle("POST "+routePosts, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"handled":true,"ephemeral_text":"Codex did not run: @alice is not on the allowed users list."}`))
+	})
+	p := activeTestPlugin(t, api, host)
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	api.On("GetPost", "root-bot").Return(&model.Post{Id: "root-bot", UserId: "bot1"}, nil)
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	api.On("SendEphemeralPost", "u1", mock.MatchedBy(func(post *model.Post) bool {
+		return post.RootId == "root-bot" && post.ChannelId == "c1" && strings.Contains(post.Message, "not on the allowed users list")
+	})).Return(&model.Post{}).Once()
+
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p6", UserId: "u1", ChannelId: "c1", RootId: "root-bot", Message: "go on"})
+	api.AssertExpectations(t)
 }

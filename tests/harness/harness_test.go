@@ -157,6 +157,23 @@ func waitForBotPost(t *testing.T, mmAddr, botID, text string) *fakePost {
 	return found
 }
 
+// cancelContext is the integration context of a post's Cancel button, if it has one.
+func cancelContext(p fakePost) map[string]any {
+	attachments, _ := p.Post.Props["attachments"].([]any)
+	for _, a := range attachments {
+		actions, _ := a.(map[string]any)["actions"].([]any)
+		for _, act := range actions {
+			action, _ := act.(map[string]any)
+			if action["id"] == "cancel" {
+				integration, _ := action["integration"].(map[string]any)
+				ctx, _ := integration["context"].(map[string]any)
+				return ctx
+			}
+		}
+	}
+	return nil
+}
+
 type fakePost struct {
 	Post struct {
 		ID        string         `json:"id"`
@@ -326,7 +343,7 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	})
 
 	t.Run("a button click through ServeHTTP reaches the host", func(t *testing.T) {
-		body := `{"post_id":"` + model.NewId() + `","channel_id":"` + channel.Id + `","team_id":"` + team.Id + `","context":{"action":"cancel","run_id":"nope","sig":"forged"}}`
+		body := `{"post_id":"` + model.NewId() + `","channel_id":"` + channel.Id + `","team_id":"` + team.Id + `","context":{"action":"cancel","run_id":"nope","iat":1,"exp":9999999999,"nonce":"n1","sig":"forged"}}`
 		r := httptest.NewRequest(http.MethodPost, "/v1/actions", strings.NewReader(body))
 		r.Header.Set("Mattermost-User-Id", alice.Id)
 		w := httptest.NewRecorder()
@@ -336,7 +353,39 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		var resp model.PostActionIntegrationResponse
 		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
 		assert.NotContains(t, resp.EphemeralText, "not available right now", "the plugin could not reach the host")
-		assert.NotEmpty(t, resp.EphemeralText, "a forged button must be refused with an explanation")
+		assert.Contains(t, resp.EphemeralText, "not valid", "a forged button must be refused with an explanation")
+	})
+
+	t.Run("the Cancel button of a running run stops Codex", func(t *testing.T) {
+		_, appErr := hooks.ExecuteCommand(&plugin.Context{}, &model.CommandArgs{
+			UserId: alice.Id, ChannelId: channel.Id, TeamId: team.Id, TriggerId: "trigger", Command: "/codex [[mock:slow:60]] a long one to cancel",
+		})
+		require.Nil(t, appErr)
+		var progress *fakePost
+		waitUntil(t, 90*time.Second, "a progress post with a Cancel button", func() bool {
+			var posts []fakePost
+			getJSON(t, "http://"+mmAddr+"/_test/posts", &posts)
+			for i := range posts {
+				if posts[i].Post.Props["codex_kind"] == "progress" && posts[i].Post.Props["codex_status"] == "running" && cancelContext(posts[i]) != nil {
+					progress = &posts[i]
+					return true
+				}
+			}
+			return false
+		})
+		body, err := json.Marshal(model.PostActionIntegrationRequest{PostId: progress.Post.ID, ChannelId: channel.Id, TeamId: team.Id, Context: cancelContext(*progress)})
+		require.NoError(t, err)
+		r := httptest.NewRequest(http.MethodPost, "/v1/actions", strings.NewReader(string(body)))
+		r.Header.Set("Mattermost-User-Id", alice.Id)
+		w := httptest.NewRecorder()
+		hooks.ServeHTTP(&plugin.Context{}, w, r)
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		var resp model.PostActionIntegrationResponse
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+		require.NotNil(t, resp.Update, w.Body.String())
+		assert.Contains(t, resp.Update.Message, "Cancelling")
+		cancelled := waitForBotPost(t, mmAddr, botID, "Cancelled** by @alice")
+		assert.Equal(t, "cancelled", cancelled.Post.Props["codex_status"])
 	})
 
 	t.Run("a request without Mattermost-User-Id is refused", func(t *testing.T) {

@@ -79,6 +79,8 @@ impl Env {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codex-host"))
             .args(["serve", "--socket"])
             .arg(&self.socket)
+            .arg("--policy-dir")
+            .arg(policy_dir())
             .arg("--state-dir")
             .arg(&self.state_dir)
             .env("CODEX_HOST_SECRET", SECRET)
@@ -248,6 +250,17 @@ impl Env {
 /// The integration context of a post's button, as Mattermost keeps it server-side.
 pub fn button_context(p: &TestPost, action_id: &str) -> Option<Value> {
     p.post.props.get("attachments")?.as_array()?.iter().flat_map(|a| a["actions"].as_array().cloned().unwrap_or_default()).find(|a| a["id"] == action_id).map(|a| a["integration"]["context"].clone())
+}
+
+/// The example policy modules built by `make policies`.
+pub fn policy_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/policies");
+    assert!(
+        dir.join("allowlist.wasm").is_file(),
+        "the policy modules are not built: run `make policies` (expected {})",
+        dir.display()
+    );
+    dir
 }
 
 pub fn kind(p: &TestPost) -> String {
