@@ -1,0 +1,367 @@
+//! The one wasmtime `Engine` of a process and everything tied to it: the pooling allocator, the
+//! epoch ticker thread that enforces deadlines, the on-disk cache of compiled components and the
+//! shared `Linker`. Loading a chain starts here (`PolicyEngine::load_chain`).
+//!
+//! Never touches the network; reads module files and reads/writes only the cache directory.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::chain::{Chain, LoadedModule};
+use crate::error::LoadError;
+use crate::wasm::{self, LogCaps, State};
+
+/// How evaluations are sandboxed. One set per engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Where compiled components are cached (`<sha256>-<engine>.cwasm`). `None`: compile on every
+    /// load. Only the host should be able to write here: cached code is loaded as trusted.
+    pub cache_dir: Option<PathBuf>,
+    /// Linear memory cap per module instance, in bytes.
+    pub memory_limit: usize,
+    /// Wall-clock budget of one module evaluation (instantiation plus call).
+    pub deadline: Duration,
+    /// Optional instruction budget per evaluation, on top of the deadline.
+    pub fuel: Option<u64>,
+    /// How many module instances may be alive at once (sizes the pooling allocator).
+    pub max_instances: u32,
+    /// Per-evaluation log caps: lines and total bytes.
+    pub max_log_lines: u32,
+    pub max_log_bytes: usize,
+    /// Fresh, never-used instances kept ready per module, made by a background thread so that
+    /// a request pays only for the call. 0 instantiates on the request path.
+    pub prewarm: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            cache_dir: None,
+            memory_limit: 16 << 20,
+            deadline: Duration::from_millis(20),
+            fuel: None,
+            max_instances: 256,
+            max_log_lines: 20,
+            max_log_bytes: 4096,
+            prewarm: 2,
+        }
+    }
+}
+
+/// Resolution of deadlines: the ticker advances the engine's epoch this often while any
+/// evaluation runs.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// A cheaply clonable handle on the engine.
+#[derive(Clone)]
+pub struct PolicyEngine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) engine: wasmtime::Engine,
+    pub(crate) linker: Linker<State>,
+    pub(crate) options: EngineOptions,
+    pub(crate) deadline_ticks: u64,
+    ticker: Arc<Ticker>,
+    /// Whether the pooling allocator is in use (it is unless the platform refused it).
+    pub(crate) pooling: bool,
+    /// Modules whose ready instances need topping up, for the prewarm thread.
+    prewarm: Mutex<mpsc::Sender<Weak<LoadedModule>>>,
+}
+
+/// Advances the epoch every tick while at least one evaluation is in flight, and sleeps
+/// otherwise so that an idle host does not wake up a thousand times a second.
+struct Ticker {
+    active: AtomicUsize,
+    thread: thread::Thread,
+}
+
+/// Held for the duration of wasm execution; keeps the ticker ticking.
+pub(crate) struct TickGuard<'a>(&'a Ticker);
+
+impl Drop for TickGuard<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl PolicyEngine {
+    /// Builds the engine, its allocator and its ticker thread.
+    pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
+        if options.memory_limit < (1 << 16) {
+            anyhow::bail!("memory_limit must be at least 64 KiB (one wasm page)");
+        }
+        if options.deadline < EPOCH_TICK {
+            anyhow::bail!("deadline must be at least {EPOCH_TICK:?}");
+        }
+        let (engine, pooling) = match wasmtime::Engine::new(&config(&options, true)) {
+            Ok(engine) => (engine, true),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "the pooling allocator is unavailable here; instantiating on demand"
+                );
+                (wasmtime::Engine::new(&config(&options, false))?, false)
+            }
+        };
+        let linker = wasm::linker(&engine)?;
+        let deadline_ticks =
+            (options.deadline.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1;
+        if let Some(dir) = &options.cache_dir {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create the policy cache directory {}: {e}",
+                    dir.display()
+                )
+            })?;
+        }
+
+        let (prewarm_tx, prewarm_rx) = mpsc::channel();
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let ticker_weak = weak.clone();
+            let handle = thread::Builder::new()
+                .name("policy-epoch".into())
+                .spawn(move || tick(ticker_weak))
+                .expect("spawning the policy epoch thread");
+            let prewarm_weak = weak.clone();
+            thread::Builder::new()
+                .name("policy-prewarm".into())
+                .spawn(move || prewarm(prewarm_weak, prewarm_rx))
+                .expect("spawning the policy prewarm thread");
+            Inner {
+                engine,
+                linker,
+                options,
+                deadline_ticks,
+                ticker: Arc::new(Ticker {
+                    active: AtomicUsize::new(0),
+                    thread: handle.thread().clone(),
+                }),
+                pooling,
+                prewarm: Mutex::new(prewarm_tx),
+            }
+        });
+        Ok(PolicyEngine { inner })
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.inner.options
+    }
+
+    /// Whether instances come from the pooling allocator (false only where the platform
+    /// refused to reserve the pool).
+    pub fn uses_pooling_allocator(&self) -> bool {
+        self.inner.pooling
+    }
+
+    /// Loads, checks and compiles every module of `specs`, runs their `validate-config`, and
+    /// returns the chain. The first module that fails stops the load.
+    pub fn load_chain(&self, specs: &[ModuleSpec]) -> Result<Chain, LoadError> {
+        let mut modules = Vec::with_capacity(specs.len());
+        for spec in specs {
+            if modules.iter().any(|m: &LoadedModule| m.name == spec.name) {
+                return Err(LoadError::DuplicateName {
+                    name: spec.name.clone(),
+                });
+            }
+            modules.push(LoadedModule::load(self, spec)?);
+        }
+        Ok(Chain::new(self.clone(), modules))
+    }
+
+    /// Compiles `bytes` or loads its compiled form from the cache.
+    pub(crate) fn compile(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        hash: &str,
+    ) -> Result<Component, LoadError> {
+        let engine = &self.inner.engine;
+        let cache_file = self.inner.options.cache_dir.as_ref().map(|dir| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            let hex = hash.trim_start_matches("sha256:");
+            dir.join(format!("{hex}-{:016x}.cwasm", h.finish()))
+        });
+        if let Some(file) = cache_file.as_deref().filter(|f| f.exists()) {
+            // SAFETY: the cache directory belongs to the host and the file name carries both
+            // the content hash and the engine's compatibility hash; wasmtime additionally checks
+            // the engine configuration when deserializing.
+            match unsafe { Component::deserialize_file(engine, file) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!(module = name, file = %file.display(), error = %e,
+                    "ignoring an unusable cached policy; recompiling"),
+            }
+        }
+        let started = Instant::now();
+        let component = Component::new(engine, bytes).map_err(|e| LoadError::Compile {
+            name: name.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+        tracing::debug!(
+            module = name,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compiled policy"
+        );
+        if let Some(file) = cache_file {
+            if let Err(e) = write_cache(&component, &file) {
+                tracing::warn!(module = name, file = %file.display(), error = %e,
+                    "could not cache the compiled policy");
+            }
+        }
+        Ok(component)
+    }
+
+    /// Marks wasm as running until the guard drops, so the ticker advances the epoch.
+    pub(crate) fn tick_guard(&self) -> TickGuard<'_> {
+        let ticker = &self.inner.ticker;
+        if ticker.active.fetch_add(1, Ordering::AcqRel) == 0 {
+            ticker.thread.unpark();
+        }
+        TickGuard(ticker)
+    }
+
+    /// Asks the prewarm thread to top up `module`'s ready instances.
+    pub(crate) fn request_prewarm(&self, module: Weak<LoadedModule>) {
+        let tx = self.inner.prewarm.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = tx.send(module);
+    }
+
+    pub(crate) fn log_caps(&self) -> LogCaps {
+        LogCaps {
+            max_lines: self.inner.options.max_log_lines,
+            max_bytes: self.inner.options.max_log_bytes,
+        }
+    }
+}
+
+fn tick(inner: Weak<Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let active = strong.ticker.active.load(Ordering::Acquire) > 0;
+        if active {
+            strong.engine.increment_epoch();
+        }
+        drop(strong);
+        if active {
+            thread::sleep(EPOCH_TICK);
+        } else {
+            // Woken by `tick_guard`; the timeout only lets the thread notice the engine is gone.
+            thread::park_timeout(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Instantiates modules ahead of requests, off the request path. Exits when the engine is gone
+/// (its sender drops with it).
+fn prewarm(inner: Weak<Inner>, queue: mpsc::Receiver<Weak<LoadedModule>>) {
+    while let Ok(module) = queue.recv() {
+        let (Some(inner), Some(module)) = (inner.upgrade(), module.upgrade()) else { continue };
+        module.top_up(&PolicyEngine { inner });
+    }
+}
+
+fn write_cache(component: &Component, file: &Path) -> anyhow::Result<()> {
+    let bytes = component.serialize()?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, file)?;
+    Ok(())
+}
+
+fn config(options: &EngineOptions, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.consume_fuel(options.fuel.is_some());
+    config.max_wasm_stack(1 << 20);
+    if pooling {
+        let n = options.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(n)
+            // A component holds several core instances (its module plus adapter shims).
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .max_tables_per_module(4)
+            .max_memory_size(options.memory_limit)
+            // Reset used memory with memset instead of madvise: the next instance finds its
+            // pages resident (the design's measured fast path).
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 16)
+            .pagemap_scan(Enabled::Auto);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// One module of a chain, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSpec {
+    /// Name used in reports, audit and denial messages, e.g. `allowlist`.
+    pub name: String,
+    pub source: ModuleSource,
+    /// The module's configuration as JSON text ("{}" if it has none).
+    pub config_json: String,
+    /// Evaluate and report, never enforce.
+    pub monitor: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleSource {
+    /// A `.wasm` component on disk; watched for changes by `PolicyService::watch`.
+    Path(PathBuf),
+    /// Component bytes already in memory (e.g. the allowlist bundled in the host binary).
+    Bytes(Arc<[u8]>),
+}
+
+impl ModuleSpec {
+    pub fn from_path(name: &str, path: impl Into<PathBuf>, config_json: &str) -> ModuleSpec {
+        ModuleSpec {
+            name: name.to_owned(),
+            source: ModuleSource::Path(path.into()),
+            config_json: config_json.to_owned(),
+            monitor: false,
+        }
+    }
+
+    pub fn from_bytes(name: &str, bytes: impl Into<Arc<[u8]>>, config_json: &str) -> ModuleSpec {
+        ModuleSpec {
+            name: name.to_owned(),
+            source: ModuleSource::Bytes(bytes.into()),
+            config_json: config_json.to_owned(),
+            monitor: false,
+        }
+    }
+
+    pub fn with_config(mut self, config_json: &str) -> ModuleSpec {
+        self.config_json = config_json.to_owned();
+        self
+    }
+
+    pub fn monitor(mut self, monitor: bool) -> ModuleSpec {
+        self.monitor = monitor;
+        self
+    }
+}
+
+/// `sha256:<hex>` of `bytes`: how reports and the cache name a module's content.
+pub fn content_hash(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
