@@ -64,6 +64,8 @@ pub struct Settings {
     pub thread_replies_continue: bool,
     pub transcript_budget_chars: usize,
     pub policy_dir: String,
+    /// System admins may approve runs that need approval, besides the listed approvers.
+    pub approvers_include_admins: bool,
 }
 
 impl Default for Settings {
@@ -85,6 +87,7 @@ impl Default for Settings {
             thread_replies_continue: true,
             transcript_budget_chars: 12_000,
             policy_dir: String::new(),
+            approvers_include_admins: false,
         }
     }
 }

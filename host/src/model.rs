@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Waiting for approvers; survives restarts.
+    AwaitingApproval,
     Queued,
     Running,
     Answered,
@@ -19,6 +21,7 @@ pub enum RunStatus {
 impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::AwaitingApproval => "awaiting_approval",
             RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Answered => "answered",
@@ -32,6 +35,7 @@ impl RunStatus {
 
     pub fn parse(s: &str) -> Option<RunStatus> {
         Some(match s {
+            "awaiting_approval" => RunStatus::AwaitingApproval,
             "queued" => RunStatus::Queued,
             "running" => RunStatus::Running,
             "answered" => RunStatus::Answered,
@@ -45,7 +49,7 @@ impl RunStatus {
     }
 
     pub fn is_final(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
+        !matches!(self, RunStatus::AwaitingApproval | RunStatus::Queued | RunStatus::Running)
     }
 }
 

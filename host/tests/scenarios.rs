@@ -446,3 +446,124 @@ async fn admin_policy_modules_tighten_the_sandbox_and_hot_reload() {
     let why = env.command("policy").await["text"].as_str().unwrap().to_string();
     assert!(why.contains("`10-readonly-public`") && !why.contains("20-broken"), "{why}");
 }
+
+/// An environment whose chain adds `approval-for-risky`: prompts with "deploy" need approval by
+/// carol or dave.
+async fn approval_env(min_approvals: u32, expiry_secs: u32) -> (Env, Value, Value, Value) {
+    let env = Env::start(|_| {}).await;
+    let admin_dir = env.dir.path().join("admin-policies");
+    std::fs::create_dir_all(&admin_dir).unwrap();
+    std::fs::copy(policy_dir().join("approval-for-risky.wasm"), admin_dir.join("50-approval.wasm")).unwrap();
+    std::fs::write(
+        admin_dir.join("50-approval.json"),
+        json!({"patterns": ["(?i)\\bdeploy\\b"], "approvers": ["carol", "dave"], "min_approvals": min_approvals, "expiry_secs": expiry_secs}).to_string(),
+    )
+    .unwrap();
+    let mut env = env;
+    env.settings["policy_dir"] = json!(admin_dir.display().to_string());
+    env.push_config().await;
+    let user = |name: &str| {
+        let u = env.mm.add_user(NewUser { username: name.into(), ..Default::default() });
+        json!({"id": u.id, "username": name, "roles": ["system_user"]})
+    };
+    let (carol, dave, mallory) = (user("carol"), user("dave"), user("mallory"));
+    (env, carol, dave, mallory)
+}
+
+async fn approval_post(env: &Env) -> codex_testkit::mattermost::TestPost {
+    env.wait_post("an approval request", |p| kind(p) == "approval" && button_context(p, "approve").is_some()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_approves_and_codex_runs() {
+    let (env, carol, _dave, mallory) = approval_env(1, 600).await;
+    let ack = env.command("deploy the api to staging").await;
+    assert!(ack["text"].as_str().unwrap().contains("needs approval"), "{ack}");
+    let request = approval_post(&env).await;
+    let m = &request.post.message;
+    assert!(m.contains("Approval needed") && m.contains("requested by @alice") && m.contains("deploy the api to staging"), "{m}");
+    assert!(m.contains("@carol, @dave") && m.contains("rule `risky-prompt`"), "{m}");
+    assert!(env.model.requests().is_empty(), "nothing runs before approval");
+
+    let own = env.click(&env.alice, &request, "approve").await;
+    assert!(own["ephemeral_text"].as_str().unwrap().contains("cannot approve your own request"), "{own}");
+    let stranger = env.click(&mallory, &request, "approve").await;
+    assert!(stranger["ephemeral_text"].as_str().unwrap().contains("Only @carol, @dave"), "{stranger}");
+    assert!(env.model.requests().is_empty());
+
+    let ok = env.click(&carol, &request, "approve").await;
+    assert!(ok["update"]["message"].as_str().unwrap().contains("Approval granted** by @carol"), "{ok}");
+    assert!(ok["update"]["props"].get("attachments").is_none(), "{ok}");
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "answered");
+    assert!(out.post.message.contains("Mock answer: deploy the api to staging"), "{}", out.post.message);
+    let refusals: Vec<String> = env.audit("action.refused").iter().map(|d| d["reason"].as_str().unwrap().to_string()).collect();
+    assert_eq!(refusals, vec!["self-approval", "not-permitted"]);
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_ends_the_request_visibly() {
+    let (env, _carol, dave, _mallory) = approval_env(1, 600).await;
+    env.command("deploy everything now").await;
+    let request = approval_post(&env).await;
+    let r = env.click(&dave, &request, "deny").await;
+    assert!(r["update"]["message"].as_str().unwrap().contains("Approval denied** by @dave"), "{r}");
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "refused");
+    assert!(out.post.message.contains("Denied** by @dave"), "{}", out.post.message);
+    assert!(env.model.requests().is_empty());
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_distinct_approvers_are_needed_for_min_approvals_two() {
+    let (env, carol, dave, _mallory) = approval_env(2, 600).await;
+    env.command("deploy with two keys").await;
+    let request = approval_post(&env).await;
+    let first = env.click(&carol, &request, "approve").await;
+    assert!(first["update"]["message"].as_str().unwrap().contains("Approved so far by @carol"), "{first}");
+    let again = env.click(&carol, &request, "approve").await;
+    assert!(again["ephemeral_text"].as_str().unwrap().contains("already answered"), "{again}");
+    assert!(env.model.requests().is_empty(), "one approval of two must not run it");
+    // The updated post carries fresh buttons; dave presses one of them.
+    let updated = codex_testkit::mattermost::TestPost { post: serde_json::from_value(json!({"id": request.post.id, "props": first["update"]["props"]})).unwrap_or(request.post.clone()), history: vec![] };
+    let ctx = button_context(&updated, "approve").expect("buttons stay until enough approvals");
+    let second = env.click_with(&dave, &request.post.id, ctx).await;
+    assert!(second["update"]["message"].as_str().unwrap().contains("granted** by @carol, @dave"), "{second}");
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_approval_expires_and_fails_closed() {
+    let (env, carol, _dave, _mallory) = approval_env(1, 2).await;
+    env.command("deploy if nobody objects").await;
+    let request = approval_post(&env).await;
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "refused");
+    assert!(out.post.message.contains("nobody approved this request before it expired"), "{}", out.post.message);
+    let late = env.click(&carol, &request, "approve").await;
+    let t = late["ephemeral_text"].as_str().unwrap();
+    assert!(t.contains("already expired") || t.contains("expired"), "{late}");
+    assert!(env.model.requests().is_empty());
+    env.assert_one_outcome_per_run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_approval_survives_a_restart_and_is_not_approved_by_it() {
+    let (mut env, carol, _dave, _mallory) = approval_env(1, 600).await;
+    env.command("deploy after the restart").await;
+    let request = approval_post(&env).await;
+    env.crash_host().await;
+    env.start_host().await;
+    let (_, health) = env.call("GET", "/v1/health", None).await;
+    assert_eq!(health["configured"], true);
+    assert!(env.model.requests().is_empty(), "a restart approves nothing");
+    assert_eq!(env.mm.posts().iter().filter(|p| kind(p) == "outcome").count(), 0, "still pending: {:#?}", env.summary());
+    let ok = env.click(&carol, &request, "approve").await;
+    assert!(ok["update"]["message"].as_str().unwrap().contains("granted"), "{ok}");
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "answered");
+    assert_eq!(env.mm.posts().iter().filter(|p| kind(p) == "approval").count(), 1, "the request is not posted twice");
+}

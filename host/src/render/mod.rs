@@ -119,6 +119,50 @@ pub fn timed_out(limit: Duration, partial: Option<&str>) -> String {
     )
 }
 
+/// What an approver sees: what will run, where, for whom, why, who may decide, until when.
+pub fn approval_request(a: &ApprovalView) -> String {
+    let rules = if a.rules.is_empty() { String::new() } else { format!(" (rule {})", a.rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")) };
+    let who = a.approvers.iter().map(|u| format!("@{}", u.trim_start_matches('@'))).collect::<Vec<_>>().join(", ");
+    let need = if a.min_approvals == 1 { "one of them must approve".to_string() } else { format!("{} of them must approve", a.min_approvals) };
+    let mut s = format!(
+        ":raised_hand: **Approval needed** · `{}` · requested by @{}\n{}\n**Why:** {}{rules}\n**Approvers:** {who} — {need}. Expires in {}.",
+        a.project,
+        a.requester,
+        quote(&one_line_block(a.prompt, 1_000)),
+        a.reason,
+        human_duration(a.expires_in),
+    );
+    if !a.approved_by.is_empty() {
+        s.push_str(&format!("\nApproved so far by {}.", a.approved_by.iter().map(|u| format!("@{u}")).collect::<Vec<_>>().join(", ")));
+    }
+    s
+}
+
+pub struct ApprovalView<'a> {
+    pub requester: &'a str,
+    pub project: &'a str,
+    pub prompt: &'a str,
+    pub reason: &'a str,
+    pub rules: &'a [String],
+    pub approvers: &'a [String],
+    pub min_approvals: u32,
+    pub expires_in: Duration,
+    pub approved_by: &'a [String],
+}
+
+pub fn approval_closed(word: &str, by: &[String], prompt: &str) -> String {
+    let by = by.iter().map(|u| format!("@{u}")).collect::<Vec<_>>().join(", ");
+    format!(":raised_hand: **Approval {word}** by {by}\n{}", quote(&one_line(prompt, 300)))
+}
+
+pub fn denied(by: &str, reason: &str) -> String {
+    format!(":no_entry: **Denied** by @{by}. Codex did not run ({reason}).")
+}
+
+pub fn approval_expired(reason: &str) -> String {
+    format!(":no_entry: **Not run**: nobody approved this request before it expired ({reason}).")
+}
+
 pub fn cancelling(by: &str) -> String {
     format!(":stop_sign: **Cancelling** · requested by @{by}. The outcome follows in this thread.")
 }
@@ -168,6 +212,7 @@ Replies in a Codex thread continue the same session. {active} Projects: {project
 
 pub fn status_words(status: RunStatus) -> (&'static str, &'static str) {
     match status {
+        RunStatus::AwaitingApproval => (":raised_hand:", "Awaiting approval"),
         RunStatus::Queued => (":hourglass:", "Queued"),
         RunStatus::Running => (":hourglass_flowing_sand:", "Working"),
         RunStatus::Answered => (":white_check_mark:", "Answered"),

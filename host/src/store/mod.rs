@@ -68,7 +68,31 @@ CREATE TABLE used_nonces (
 );
 -- The process group of a running Codex, so a restarted host can end what a crash left behind.
 ALTER TABLE runs ADD COLUMN pgid INTEGER;
+"#, r#"
+CREATE TABLE approvals (
+    run_id      TEXT PRIMARY KEY,
+    spec        TEXT NOT NULL,
+    plan        TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    post_id     TEXT,
+    approved_by TEXT NOT NULL DEFAULT '[]',
+    state       TEXT NOT NULL DEFAULT 'pending',
+    decided_by  TEXT
+);
 "#];
+
+/// A pending or decided approval: `spec` and `plan` are the service's own JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRow {
+    pub run_id: String,
+    pub spec: serde_json::Value,
+    pub plan: serde_json::Value,
+    pub expires_at: i64,
+    pub post_id: Option<String>,
+    pub approved_by: Vec<String>,
+    pub state: String,
+    pub decided_by: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadRow {
@@ -252,6 +276,10 @@ impl Store {
         })
     }
 
+    pub fn mark_queued(&self, run_id: &str) -> Result<()> {
+        self.with(|c| c.execute("UPDATE runs SET status = 'queued' WHERE id = ?1", [run_id]).map(|_| ()))
+    }
+
     pub fn mark_running(&self, run_id: &str) -> Result<()> {
         self.with(|c| {
             c.execute("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1", params![run_id, now_ms()]).map(|_| ())
@@ -264,7 +292,7 @@ impl Store {
             c.execute(
                 "UPDATE runs SET status = ?2, finished_at = ?3, exit_code = ?4, summary = ?5, output_tail = ?6,
                         input_tokens = ?7, output_tokens = ?8, files_changed = ?9
-                 WHERE id = ?1 AND status IN ('queued', 'running')",
+                 WHERE id = ?1 AND status IN ('awaiting_approval', 'queued', 'running')",
                 params![
                     run_id,
                     status.as_str(),
@@ -325,6 +353,77 @@ impl Store {
         self.with(|c| {
             let mut st = c.prepare(&format!("{RUN_SELECT} WHERE status = 'interrupted' AND outcome_posted = 0 ORDER BY created_at, rowid"))?;
             let rows = st.query_map([], run_row)?.collect();
+            rows
+        })
+    }
+
+    pub fn insert_approval(&self, run_id: &str, spec: &serde_json::Value, plan: &serde_json::Value, expires_at: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO approvals (run_id, spec, plan, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![run_id, spec.to_string(), plan.to_string(), expires_at],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn approval(&self, run_id: &str) -> Result<Option<ApprovalRow>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT run_id, spec, plan, expires_at, post_id, approved_by, state, decided_by FROM approvals WHERE run_id = ?1",
+                [run_id],
+                |r| {
+                    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+                        let s: String = r.get(i)?;
+                        Ok(serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
+                    };
+                    Ok(ApprovalRow {
+                        run_id: r.get(0)?,
+                        spec: json(1)?,
+                        plan: json(2)?,
+                        expires_at: r.get(3)?,
+                        post_id: r.get(4)?,
+                        approved_by: serde_json::from_value(json(5)?).unwrap_or_default(),
+                        state: r.get(6)?,
+                        decided_by: r.get(7)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    pub fn set_approval_post(&self, run_id: &str, post_id: &str) -> Result<()> {
+        self.with(|c| c.execute("UPDATE approvals SET post_id = ?2 WHERE run_id = ?1", params![run_id, post_id]).map(|_| ()))
+    }
+
+    /// Adds a distinct approver to a pending approval; returns everyone who approved so far.
+    pub fn add_approver(&self, run_id: &str, username: &str) -> Result<Vec<String>> {
+        let row = self.approval(run_id)?.context("no such approval")?;
+        let mut by = row.approved_by;
+        if !by.iter().any(|u| u == username) {
+            by.push(username.to_string());
+        }
+        let json = serde_json::to_string(&by)?;
+        self.with(|c| c.execute("UPDATE approvals SET approved_by = ?2 WHERE run_id = ?1 AND state = 'pending'", params![run_id, json]))?;
+        Ok(by)
+    }
+
+    /// Moves a pending approval to `state`; false if it was no longer pending.
+    pub fn decide_approval(&self, run_id: &str, state: &str, by: &str) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE approvals SET state = ?2, decided_by = ?3 WHERE run_id = ?1 AND state = 'pending'",
+                params![run_id, state, by],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    pub fn pending_approvals(&self) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT run_id FROM approvals WHERE state = 'pending' ORDER BY expires_at")?;
+            let rows = st.query_map([], |r| r.get(0))?.collect();
             rows
         })
     }

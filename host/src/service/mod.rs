@@ -31,6 +31,10 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(1500);
 const RETRY_TTL_S: i64 = 7 * 24 * 3600;
 /// Answers longer than this many posts are attached as a file instead.
 const MAX_ANSWER_PARTS: usize = 4;
+mod approvals;
+
+use approvals::{ApprovalSpec, PlanRecord};
+
 const SUBCOMMANDS: &[&str] = &["help", "new", "continue", "project", "projects", "status", "last", "cancel", "policy"];
 
 /// Why a run was stopped before Codex finished.
@@ -80,6 +84,7 @@ struct Plan {
 pub struct Accepted {
     pub run_id: String,
     pub position: usize,
+    pub needs_approval: bool,
     done: tokio::sync::oneshot::Receiver<RunStatus>,
 }
 
@@ -110,6 +115,7 @@ pub struct Host {
     mattermost_url: RwLock<String>,
     actions_url: RwLock<String>,
     signer: Signer,
+    approval_waiters: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     codex_version: RwLock<Option<(String, String)>>,
     secrets: Vec<String>,
     tasks: TaskTracker,
@@ -130,6 +136,7 @@ impl Host {
             mattermost_url: RwLock::new(String::new()),
             actions_url: RwLock::new(String::new()),
             signer,
+            approval_waiters: Mutex::new(HashMap::new()),
             codex_version: RwLock::new(None),
             secrets,
             tasks: TaskTracker::new(),
@@ -228,6 +235,10 @@ impl Host {
         *self.config.write().unwrap() = Some(Arc::new(cfg));
         for w in &warnings {
             warn!("{w}");
+        }
+        if require_mattermost {
+            let cfg = self.config().expect("just set");
+            self.resume_approvals(&cfg);
         }
         let host = self.clone();
         self.tasks.spawn(async move { host.tell_interrupted().await });
@@ -519,6 +530,9 @@ impl Host {
     fn cmd_submit(self: &Arc<Self>, cfg: &Arc<Config>, req: &CommandRequest, intent: Intent, prompt: &str) -> CommandResponse {
         let root = if intent == Intent::New { "" } else { req.root_id.as_str() };
         match self.submit(cfg, &req.user, &req.channel, root, intent, prompt, None) {
+            Ok(a) if a.needs_approval => CommandResponse::ephemeral(
+                "This request needs approval first: the approvers are asked in the thread, and Codex runs once they approve.",
+            ),
             Ok(a) if a.position > 0 => CommandResponse::ephemeral(format!(
                 "Queued at position {}. Codex starts when a slot is free; progress shows in the thread.",
                 a.position
@@ -564,7 +578,8 @@ impl Host {
                 return eph("This run is not known to the Codex host (its state may have been reset).".into());
             }
         };
-        if run.user_id != user.id && !user.is_system_admin() {
+        let may_manage = run.user_id == user.id || user.is_system_admin();
+        if matches!(click.action, ButtonAction::Cancel | ButtonAction::Retry) && !may_manage {
             audit_refusal("not-permitted", Some(&run.id));
             return eph(format!("Only @{} (who started this run) or a system admin can {} it.", run.username, click.action.as_str()));
         }
@@ -602,7 +617,7 @@ impl Host {
                     Err(refusal) => eph(refusal),
                 }
             }
-            ButtonAction::Approve | ButtonAction::Deny => eph("Approvals are not enabled on this host yet.".into()),
+            ButtonAction::Approve | ButtonAction::Deny => self.approval_click(click.action == ButtonAction::Approve, &click.nonce, &user, &run, &req, &cfg).await,
         }
     }
 
@@ -701,29 +716,30 @@ impl Host {
         };
         let run_id = new_id();
         let ruling = self.decide(cfg, user, channel, action, prompt, Some((&project.name, &project.repo)), root_id, Some(&run_id));
-        let (sandbox, timeout, model) = match ruling.decision {
+        let base = project.sandbox.unwrap_or(cfg.default_sandbox);
+        let project_model = project.model.clone().or_else(|| Some(cfg.settings.model.clone()).filter(|m| !m.is_empty()));
+        let (sandbox, timeout, model, approval) = match ruling.decision {
             Decision::Deny { reason } => return Err(format!("Codex did not run: {reason}")),
-            Decision::RequireApproval { approvers, reason, .. } => {
-                return Err(format!(
-                    "Codex did not run: this request needs approval by {} ({reason}), and approvals are not enabled on this host yet.",
-                    approvers.iter().map(|a| format!("@{}", a.trim_start_matches('@'))).collect::<Vec<_>>().join(", ")
-                ))
+            Decision::RequireApproval { approvers, min_approvals, reason, expiry, allow_self_approval } => {
+                let spec = ApprovalSpec { approvers, min_approvals, reason, rules: ruling.rules.clone(), allow_self_approval, expires_at_ms: now_ms() + expiry.as_millis() as i64 };
+                (base, cfg.run_timeout, project_model, Some(spec))
             }
             Decision::Allow { sandbox, timeout, model } => {
-                let base = project.sandbox.unwrap_or(cfg.default_sandbox);
                 let sandbox = sandbox.map_or(base, |s| s.min(base));
                 let timeout = timeout.map_or(cfg.run_timeout, |t| t.min(cfg.run_timeout));
-                let model = model.or_else(|| project.model.clone()).or_else(|| Some(cfg.settings.model.clone()).filter(|m| !m.is_empty()));
-                (sandbox, timeout, model)
+                (sandbox, timeout, model.or(project_model), None)
             }
         };
         let thread_key = match &placement {
             Placement::NewRoot => format!("new:{run_id}"),
             Placement::Thread { root_id } => root_id.clone(),
         };
-        let admission = self.scheduler.admit(&run_id, &thread_key).map_err(|full| {
-            format!("Codex is busy: {} runs are already waiting, which is the queue limit. Try again in a few minutes.", full.waiting)
-        })?;
+        let admission = match approval {
+            Some(_) => None,
+            None => Some(self.scheduler.admit(&run_id, &thread_key).map_err(|full| {
+                format!("Codex is busy: {} runs are already waiting, which is the queue limit. Try again in a few minutes.", full.waiting)
+            })?),
+        };
         if let Placement::Thread { root_id } = &placement {
             if thread.is_none() {
                 // A thread people started among themselves: bind a new session to it.
@@ -747,7 +763,7 @@ impl Host {
             project: project.name.clone(),
             prompt: prompt.to_string(),
             mode: "pending".into(),
-            status: RunStatus::Queued,
+            status: if approval.is_some() { RunStatus::AwaitingApproval } else { RunStatus::Queued },
             progress_post_id: None,
             created_at: now_ms(),
             started_at: None,
@@ -759,7 +775,7 @@ impl Host {
             self.scheduler.withdraw(&run_id);
             return Err(internal(e));
         }
-        let _ = self.store.audit("run.accepted", Some(&run_id), &user.id, &channel.id, &json!({"project": project.name, "sandbox": sandbox.as_str()}));
+        let _ = self.store.audit("run.accepted", Some(&run_id), &user.id, &channel.id, &json!({"project": project.name, "sandbox": sandbox.as_str(), "needs_approval": approval.is_some()}));
         let active = Arc::new(ActiveRun {
             cancel: CancellationToken::new(),
             reason: Mutex::new(None),
@@ -772,7 +788,7 @@ impl Host {
             started: Mutex::new(None),
         });
         self.active.lock().unwrap().insert(run_id.clone(), active.clone());
-        let position = *admission.position.borrow();
+        let position = admission.as_ref().map_or(0, |a| *a.position.borrow());
         let plan = Plan {
             run_id: run_id.clone(),
             user: user.clone(),
@@ -786,17 +802,62 @@ impl Host {
             timeout,
             thread_key,
         };
+        if let Some(spec) = &approval {
+            let record = PlanRecord::of(&plan);
+            if let Err(e) = self.store.insert_approval(&run_id, &json!(spec), &json!(record), spec.expires_at_ms) {
+                self.active.lock().unwrap().remove(&run_id);
+                let _ = self.store.finish_run(&run_id, RunStatus::Failed, &RunResult::default());
+                return Err(internal(e));
+            }
+        }
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let host = self.clone();
         let span = tracing::info_span!("run", run = %run_id, user = %user.username, project = %plan.project.name);
+        let needs_approval = approval.is_some();
         self.tasks.spawn(
             async move {
-                let status = host.drive(plan, admission, active).await;
+                let status = match admission {
+                    Some(admission) => host.drive(plan, admission, active).await,
+                    None => host.await_approval(plan, active).await,
+                };
                 let _ = done_tx.send(status);
             }
             .instrument(span),
         );
-        Ok(Accepted { run_id, position, done })
+        Ok(Accepted { run_id, position, needs_approval, done })
+    }
+
+    /// Posts the root of a new thread for a channel-level prompt and records it. `None` when
+    /// Mattermost refused (the run is then recorded as failed: there is no thread to tell).
+    async fn start_thread(&self, plan: &Plan, active: &ActiveRun) -> Option<String> {
+        let root = NewPost {
+            channel_id: plan.channel.id.clone(),
+            root_id: String::new(),
+            message: self.redactor().redact(&render::thread_root(&plan.user.username, &plan.project.name, &plan.prompt)),
+            props: json!({"codex_kind": "root", "codex_run_id": plan.run_id}),
+            file_ids: vec![],
+        };
+        match self.chat.create_post(root).await {
+            Ok(p) => {
+                let _ = self.store.insert_thread(&ThreadRow {
+                    root_id: p.id.clone(),
+                    channel_id: plan.channel.id.clone(),
+                    project: plan.project.name.clone(),
+                    codex_thread_id: None,
+                    bot_started: true,
+                    seen_until: p.create_at,
+                });
+                let _ = self.store.set_root(&plan.run_id, &p.id);
+                *active.root_id.lock().unwrap() = p.id.clone();
+                Some(p.id)
+            }
+            Err(e) => {
+                warn!(error = %e, "could not start the thread; the run is abandoned");
+                let res = RunResult { summary: format!("could not post to Mattermost: {e}"), ..Default::default() };
+                let _ = self.store.finish_run(&plan.run_id, RunStatus::Failed, &res);
+                None
+            }
+        }
     }
 
     /// Takes one accepted run to its single outcome.
@@ -813,36 +874,10 @@ impl Host {
         // 1. The thread and its progress post.
         let root_id = match &plan.placement {
             Placement::Thread { root_id } => root_id.clone(),
-            Placement::NewRoot => {
-                let root = NewPost {
-                    channel_id: plan.channel.id.clone(),
-                    root_id: String::new(),
-                    message: redactor.redact(&render::thread_root(&plan.user.username, &plan.project.name, &plan.prompt)),
-                    props: json!({"codex_kind": "root", "codex_run_id": plan.run_id}),
-                    file_ids: vec![],
-                };
-                match self.chat.create_post(root).await {
-                    Ok(p) => {
-                        let _ = self.store.insert_thread(&ThreadRow {
-                            root_id: p.id.clone(),
-                            channel_id: plan.channel.id.clone(),
-                            project: plan.project.name.clone(),
-                            codex_thread_id: None,
-                            bot_started: true,
-                            seen_until: p.create_at,
-                        });
-                        let _ = self.store.set_root(&plan.run_id, &p.id);
-                        *active.root_id.lock().unwrap() = p.id.clone();
-                        p.id
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "could not start the thread; the run is abandoned");
-                        let res = RunResult { summary: format!("could not post to Mattermost: {e}"), ..Default::default() };
-                        let _ = self.store.finish_run(&plan.run_id, RunStatus::Failed, &res);
-                        return RunStatus::Failed;
-                    }
-                }
-            }
+            Placement::NewRoot => match self.start_thread(plan, active).await {
+                Some(r) => r,
+                None => return RunStatus::Failed,
+            },
         };
         let cancel_button = self.buttons(&plan.run_id, &[ButtonAction::Cancel], plan.timeout.as_secs() as i64 + 24 * 3600);
         let running_props = progress_props(&plan.run_id, RunStatus::Running, cancel_button.clone());
