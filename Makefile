@@ -31,6 +31,9 @@ PLUGIN_PLATFORMS ?= linux-amd64 linux-arm64 darwin-amd64 darwin-arm64
 # e.g. `make dist HOST_TARGETS=linux-amd64`.
 HOST_TARGETS ?= linux-amd64 linux-arm64
 HOST_PROFILE ?= release
+# The bundle the test suites load carries only the host for this machine (the arm64 cross build
+# belongs to `make dist`, not to every test run).
+TEST_HOST_TARGETS ?= linux-amd64
 # Cargo.lock is authoritative in CI; empty this to let cargo update it while developing.
 CARGO_LOCKED ?= --locked
 HOST_PROFILE_DIR = $(if $(filter dev,$(HOST_PROFILE)),debug,$(HOST_PROFILE))
@@ -134,8 +137,9 @@ deploy: dist
 .PHONY: test test-host test-plugin test-harness test-bundle codex-cli testkit
 test: test-host test-plugin test-harness $(EXTRA_TESTS)
 
-## codex-host's own tests.
-test-host:
+## codex-host's own tests: unit tests, then its scenarios (the real `codex-host serve`, the real
+## Codex CLI against the mock model, the example policy modules, the fake Mattermost).
+test-host: codex-cli $(POLICIES_PREREQ)
 	$(CARGO) test $(CARGO_LOCKED) -p codex-host
 
 ## The plugin's unit tests (no server, no host: an in-test Unix-socket server plays the host).
@@ -145,10 +149,11 @@ test-plugin:
 ## The harness: the built bundle checked as Mattermost would (manifest, tarball), then loaded with
 ## Mattermost's own plugin loader and driven against the real codex-host and the real Codex CLI
 ## (offline, against the testkit's mock model).
-test-harness: dist codex-cli testkit
+test-harness: codex-cli testkit
+	$(MAKE) --no-print-directory dist HOST_TARGETS="$(TEST_HOST_TARGETS)"
 	cd tests/harness && \
 		CODEX_MM_BUNDLE=$(CURDIR)/$(BUNDLE) \
-		CODEX_MM_HOST_TARGETS="$(HOST_TARGETS)" \
+		CODEX_MM_HOST_TARGETS="$(TEST_HOST_TARGETS)" \
 		CODEX_MM_CODEX=$(CURDIR)/tools/codex/node_modules/.bin/codex \
 		CODEX_MM_TESTKIT=$(CURDIR)/target/debug/codex-testkit \
 		$(GO) test -count=1 -v ./...

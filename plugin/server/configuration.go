@@ -46,12 +46,13 @@ type configuration struct {
 	DefaultSandbox string
 	Model          string
 
-	RunTimeoutMinutes     float64
-	MaxConcurrentRuns     int
-	QueueLimit            int
-	TranscriptBudgetChars int
-	ThreadRepliesContinue bool
-	PolicyDir             string
+	RunTimeoutMinutes      float64
+	MaxConcurrentRuns      int
+	QueueLimit             int
+	TranscriptBudgetChars  int
+	ThreadRepliesContinue  bool
+	PolicyDir              string
+	ApproversIncludeAdmins bool
 }
 
 // Defaults, also declared as the manifest's setting defaults (a unit test keeps the two equal).
@@ -68,26 +69,27 @@ const (
 
 // settingNames maps each setting key to its name in System Console, for error messages.
 var settingNames = map[string]string{
-	"HostMode":              "Host mode",
-	"SocketPath":            "Socket path",
-	"HostSecret":            "Host secret",
-	"MattermostURL":         "Mattermost URL for the host",
-	"AllowedUsers":          "Allowed users",
-	"AllowedChannels":       "Allowed channels",
-	"AllowedTeams":          "Allowed teams",
-	"Projects":              "Projects",
-	"DefaultProject":        "Default project",
-	"CodexPath":             "Codex path",
-	"CodexHome":             "CODEX_HOME",
-	"CodexConfig":           "Codex config overrides",
-	"DefaultSandbox":        "Default sandbox",
-	"Model":                 "Model",
-	"RunTimeoutMinutes":     "Run timeout (minutes)",
-	"MaxConcurrentRuns":     "Max concurrent runs",
-	"QueueLimit":            "Queue limit",
-	"TranscriptBudgetChars": "Thread context budget (characters)",
-	"ThreadRepliesContinue": "Thread replies continue the session",
-	"PolicyDir":             "Policy directory",
+	"HostMode":               "Host mode",
+	"SocketPath":             "Socket path",
+	"HostSecret":             "Host secret",
+	"MattermostURL":          "Mattermost URL for the host",
+	"AllowedUsers":           "Allowed users",
+	"AllowedChannels":        "Allowed channels",
+	"AllowedTeams":           "Allowed teams",
+	"Projects":               "Projects",
+	"DefaultProject":         "Default project",
+	"CodexPath":              "Codex path",
+	"CodexHome":              "CODEX_HOME",
+	"CodexConfig":            "Codex config overrides",
+	"DefaultSandbox":         "Default sandbox",
+	"Model":                  "Model",
+	"RunTimeoutMinutes":      "Run timeout (minutes)",
+	"MaxConcurrentRuns":      "Max concurrent runs",
+	"QueueLimit":             "Queue limit",
+	"TranscriptBudgetChars":  "Thread context budget (characters)",
+	"ThreadRepliesContinue":  "Thread replies continue the session",
+	"PolicyDir":              "Policy directory",
+	"ApproversIncludeAdmins": "System admins may approve",
 }
 
 // settingsReader reads typed values out of Mattermost's settings map and collects problems.
@@ -205,26 +207,27 @@ func (r *settingsReader) list(key string) []string {
 func parseConfiguration(raw map[string]any) (*configuration, error) {
 	r := &settingsReader{raw: raw}
 	c := &configuration{
-		HostMode:              strings.ToLower(r.str("HostMode", defaultHostMode)),
-		SocketPath:            r.str("SocketPath", ""),
-		HostSecret:            r.str("HostSecret", ""),
-		MattermostURL:         strings.TrimRight(r.str("MattermostURL", ""), "/"),
-		AllowedUsers:          r.list("AllowedUsers"),
-		AllowedChannels:       r.list("AllowedChannels"),
-		AllowedTeams:          r.list("AllowedTeams"),
-		Projects:              r.str("Projects", ""),
-		DefaultProject:        r.str("DefaultProject", ""),
-		CodexPath:             r.str("CodexPath", defaultCodexPath),
-		CodexHome:             r.str("CodexHome", ""),
-		CodexConfig:           r.str("CodexConfig", ""),
-		DefaultSandbox:        r.str("DefaultSandbox", defaultSandbox),
-		Model:                 r.str("Model", ""),
-		RunTimeoutMinutes:     r.number("RunTimeoutMinutes", defaultRunTimeoutMinutes, false),
-		MaxConcurrentRuns:     int(r.number("MaxConcurrentRuns", defaultMaxConcurrentRuns, true)),
-		QueueLimit:            int(r.number("QueueLimit", defaultQueueLimit, true)),
-		TranscriptBudgetChars: int(r.number("TranscriptBudgetChars", defaultTranscriptBudgetChars, true)),
-		ThreadRepliesContinue: r.boolean("ThreadRepliesContinue", defaultThreadRepliesContinue),
-		PolicyDir:             r.str("PolicyDir", ""),
+		HostMode:               strings.ToLower(r.str("HostMode", defaultHostMode)),
+		SocketPath:             r.str("SocketPath", ""),
+		HostSecret:             r.str("HostSecret", ""),
+		MattermostURL:          strings.TrimRight(r.str("MattermostURL", ""), "/"),
+		AllowedUsers:           r.list("AllowedUsers"),
+		AllowedChannels:        r.list("AllowedChannels"),
+		AllowedTeams:           r.list("AllowedTeams"),
+		Projects:               r.str("Projects", ""),
+		DefaultProject:         r.str("DefaultProject", ""),
+		CodexPath:              r.str("CodexPath", defaultCodexPath),
+		CodexHome:              r.str("CodexHome", ""),
+		CodexConfig:            r.str("CodexConfig", ""),
+		DefaultSandbox:         r.str("DefaultSandbox", defaultSandbox),
+		Model:                  r.str("Model", ""),
+		RunTimeoutMinutes:      r.number("RunTimeoutMinutes", defaultRunTimeoutMinutes, false),
+		MaxConcurrentRuns:      int(r.number("MaxConcurrentRuns", defaultMaxConcurrentRuns, true)),
+		QueueLimit:             int(r.number("QueueLimit", defaultQueueLimit, true)),
+		TranscriptBudgetChars:  int(r.number("TranscriptBudgetChars", defaultTranscriptBudgetChars, true)),
+		ThreadRepliesContinue:  r.boolean("ThreadRepliesContinue", defaultThreadRepliesContinue),
+		PolicyDir:              r.str("PolicyDir", ""),
+		ApproversIncludeAdmins: r.boolean("ApproversIncludeAdmins", false),
 	}
 
 	switch c.HostMode {
@@ -277,21 +280,22 @@ func (e *configError) Error() string {
 // hostSettings is the part of the configuration the host acts on.
 func (c *configuration) hostSettings() HostSettings {
 	return HostSettings{
-		AllowedUsers:          c.AllowedUsers,
-		AllowedChannels:       c.AllowedChannels,
-		AllowedTeams:          c.AllowedTeams,
-		Projects:              c.Projects,
-		DefaultProject:        c.DefaultProject,
-		CodexPath:             c.CodexPath,
-		CodexHome:             c.CodexHome,
-		CodexConfig:           c.CodexConfig,
-		DefaultSandbox:        c.DefaultSandbox,
-		Model:                 c.Model,
-		RunTimeoutMinutes:     c.RunTimeoutMinutes,
-		MaxConcurrentRuns:     c.MaxConcurrentRuns,
-		QueueLimit:            c.QueueLimit,
-		ThreadRepliesContinue: c.ThreadRepliesContinue,
-		TranscriptBudgetChars: c.TranscriptBudgetChars,
-		PolicyDir:             c.PolicyDir,
+		AllowedUsers:           c.AllowedUsers,
+		AllowedChannels:        c.AllowedChannels,
+		AllowedTeams:           c.AllowedTeams,
+		Projects:               c.Projects,
+		DefaultProject:         c.DefaultProject,
+		CodexPath:              c.CodexPath,
+		CodexHome:              c.CodexHome,
+		CodexConfig:            c.CodexConfig,
+		DefaultSandbox:         c.DefaultSandbox,
+		Model:                  c.Model,
+		RunTimeoutMinutes:      c.RunTimeoutMinutes,
+		MaxConcurrentRuns:      c.MaxConcurrentRuns,
+		QueueLimit:             c.QueueLimit,
+		ThreadRepliesContinue:  c.ThreadRepliesContinue,
+		TranscriptBudgetChars:  c.TranscriptBudgetChars,
+		PolicyDir:              c.PolicyDir,
+		ApproversIncludeAdmins: c.ApproversIncludeAdmins,
 	}
 }

@@ -133,8 +133,10 @@ type HostSettings struct {
 	MaxConcurrentRuns     int      `json:"max_concurrent_runs"`
 	QueueLimit            int      `json:"queue_limit"`
 	ThreadRepliesContinue bool     `json:"thread_replies_continue"`
-	TranscriptBudgetChars int      `json:"transcript_budget_chars"`
-	PolicyDir             string   `json:"policy_dir"`
+	// ApproversIncludeAdmins lets system admins approve runs besides the policy's approvers.
+	ApproversIncludeAdmins bool   `json:"approvers_include_admins"`
+	TranscriptBudgetChars  int    `json:"transcript_budget_chars"`
+	PolicyDir              string `json:"policy_dir"`
 }
 
 // ConfigResponse answers a successful PUT /v1/config.

@@ -67,7 +67,11 @@ impl Chain {
         for module in &modules {
             module.queue_top_up(&engine);
         }
-        Chain { engine, modules, load_error: None }
+        Chain {
+            engine,
+            modules,
+            load_error: None,
+        }
     }
 
     /// A chain that denies everything because its configuration failed to load.
@@ -241,9 +245,11 @@ impl LoadedModule {
                 self.pre.instantiate(&mut store)
             };
             match instance {
-                Ok(instance) => {
-                    self.ready.lock().unwrap_or_else(|p| p.into_inner()).push(Ready { store, instance })
-                }
+                Ok(instance) => self
+                    .ready
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(Ready { store, instance }),
                 Err(e) => {
                     tracing::warn!(module = %self.name, error = %e,
                         "cannot instantiate ahead; instantiating per request instead");
@@ -284,7 +290,10 @@ impl LoadedModule {
         let store = {
             let _ticking = engine.tick_guard();
             let instantiated = match ready {
-                Some(Ready { mut store, instance }) => {
+                Some(Ready {
+                    mut store,
+                    instance,
+                }) => {
                     self.queue_top_up(engine);
                     // The deadline counts from now, not from when the instance was made.
                     arm(engine, &mut store);
@@ -294,7 +303,9 @@ impl LoadedModule {
                     let mut store = self.store(engine);
                     match self.pre.instantiate(&mut store) {
                         Ok(instance) => Ok((store, instance)),
-                        Err(e) => Err((classify(engine, &store, e, FailureKind::Instantiate), store)),
+                        Err(e) => {
+                            Err((classify(engine, &store, e, FailureKind::Instantiate), store))
+                        }
                     }
                 }
             };

@@ -68,7 +68,7 @@ pub struct EngineArgs {
     #[arg(long)]
     pub fuel: Option<u64>,
     /// Fresh instances kept ready per module (0: instantiate on the request path).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 0)]
     pub prewarm: usize,
     /// Cache compiled components here.
     #[arg(long, env = "CODEX_POLICY_CACHE_DIR")]

@@ -158,13 +158,16 @@ func waitForBotPost(t *testing.T, mmAddr, botID, text string) *fakePost {
 }
 
 // cancelContext is the integration context of a post's Cancel button, if it has one.
-func cancelContext(p fakePost) map[string]any {
+func cancelContext(p fakePost) map[string]any { return buttonContext(p, "cancel") }
+
+// buttonContext is the integration context of a post's button `id`, as the server keeps it.
+func buttonContext(p fakePost, id string) map[string]any {
 	attachments, _ := p.Post.Props["attachments"].([]any)
 	for _, a := range attachments {
 		actions, _ := a.(map[string]any)["actions"].([]any)
 		for _, act := range actions {
 			action, _ := act.(map[string]any)
-			if action["id"] == "cancel" {
+			if action["id"] == id {
 				integration, _ := action["integration"].(map[string]any)
 				ctx, _ := integration["context"].(map[string]any)
 				return ctx
@@ -223,6 +226,16 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	mmAddr := startTestkit(t, testkit, "fake-mattermost", "--bot-user-id", botID, "--bot-token", botToken)
 	alice := &model.User{Id: model.NewId(), Username: "alice", Roles: "system_user"}
 	postJSON(t, "http://"+mmAddr+"/_test/users", map[string]any{"id": alice.Id, "username": alice.Username, "roles": []string{"system_user"}}, nil)
+	carol := &model.User{Id: model.NewId(), Username: "carol", Roles: "system_user"}
+	postJSON(t, "http://"+mmAddr+"/_test/users", map[string]any{"id": carol.Id, "username": carol.Username, "roles": []string{"system_user"}}, nil)
+
+	// The admin's own policy directory: prompts that mention deploying need carol's approval.
+	policyDir := filepath.Join(root, "admin-policies")
+	require.NoError(t, os.MkdirAll(policyDir, 0o755))
+	wasm, err := os.ReadFile(filepath.Join(bundlePath, "policies", "approval-for-risky.wasm"))
+	require.NoError(t, err, "the bundle ships the example policies")
+	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "50-approval.wasm"), wasm, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "50-approval.json"), []byte(`{"patterns":["(?i)\\bdeploy\\b"],"approvers":["carol"],"expiry_secs":600}`), 0o644))
 
 	repo := filepath.Join(root, "repo")
 	codexHome := filepath.Join(root, "codex-home")
@@ -251,6 +264,7 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		"defaultsandbox":    "read-only",
 		"model":             "gpt-5.5",
 		"runtimeoutminutes": 5,
+		"policydir":         policyDir,
 	}
 
 	api := &serverAPI{API: &plugintest.API{}, t: t}
@@ -273,6 +287,7 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	team := &model.Team{Id: model.NewId(), Name: "eng", DisplayName: "Engineering"}
 	channel := &model.Channel{Id: model.NewId(), Name: "town-square", DisplayName: "Town Square", Type: model.ChannelTypeOpen, TeamId: team.Id}
 	api.On("GetUser", alice.Id).Return(alice, nil)
+	api.On("GetUser", carol.Id).Return(carol, nil)
 	api.On("GetChannel", channel.Id).Return(channel, nil)
 	api.On("GetTeam", team.Id).Return(team, nil)
 
@@ -386,6 +401,46 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		assert.Contains(t, resp.Update.Message, "Cancelling")
 		cancelled := waitForBotPost(t, mmAddr, botID, "Cancelled** by @alice")
 		assert.Equal(t, "cancelled", cancelled.Post.Props["codex_status"])
+	})
+
+	t.Run("an approval request is decided through real button presses", func(t *testing.T) {
+		resp, appErr := hooks.ExecuteCommand(&plugin.Context{}, &model.CommandArgs{
+			UserId: alice.Id, ChannelId: channel.Id, TeamId: team.Id, TriggerId: "trigger", Command: "/codex deploy the demo",
+		})
+		require.Nil(t, appErr)
+		assert.Contains(t, resp.Text, "needs approval")
+		var request *fakePost
+		waitUntil(t, 90*time.Second, "an approval request with Approve and Deny", func() bool {
+			var posts []fakePost
+			getJSON(t, "http://"+mmAddr+"/_test/posts", &posts)
+			for i := range posts {
+				if posts[i].Post.Props["codex_kind"] == "approval" && buttonContext(posts[i], "approve") != nil && buttonContext(posts[i], "deny") != nil {
+					request = &posts[i]
+					return true
+				}
+			}
+			return false
+		})
+		assert.Contains(t, request.Post.Message, "@carol")
+		click := func(userID string) model.PostActionIntegrationResponse {
+			body, err := json.Marshal(model.PostActionIntegrationRequest{PostId: request.Post.ID, ChannelId: channel.Id, TeamId: team.Id, Context: buttonContext(*request, "approve")})
+			require.NoError(t, err)
+			r := httptest.NewRequest(http.MethodPost, "/v1/actions", strings.NewReader(string(body)))
+			r.Header.Set("Mattermost-User-Id", userID)
+			w := httptest.NewRecorder()
+			hooks.ServeHTTP(&plugin.Context{}, w, r)
+			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+			var resp model.PostActionIntegrationResponse
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+			return resp
+		}
+		own := click(alice.Id)
+		assert.Contains(t, own.EphemeralText, "cannot approve your own request")
+		granted := click(carol.Id)
+		require.NotNil(t, granted.Update, granted.EphemeralText)
+		assert.Contains(t, granted.Update.Message, "granted** by @carol")
+		answer := waitForBotPost(t, mmAddr, botID, "Mock answer: deploy the demo")
+		assert.Equal(t, "answered", answer.Post.Props["codex_status"])
 	})
 
 	t.Run("a request without Mattermost-User-Id is refused", func(t *testing.T) {

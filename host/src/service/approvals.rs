@@ -255,20 +255,11 @@ impl Host {
                 let _ = self.store.decide_approval(&run_id, "expired", "");
                 continue;
             };
-            let active = Arc::new(ActiveRun {
-                cancel: CancellationToken::new(),
-                reason: Mutex::new(None),
-                root_id: Mutex::new(match &plan.placement {
-                    Placement::Thread { root_id } => root_id.clone(),
-                    Placement::NewRoot => String::new(),
-                }),
-                channel_id: plan.channel.id.clone(),
-                user_id: plan.user.id.clone(),
-                username: plan.user.username.clone(),
-                project: plan.project.name.clone(),
-                admitted: Instant::now(),
-                started: Mutex::new(None),
-            });
+            let root = match &plan.placement {
+                Placement::Thread { root_id } => root_id.as_str(),
+                Placement::NewRoot => "",
+            };
+            let active = ActiveRun::new(&plan.user, &plan.channel.id, &plan.project.name, root);
             self.active.lock().unwrap().insert(run_id.clone(), active.clone());
             info!(run = %run_id, "resuming a pending approval");
             let host = self.clone();

@@ -56,6 +56,22 @@ struct ActiveRun {
     started: Mutex<Option<Instant>>,
 }
 
+impl ActiveRun {
+    fn new(user: &User, channel_id: &str, project: &str, root_id: &str) -> Arc<ActiveRun> {
+        Arc::new(ActiveRun {
+            cancel: CancellationToken::new(),
+            reason: Mutex::new(None),
+            root_id: Mutex::new(root_id.to_string()),
+            channel_id: channel_id.to_string(),
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            project: project.to_string(),
+            admitted: Instant::now(),
+            started: Mutex::new(None),
+        })
+    }
+}
+
 /// Where a run's posts go.
 #[derive(Debug, Clone)]
 enum Placement {
@@ -776,17 +792,7 @@ impl Host {
             return Err(internal(e));
         }
         let _ = self.store.audit("run.accepted", Some(&run_id), &user.id, &channel.id, &json!({"project": project.name, "sandbox": sandbox.as_str(), "needs_approval": approval.is_some()}));
-        let active = Arc::new(ActiveRun {
-            cancel: CancellationToken::new(),
-            reason: Mutex::new(None),
-            root_id: Mutex::new(root_for_row),
-            channel_id: channel.id.clone(),
-            user_id: user.id.clone(),
-            username: user.username.clone(),
-            project: project.name.clone(),
-            admitted: Instant::now(),
-            started: Mutex::new(None),
-        });
+        let active = ActiveRun::new(user, &channel.id, &project.name, &root_for_row);
         self.active.lock().unwrap().insert(run_id.clone(), active.clone());
         let position = admission.as_ref().map_or(0, |a| *a.position.borrow());
         let plan = Plan {
@@ -926,7 +932,6 @@ impl Host {
             return self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Cancelled, RunState::default(), String::new(), started).await;
         }
         *active.started.lock().unwrap() = Some(started);
-        let _ = self.store.mark_running(&plan.run_id);
 
         // 3. The prompt, with what others said in the thread since Codex last looked.
         let thread = self.store.thread(&root_id).ok().flatten();
@@ -944,6 +949,7 @@ impl Host {
         } else {
             None
         };
+        let _ = self.store.mark_running(&plan.run_id, mode.as_str());
         let _ = self.store.set_seen_until(&root_id, now_ms());
         let prompt = match context {
             Some(ctx) => format!("{ctx}\n\n---\nRequest from @{} in Mattermost:\n{}", plan.user.username, plan.prompt),

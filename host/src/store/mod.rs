@@ -280,9 +280,11 @@ impl Store {
         self.with(|c| c.execute("UPDATE runs SET status = 'queued' WHERE id = ?1", [run_id]).map(|_| ()))
     }
 
-    pub fn mark_running(&self, run_id: &str) -> Result<()> {
+    /// Codex is starting for this run, as a new, resumed or bound session (`mode`).
+    pub fn mark_running(&self, run_id: &str, mode: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1", params![run_id, now_ms()]).map(|_| ())
+            c.execute("UPDATE runs SET status = 'running', started_at = ?2, mode = ?3 WHERE id = ?1", params![run_id, now_ms(), mode])
+                .map(|_| ())
         })
     }
 
@@ -531,7 +533,7 @@ mod tests {
     fn a_run_keeps_its_first_outcome() {
         let s = Store::open_in_memory().unwrap();
         s.insert_run(&run("r1", "c")).unwrap();
-        s.mark_running("r1").unwrap();
+        s.mark_running("r1", "new").unwrap();
         assert!(s.finish_run("r1", RunStatus::Cancelled, &RunResult::default()).unwrap());
         assert!(!s.finish_run("r1", RunStatus::Answered, &RunResult::default()).unwrap());
         assert_eq!(s.run("r1").unwrap().unwrap().status, RunStatus::Cancelled);
@@ -544,7 +546,7 @@ mod tests {
         {
             let s = Store::open(&path).unwrap();
             s.insert_run(&run("r1", "c")).unwrap();
-            s.mark_running("r1").unwrap();
+            s.mark_running("r1", "resume").unwrap();
             s.insert_run(&run("r2", "c")).unwrap();
             s.insert_run(&run("r3", "c")).unwrap();
             s.finish_run("r3", RunStatus::Answered, &RunResult::default()).unwrap();
