@@ -77,6 +77,16 @@ func commandText(command string) string {
 	return ""
 }
 
+// informational reports whether a /codex text is a subcommand that posts nothing in the channel.
+func informational(text string) bool {
+	word, _, _ := strings.Cut(strings.TrimSpace(text), " ")
+	switch strings.ToLower(word) {
+	case "", "help", "projects", "project", "status", "last", "cancel", "policy":
+		return true
+	}
+	return false
+}
+
 func ephemeral(text string) *model.CommandResponse {
 	return &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral, Text: text}
 }
@@ -100,6 +110,14 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 	if err != nil {
 		p.API.LogError("Could not resolve the channel of a /codex command.", "channel_id", args.ChannelId, "error", err.Error())
 		return ephemeral("Codex could not look up this channel, so your prompt was not run. Please try again.\n\n" + codeBlock(text)), nil
+	}
+
+	// A prompt makes the bot post in this channel; informational subcommands only answer here.
+	if !informational(text) {
+		if err := st.resolver.ensureBotCanPost(args.ChannelId); err != nil {
+			p.API.LogWarn("The bot could not be given access to a channel for /codex.", "channel_id", args.ChannelId, "error", err.Error())
+			return ephemeral("Codex cannot answer here: " + err.Error() + ".\n\nYour prompt was not run:\n" + codeBlock(text)), nil
+		}
 	}
 
 	req := CommandRequest{User: user, Channel: channel, RootID: args.RootId, TriggerID: args.TriggerId, Text: text}

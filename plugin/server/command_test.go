@@ -54,6 +54,12 @@ func TestExecuteCommandForwardsWhoAndWhere(t *testing.T) {
 	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
 	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "town-square", DisplayName: "Town Square", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
 	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	// The bot is not in the channel yet: it joins the team and the channel before the prompt goes on.
+	notFound := model.NewAppError("Get", "not_found", nil, "", http.StatusNotFound)
+	api.On("GetChannelMember", "c1", "bot1").Return(nil, notFound).Once()
+	api.On("GetTeamMember", "t1", "bot1").Return(nil, notFound).Once()
+	api.On("CreateTeamMember", "t1", "bot1").Return(&model.TeamMember{}, nil).Once()
+	api.On("AddChannelMember", "c1", "bot1").Return(&model.ChannelMember{}, nil).Once()
 
 	resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{
 		UserId: "u1", ChannelId: "c1", TeamId: "t1", RootId: "r1", TriggerId: "tr1", Command: "/codex fix the flaky login test",
@@ -102,6 +108,7 @@ func TestHostUnreachableGivesAnEphemeralWithThePromptEchoed(t *testing.T) {
 	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
 	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypePrivate, TeamId: "t1"}, nil)
 	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	api.On("GetChannelMember", "c1", "bot1").Return(&model.ChannelMember{}, nil)
 
 	resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "c1", TeamId: "t1", Command: "/codex run ```the``` tests"})
 	require.Nil(t, appErr)
@@ -120,8 +127,32 @@ func TestHostRefusingTheSecretIsExplained(t *testing.T) {
 	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
 	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
 	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	api.On("GetChannelMember", "c1", "bot1").Return(&model.ChannelMember{}, nil)
 
 	resp, _ := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "c1", TeamId: "t1", Command: "/codex hello"})
 	assert.Contains(t, resp.Text, "Host secret")
 	assert.Contains(t, resp.Text, "hello")
+}
+
+func TestAPromptInADirectMessageWithoutTheBotIsRefusedWithThePromptEchoed(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	p := activeTestPlugin(t, api, host)
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	api.On("GetChannel", "d2").Return(&model.Channel{Id: "d2", Name: "u1__u2", Type: model.ChannelTypeDirect}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+
+	resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "d2", TeamId: "t1", Command: "/codex fix it"})
+	require.Nil(t, appErr)
+	assert.Contains(t, resp.Text, "Codex cannot answer here")
+	assert.Contains(t, resp.Text, "direct message with @codex")
+	assert.Contains(t, resp.Text, "fix it")
+	assert.Empty(t, host.received("POST", routeCommands), "nothing is handed to the host")
+
+	// Help still answers there: it posts nothing.
+	host.handle("POST "+routeCommands, func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "text": "help text"})
+	})
+	resp, _ = p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "d2", TeamId: "t1", Command: "/codex help"})
+	assert.Equal(t, "help text", resp.Text)
 }

@@ -6,6 +6,7 @@ package main
 // bot?) from small caches, so that ordinary chatter costs at most one cached lookup.
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ type identityAPI interface {
 	GetTeam(teamID string) (*model.Team, *model.AppError)
 	GetPost(postID string) (*model.Post, *model.AppError)
 	GetChannelMember(channelID, userID string) (*model.ChannelMember, *model.AppError)
+	GetTeamMember(teamID, userID string) (*model.TeamMember, *model.AppError)
+	CreateTeamMember(teamID, userID string) (*model.TeamMember, *model.AppError)
+	AddChannelMember(channelID, userID string) (*model.ChannelMember, *model.AppError)
 }
 
 func channelKind(t model.ChannelType) string {
@@ -51,6 +55,7 @@ type resolver struct {
 	teams     *ttlCache[string] // team id -> team name
 	botThread *ttlCache[bool]   // root post id -> started by the bot
 	botMember *ttlCache[bool]   // group channel id -> the bot is a member
+	botJoined *ttlCache[bool]   // channel id -> the bot may post there (joined or already in it)
 }
 
 func newResolver(api identityAPI, botUserID string) *resolver {
@@ -61,6 +66,7 @@ func newResolver(api identityAPI, botUserID string) *resolver {
 		teams:     newTTLCache[string](5*time.Minute, 1000),
 		botThread: newTTLCache[bool](time.Hour, 20000),
 		botMember: newTTLCache[bool](time.Minute, 10000),
+		botJoined: newTTLCache[bool](10*time.Minute, 10000),
 	}
 }
 
@@ -108,6 +114,45 @@ func (r *resolver) channel(channelID, fallbackTeamID string) (Channel, error) {
 		out.TeamName = name
 	}
 	return out, nil
+}
+
+// errNotWithBot: a direct or group message the bot is not part of; it cannot be added to one.
+var errNotWithBot = errors.New("this is a direct or group message without @codex, and the bot cannot join it; use /codex in a channel or in a direct message with @codex")
+
+// ensureBotCanPost makes sure the bot may post in a channel, since codex-host posts as the bot
+// through the REST API: in public and private channels it joins the team and the channel (a
+// plugin may add members to private channels too); direct and group messages must include it.
+func (r *resolver) ensureBotCanPost(channelID string) error {
+	if ok, _ := r.botJoined.get(channelID); ok {
+		return nil
+	}
+	ch, err := r.rawChannel(channelID)
+	if err != nil {
+		return err
+	}
+	switch ch.Type {
+	case model.ChannelTypeDirect, model.ChannelTypeGroup:
+		member, err := r.isBotConversation(ch)
+		if err != nil {
+			return err
+		}
+		if !member {
+			return errNotWithBot
+		}
+	default:
+		if _, appErr := r.api.GetChannelMember(ch.Id, r.botUserID); appErr != nil {
+			if _, appErr := r.api.GetTeamMember(ch.TeamId, r.botUserID); appErr != nil {
+				if _, appErr := r.api.CreateTeamMember(ch.TeamId, r.botUserID); appErr != nil {
+					return fmt.Errorf("adding @codex to the team: %w", appErr)
+				}
+			}
+			if _, appErr := r.api.AddChannelMember(ch.Id, r.botUserID); appErr != nil {
+				return fmt.Errorf("adding @codex to ~%s: %w", ch.Name, appErr)
+			}
+		}
+	}
+	r.botJoined.put(channelID, true)
+	return nil
 }
 
 // isBotConversation reports whether a channel is a direct or group message the bot is part of.

@@ -286,6 +286,12 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 
 	team := &model.Team{Id: model.NewId(), Name: "eng", DisplayName: "Engineering"}
 	channel := &model.Channel{Id: model.NewId(), Name: "town-square", DisplayName: "Town Square", Type: model.ChannelTypeOpen, TeamId: team.Id}
+	// The first prompt makes the bot join the team and the channel it will post in.
+	notFound := model.NewAppError("Get", "not_found", nil, "", http.StatusNotFound)
+	api.On("GetChannelMember", channel.Id, botID).Return(nil, notFound).Once()
+	api.On("GetTeamMember", team.Id, botID).Return(nil, notFound).Once()
+	api.On("CreateTeamMember", team.Id, botID).Return(&model.TeamMember{TeamId: team.Id, UserId: botID}, nil).Once()
+	api.On("AddChannelMember", channel.Id, botID).Return(&model.ChannelMember{ChannelId: channel.Id, UserId: botID}, nil).Once()
 	api.On("GetUser", alice.Id).Return(alice, nil)
 	api.On("GetUser", carol.Id).Return(carol, nil)
 	api.On("GetChannel", channel.Id).Return(channel, nil)
