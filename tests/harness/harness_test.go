@@ -227,7 +227,11 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	alice := &model.User{Id: model.NewId(), Username: "alice", Roles: "system_user"}
 	postJSON(t, "http://"+mmAddr+"/_test/users", map[string]any{"id": alice.Id, "username": alice.Username, "roles": []string{"system_user"}}, nil)
 	carol := &model.User{Id: model.NewId(), Username: "carol", Roles: "system_user"}
-	postJSON(t, "http://"+mmAddr+"/_test/users", map[string]any{"id": carol.Id, "username": carol.Username, "roles": []string{"system_user"}}, nil)
+	dave := &model.User{Id: model.NewId(), Username: "dave", Roles: "system_user"}
+	mallory := &model.User{Id: model.NewId(), Username: "mallory", Roles: "system_user"}
+	for _, u := range []*model.User{carol, dave, mallory} {
+		postJSON(t, "http://"+mmAddr+"/_test/users", map[string]any{"id": u.Id, "username": u.Username, "roles": []string{"system_user"}}, nil)
+	}
 
 	// The admin's own policy directory: prompts that mention deploying need carol's approval.
 	policyDir := filepath.Join(root, "admin-policies")
@@ -236,6 +240,11 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	require.NoError(t, err, "the bundle ships the example policies")
 	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "50-approval.wasm"), wasm, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "50-approval.json"), []byte(`{"patterns":["(?i)\\bdeploy\\b"],"approvers":["carol"],"expiry_secs":600}`), 0o644))
+	// Hotfixes need two distinct approvers; migrations expire after two seconds.
+	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "60-two-keys.wasm"), wasm, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "60-two-keys.json"), []byte(`{"patterns":["(?i)\\bhotfix\\b"],"approvers":["carol","dave"],"min_approvals":2,"expiry_secs":600}`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "70-expiring.wasm"), wasm, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "70-expiring.json"), []byte(`{"patterns":["(?i)\\bmigrate\\b"],"approvers":["carol"],"expiry_secs":2}`), 0o644))
 
 	repo := filepath.Join(root, "repo")
 	codexHome := filepath.Join(root, "codex-home")
@@ -294,6 +303,8 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	api.On("AddChannelMember", channel.Id, botID).Return(&model.ChannelMember{ChannelId: channel.Id, UserId: botID}, nil).Once()
 	api.On("GetUser", alice.Id).Return(alice, nil)
 	api.On("GetUser", carol.Id).Return(carol, nil)
+	api.On("GetUser", dave.Id).Return(dave, nil)
+	api.On("GetUser", mallory.Id).Return(mallory, nil)
 	api.On("GetChannel", channel.Id).Return(channel, nil)
 	api.On("GetTeam", team.Id).Return(team, nil)
 
@@ -447,6 +458,81 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		assert.Contains(t, granted.Update.Message, "granted** by @carol")
 		answer := waitForBotPost(t, mmAddr, botID, "Mock answer: deploy the demo")
 		assert.Equal(t, "answered", answer.Post.Props["codex_status"])
+	})
+
+	// awaitApproval waits for the approval request of a prompt; press clicks one of its buttons
+	// through ServeHTTP as the server would, with the user in Mattermost-User-Id.
+	awaitApproval := func(t *testing.T, prompt string) fakePost {
+		var found fakePost
+		waitUntil(t, 90*time.Second, "the approval request for "+strconv.Quote(prompt), func() bool {
+			var posts []fakePost
+			getJSON(t, "http://"+mmAddr+"/_test/posts", &posts)
+			for _, p := range posts {
+				if p.Post.Props["codex_kind"] == "approval" && strings.Contains(p.Post.Message, prompt) && buttonContext(p, "approve") != nil {
+					found = p
+					return true
+				}
+			}
+			return false
+		})
+		return found
+	}
+	press := func(t *testing.T, post fakePost, action, userID string) model.PostActionIntegrationResponse {
+		body, err := json.Marshal(model.PostActionIntegrationRequest{PostId: post.Post.ID, ChannelId: channel.Id, TeamId: team.Id, Context: buttonContext(post, action)})
+		require.NoError(t, err)
+		r := httptest.NewRequest(http.MethodPost, "/v1/actions", strings.NewReader(string(body)))
+		r.Header.Set("Mattermost-User-Id", userID)
+		w := httptest.NewRecorder()
+		hooks.ServeHTTP(&plugin.Context{}, w, r)
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		var resp model.PostActionIntegrationResponse
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+		return resp
+	}
+	prompt := func(t *testing.T, text string) {
+		resp, appErr := hooks.ExecuteCommand(&plugin.Context{}, &model.CommandArgs{UserId: alice.Id, ChannelId: channel.Id, TeamId: team.Id, TriggerId: "trigger", Command: "/codex " + text})
+		require.Nil(t, appErr)
+		assert.Contains(t, resp.Text, "needs approval")
+	}
+
+	t.Run("a stranger cannot approve, and an approver's deny ends the request visibly", func(t *testing.T) {
+		prompt(t, "deploy the other service")
+		request := awaitApproval(t, "deploy the other service")
+		stranger := press(t, request, "approve", mallory.Id)
+		assert.Contains(t, stranger.EphemeralText, "Only @carol")
+		denied := press(t, request, "deny", carol.Id)
+		require.NotNil(t, denied.Update, denied.EphemeralText)
+		assert.Contains(t, denied.Update.Message, "denied** by @carol")
+		outcome := waitForBotPost(t, mmAddr, botID, "Denied** by @carol")
+		assert.Equal(t, "refused", outcome.Post.Props["codex_status"])
+	})
+
+	t.Run("min-approvals 2 needs two distinct approvers", func(t *testing.T) {
+		prompt(t, "hotfix the login page")
+		request := awaitApproval(t, "hotfix the login page")
+		first := press(t, request, "approve", carol.Id)
+		require.NotNil(t, first.Update, first.EphemeralText)
+		assert.Contains(t, first.Update.Message, "Approved so far by @carol")
+		again := press(t, request, "approve", carol.Id)
+		assert.Contains(t, again.EphemeralText, "already answered")
+		// The updated post carries fresh buttons; dave presses one.
+		var updated fakePost
+		updated.Post.ID = request.Post.ID
+		updated.Post.Props = first.Update.GetProps()
+		second := press(t, updated, "approve", dave.Id)
+		require.NotNil(t, second.Update, second.EphemeralText)
+		assert.Contains(t, second.Update.Message, "granted** by @carol, @dave")
+		answer := waitForBotPost(t, mmAddr, botID, "Mock answer: hotfix the login page")
+		assert.Equal(t, "answered", answer.Post.Props["codex_status"])
+	})
+
+	t.Run("an unanswered approval expires and fails closed", func(t *testing.T) {
+		prompt(t, "migrate the database")
+		outcome := waitForBotPost(t, mmAddr, botID, "nobody approved this request before it expired")
+		assert.Equal(t, "refused", outcome.Post.Props["codex_status"])
+		request := waitForBotPost(t, mmAddr, botID, "Approval expired")
+		assert.Nil(t, buttonContext(*request, "approve"), "an expired request keeps no buttons")
+		assert.Contains(t, request.Post.Message, "migrate the database")
 	})
 
 	t.Run("a request without Mattermost-User-Id is refused", func(t *testing.T) {

@@ -151,8 +151,8 @@ pub struct ApprovalView<'a> {
 }
 
 pub fn approval_closed(word: &str, by: &[String], prompt: &str) -> String {
-    let by = by.iter().map(|u| format!("@{u}")).collect::<Vec<_>>().join(", ");
-    format!(":raised_hand: **Approval {word}** by {by}\n{}", quote(&one_line(prompt, 300)))
+    let by = if by.is_empty() { String::new() } else { format!(" by {}", by.iter().map(|u| format!("@{u}")).collect::<Vec<_>>().join(", ")) };
+    format!(":raised_hand: **Approval {word}**{by}\n{}", quote(&one_line(prompt, 300)))
 }
 
 pub fn denied(by: &str, reason: &str) -> String {
