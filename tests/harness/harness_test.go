@@ -420,46 +420,6 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		assert.Equal(t, "cancelled", cancelled.Post.Props["codex_status"])
 	})
 
-	t.Run("an approval request is decided through real button presses", func(t *testing.T) {
-		resp, appErr := hooks.ExecuteCommand(&plugin.Context{}, &model.CommandArgs{
-			UserId: alice.Id, ChannelId: channel.Id, TeamId: team.Id, TriggerId: "trigger", Command: "/codex deploy the demo",
-		})
-		require.Nil(t, appErr)
-		assert.Contains(t, resp.Text, "needs approval")
-		var request *fakePost
-		waitUntil(t, 90*time.Second, "an approval request with Approve and Deny", func() bool {
-			var posts []fakePost
-			getJSON(t, "http://"+mmAddr+"/_test/posts", &posts)
-			for i := range posts {
-				if posts[i].Post.Props["codex_kind"] == "approval" && buttonContext(posts[i], "approve") != nil && buttonContext(posts[i], "deny") != nil {
-					request = &posts[i]
-					return true
-				}
-			}
-			return false
-		})
-		assert.Contains(t, request.Post.Message, "@carol")
-		click := func(userID string) model.PostActionIntegrationResponse {
-			body, err := json.Marshal(model.PostActionIntegrationRequest{PostId: request.Post.ID, ChannelId: channel.Id, TeamId: team.Id, Context: buttonContext(*request, "approve")})
-			require.NoError(t, err)
-			r := httptest.NewRequest(http.MethodPost, "/v1/actions", strings.NewReader(string(body)))
-			r.Header.Set("Mattermost-User-Id", userID)
-			w := httptest.NewRecorder()
-			hooks.ServeHTTP(&plugin.Context{}, w, r)
-			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
-			var resp model.PostActionIntegrationResponse
-			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
-			return resp
-		}
-		own := click(alice.Id)
-		assert.Contains(t, own.EphemeralText, "cannot approve your own request")
-		granted := click(carol.Id)
-		require.NotNil(t, granted.Update, granted.EphemeralText)
-		assert.Contains(t, granted.Update.Message, "granted** by @carol")
-		answer := waitForBotPost(t, mmAddr, botID, "Mock answer: deploy the demo")
-		assert.Equal(t, "answered", answer.Post.Props["codex_status"])
-	})
-
 	// awaitApproval waits for the approval request of a prompt; press clicks one of its buttons
 	// through ServeHTTP as the server would, with the user in Mattermost-User-Id.
 	awaitApproval := func(t *testing.T, prompt string) fakePost {
@@ -494,6 +454,20 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		require.Nil(t, appErr)
 		assert.Contains(t, resp.Text, "needs approval")
 	}
+
+	t.Run("an approval request is decided through real button presses", func(t *testing.T) {
+		prompt(t, "deploy the demo")
+		request := awaitApproval(t, "deploy the demo")
+		assert.Contains(t, request.Post.Message, "@carol")
+		assert.NotNil(t, buttonContext(request, "deny"))
+		own := press(t, request, "approve", alice.Id)
+		assert.Contains(t, own.EphemeralText, "cannot approve your own request")
+		granted := press(t, request, "approve", carol.Id)
+		require.NotNil(t, granted.Update, granted.EphemeralText)
+		assert.Contains(t, granted.Update.Message, "granted** by @carol")
+		answer := waitForBotPost(t, mmAddr, botID, "Mock answer: deploy the demo")
+		assert.Equal(t, "answered", answer.Post.Props["codex_status"])
+	})
 
 	t.Run("a stranger cannot approve, and an approver's deny ends the request visibly", func(t *testing.T) {
 		prompt(t, "deploy the other service")
