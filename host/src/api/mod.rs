@@ -23,6 +23,7 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::buttons::constant_time_eq;
 use crate::service::Host;
 use contract::*;
 
@@ -119,10 +120,6 @@ impl Auth {
         }
         Ok(())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn handle(host: &Arc<Host>, auth: &Auth, peer_uid: Option<u32>, req: Request<Incoming>) -> Response<Full<Bytes>> {

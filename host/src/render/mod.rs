@@ -119,10 +119,15 @@ pub fn timed_out(limit: Duration, partial: Option<&str>) -> String {
     )
 }
 
+/// `@a, @b` from usernames (or ids), with or without their leading `@`.
+pub fn mentions(names: &[String]) -> String {
+    names.iter().map(|n| format!("@{}", n.trim().trim_start_matches('@'))).collect::<Vec<_>>().join(", ")
+}
+
 /// What an approver sees: what will run, where, for whom, why, who may decide, until when.
 pub fn approval_request(a: &ApprovalView) -> String {
     let rules = if a.rules.is_empty() { String::new() } else { format!(" (rule {})", a.rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")) };
-    let who = a.approvers.iter().map(|u| format!("@{}", u.trim_start_matches('@'))).collect::<Vec<_>>().join(", ");
+    let who = mentions(a.approvers);
     let need = if a.min_approvals == 1 { "one of them must approve".to_string() } else { format!("{} of them must approve", a.min_approvals) };
     let mut s = format!(
         ":raised_hand: **Approval needed** · `{}` · requested by @{}\n{}\n**Why:** {}{rules}\n**Approvers:** {who} — {need}. Expires in {}.",
@@ -133,7 +138,7 @@ pub fn approval_request(a: &ApprovalView) -> String {
         human_duration(a.expires_in),
     );
     if !a.approved_by.is_empty() {
-        s.push_str(&format!("\nApproved so far by {}.", a.approved_by.iter().map(|u| format!("@{u}")).collect::<Vec<_>>().join(", ")));
+        s.push_str(&format!("\nApproved so far by {}.", mentions(a.approved_by)));
     }
     s
 }
@@ -151,7 +156,7 @@ pub struct ApprovalView<'a> {
 }
 
 pub fn approval_closed(word: &str, by: &[String], prompt: &str) -> String {
-    let by = if by.is_empty() { String::new() } else { format!(" by {}", by.iter().map(|u| format!("@{u}")).collect::<Vec<_>>().join(", ")) };
+    let by = if by.is_empty() { String::new() } else { format!(" by {}", mentions(by)) };
     format!(":raised_hand: **Approval {word}**{by}\n{}", quote(&one_line(prompt, 300)))
 }
 

@@ -29,7 +29,7 @@ impl ApprovalSpec {
     }
 
     fn who(&self) -> String {
-        self.approvers.iter().map(|a| format!("@{}", a.trim().trim_start_matches('@'))).collect::<Vec<_>>().join(", ")
+        render::mentions(&self.approvers)
     }
 }
 

@@ -510,7 +510,7 @@ impl Host {
             Decision::Deny { reason } => format!("You may not run Codex here{rules}: {reason}"),
             Decision::RequireApproval { approvers, min_approvals, reason, .. } => format!(
                 "Your runs here need approval{rules}: {reason} ({min_approvals} of {}).",
-                approvers.iter().map(|a| format!("@{}", a.trim_start_matches('@'))).collect::<Vec<_>>().join(", ")
+                render::mentions(approvers)
             ),
         };
         let modules = if ruling.explanation.is_empty() { String::new() } else { format!("\n\nPolicy chain, in order:\n{}", ruling.explanation.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n")) };
