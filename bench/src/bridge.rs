@@ -15,7 +15,7 @@ use tempfile::TempDir;
 
 use codex_testkit::{codex, MockModel};
 
-use crate::results::{median, Figure, Section};
+use crate::results::{median_run_ms, Figure, Section};
 use crate::Common;
 
 #[derive(Args, Clone)]
@@ -130,22 +130,12 @@ impl Runner {
 
     /// Median wall time of `codex --version`, ms.
     async fn version_ms(&self, n: usize) -> anyhow::Result<f64> {
-        let mut times = Vec::with_capacity(n);
-        for _ in 0..n {
-            let started = Instant::now();
-            let out = tokio::process::Command::new(&self.codex_bin)
-                .arg("--version")
-                .stdin(Stdio::null())
-                .output()
-                .await?;
-            ensure!(
-                out.status.success(),
-                "`codex --version` failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            times.push(started.elapsed().as_secs_f64() * 1e3);
-        }
-        Ok(median(&times))
+        median_run_ms(n, "`codex --version`", |_| {
+            let mut cmd = tokio::process::Command::new(&self.codex_bin);
+            cmd.arg("--version");
+            cmd
+        })
+        .await
     }
 
     /// Runs `cmd` to its end and checks it answered (`expect` on stdout).

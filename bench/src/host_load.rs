@@ -29,7 +29,7 @@ use tokio::net::UnixStream;
 
 use codex_testkit::{FakeMattermost, MattermostConfig};
 
-use crate::results::{median, quantile, Figure, Section};
+use crate::results::{median_run_ms, quantile, Figure, Section};
 use crate::Common;
 
 #[derive(Args, Clone)]
@@ -641,24 +641,14 @@ fn cores() -> String {
 
 /// Median wall time of spawning the stand-in the way the host does, ms.
 async fn standin_spawn_ms(fx: &Fixture, n: usize) -> anyhow::Result<f64> {
-    let mut times = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = Instant::now();
-        let out = tokio::process::Command::new(&fx.standin)
-            .args(["exec", "--json", "--skip-git-repo-check", "-C"])
+    median_run_ms(n, "the stand-in", |i| {
+        let mut cmd = tokio::process::Command::new(&fx.standin);
+        cmd.args(["exec", "--json", "--skip-git-repo-check", "-C"])
             .arg(&fx.repo)
-            .args(["-s", "read-only", "--", &format!("bench prompt spawn-{i}")])
-            .stdin(Stdio::null())
-            .output()
-            .await?;
-        ensure!(
-            out.status.success(),
-            "the stand-in failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(median(&times))
+            .args(["-s", "read-only", "--", &format!("bench prompt spawn-{i}")]);
+        cmd
+    })
+    .await
 }
 
 async fn measure(

@@ -111,6 +111,28 @@ impl Section {
     }
 }
 
+/// Median wall time, in ms, of running `n` commands made by `command(i)` to their end; each must
+/// exit successfully (`what` names it in the error).
+pub async fn median_run_ms(
+    n: usize,
+    what: &str,
+    mut command: impl FnMut(usize) -> tokio::process::Command,
+) -> anyhow::Result<f64> {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut cmd = command(i);
+        let started = std::time::Instant::now();
+        let out = cmd.stdin(std::process::Stdio::null()).output().await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(&times))
+}
+
 pub fn median(xs: &[f64]) -> f64 {
     quantile(xs, 0.5)
 }

@@ -133,12 +133,7 @@ func TestBenchPluginOverhead(t *testing.T) {
 	}
 
 	root := t.TempDir()
-	pluginsDir := filepath.Join(root, "plugins")
-	webappDir := filepath.Join(root, "client", "plugins")
-	require.NoError(t, os.MkdirAll(pluginsDir, 0o755))
-	require.NoError(t, os.MkdirAll(webappDir, 0o755))
-	extractBundle(t, bundle, pluginsDir)
-	bundlePath := filepath.Join(pluginsDir, pluginID)
+	pluginsDir, webappDir, bundlePath := installBundle(t, root, bundle)
 
 	botID, botToken := model.NewId(), model.NewId()
 	// The commands measured post nothing, so Mattermost's REST API is never called; the fake

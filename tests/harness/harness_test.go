@@ -55,6 +55,19 @@ func (a *serverAPI) allLogs() string {
 	return strings.Join(a.logs, "\n")
 }
 
+// installBundle lays out a server's plugin directories under root (server plugins, webapp
+// bundles) and unpacks the bundle there as an upload would; it returns both directories and the
+// plugin's own.
+func installBundle(t *testing.T, root, bundle string) (pluginsDir, webappDir, bundlePath string) {
+	t.Helper()
+	pluginsDir = filepath.Join(root, "plugins")
+	webappDir = filepath.Join(root, "client", "plugins")
+	require.NoError(t, os.MkdirAll(pluginsDir, 0o755))
+	require.NoError(t, os.MkdirAll(webappDir, 0o755))
+	extractBundle(t, bundle, pluginsDir)
+	return pluginsDir, webappDir, filepath.Join(pluginsDir, pluginID)
+}
+
 // extractBundle unpacks the tarball into pluginsDir as the server does on upload.
 func extractBundle(t *testing.T, bundlePath, pluginsDir string) {
 	t.Helper()
@@ -213,12 +226,7 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	testkit := requireEnv(t, "CODEX_MM_TESTKIT")
 
 	root := t.TempDir()
-	pluginsDir := filepath.Join(root, "plugins")
-	webappDir := filepath.Join(root, "client", "plugins")
-	require.NoError(t, os.MkdirAll(pluginsDir, 0o755))
-	require.NoError(t, os.MkdirAll(webappDir, 0o755))
-	extractBundle(t, bundle, pluginsDir)
-	bundlePath := filepath.Join(pluginsDir, pluginID)
+	pluginsDir, webappDir, bundlePath := installBundle(t, root, bundle)
 
 	// Peers: the mock model Codex talks to and the fake Mattermost the host posts to.
 	botID, botToken := model.NewId(), model.NewId()

@@ -149,6 +149,7 @@ pub fn dummy_component(wit: &str, world: &str) -> Vec<u8> {
 /// - 3072: require-approval with no approvers (malformed).
 /// - 4096: `result<_, string>` = err("bad config value").
 /// - 8192: zeros = ok(()) for validate-config.
+///
 /// Memory: 24 pages; `cabi_realloc` bumps from 1,100,000.
 pub fn hostile_wat(evaluate: &str, validate: &str) -> String {
     format!(
