@@ -47,6 +47,8 @@ pub struct Bins {
 
 /// Request rates of the load test, per second.
 const RATES: [u32; 3] = [100, 500, 1000];
+/// The rate of the steady batches that follow the load test (memory growth).
+const STEADY_RATE: u32 = 200;
 /// The rate whose p99 acknowledgement latency has a target.
 const TARGET_RATE: u32 = 500;
 const SECRET: &str = "codex-bench-secret-0123456789abcdef";
@@ -658,6 +660,11 @@ async fn measure(
 ) -> anyhow::Result<()> {
     let (rounds, count) = if common.quick { (1, 100) } else { (3, 1000) };
     let fx = Fixture::new(bins, mm_rt)?;
+    let host_name = fx
+        .host_bin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let spawn_ms = standin_spawn_ms(&fx, 30).await?;
 
     // Idle memory: a fresh host per round, bundled allowlist only.
@@ -716,6 +723,36 @@ async fn measure(
     }
     tokio::time::sleep(SETTLE).await;
     let (after_rss, after_hwm) = host.memory()?;
+
+    // Then a steady load on the same host: does its memory keep growing with the number of runs?
+    let steady_batches = if common.quick { 2 } else { 5 };
+    let mut steady_rss = Vec::with_capacity(steady_batches);
+    for i in 0..steady_batches {
+        let mm = fx.mattermost().await?;
+        host.configure(&fx, &mm, true).await?;
+        let batch = send_batch(&host, &fx, STEADY_RATE, count, &format!("steady{i}")).await;
+        let mut tally = Tally::default();
+        await_outcomes(&mm, &mut tally, &batch).await;
+        let lost = tally.lost(&batch);
+        ensure!(
+            lost == 0 && batch.errors == 0,
+            "steady batch {i}: {lost} lost, {} errors ({:?})",
+            batch.errors,
+            batch.first_error
+        );
+        host.idle().await?;
+        tokio::time::sleep(SETTLE).await;
+        steady_rss.push(host.memory()?.0);
+        eprintln!(
+            "host: steady batch {} at {STEADY_RATE}/s: RSS {:.1} MB",
+            i + 1,
+            steady_rss[i]
+        );
+    }
+    let growth: Vec<f64> = steady_rss
+        .windows(2)
+        .map(|w| (w[1] - w[0]) * 1000.0 / count as f64)
+        .collect();
     let connections = host
         .client
         .opened
@@ -797,7 +834,7 @@ async fn measure(
         id: "host".into(),
         title: "Host acknowledgement under load".into(),
         method: format!(
-            "The release `codex-host serve` on a Unix socket, configured through `PUT /v1/config` like \
+            "`codex-host serve` (`{}`; `make bench` measures the static musl build the bundle ships) on a Unix socket, configured through `PUT /v1/config` like \
              the plugin does, posting to an in-process fake Mattermost (on its own thread; a fresh one \
              for every batch). Policy chain: `{}` (the \
              bundled allowlist, then the example modules; no bench prompt matches a risky pattern, so \
@@ -809,6 +846,7 @@ async fn measure(
              queue limit {QUEUE_LIMIT}. After each batch the fake Mattermost must show, for every \
              accepted prompt, exactly one thread and one outcome post in it (missing or duplicated: \
              lost), and no thread for a prompt refused as queue full.",
+            host_name,
             chain.join(" → ")
         ),
         figures,
@@ -820,22 +858,36 @@ async fn measure(
         id: "memory".into(),
         title: "Host memory".into(),
         method: format!(
-            "`VmRSS` from `/proc/<pid>/status` of the release `codex-host serve`. Idle: a freshly \
+            "`VmRSS` from `/proc/<pid>/status` of `codex-host serve` (`{host_name}`). Idle: a freshly \
              started host (new state directory) configured with the default chain (`{}`), read \
              {} s after the settings were applied; one host per round, 3 rounds. After load: the \
              load-test host (chain `{}`) {} s after its last batch ({} prompts in all), with its peak \
-             (`VmHWM`).",
+             (`VmHWM`). Then the same host takes {steady_batches} more batches of {count} prompts at \
+             {STEADY_RATE}/s, and its RSS is read {} s after each (every prompt checked to reach its \
+             outcome): the growth from batch to batch tells a leak (steady growth) from memory \
+             the allocator keeps after a burst (flat).",
             idle_chain.join(" → "),
             SETTLE.as_secs(),
             chain.join(" → "),
             SETTLE.as_secs(),
-            rounds * RATES.len() * count
+            rounds * RATES.len() * count,
+            SETTLE.as_secs(),
         ),
         figures: vec![
             Figure::new("RSS idle, default policy", "MB", idle_rss).target("<", 30.0),
             Figure::new("RSS before load, full chain", "MB", vec![before_rss]),
             Figure::new("RSS after load", "MB", vec![after_rss]),
             Figure::new("peak RSS (VmHWM) after load", "MB", vec![after_hwm]),
+            Figure::new(
+                format!("RSS after each steady batch at {STEADY_RATE}/s"),
+                "MB",
+                steady_rss,
+            ),
+            Figure::new(
+                format!("RSS growth per 1,000 runs at {STEADY_RATE}/s, batch to batch"),
+                "MB",
+                growth,
+            ),
         ],
         notes: vec![],
     };
