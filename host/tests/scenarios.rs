@@ -49,6 +49,41 @@ async fn new_thread_gets_the_answer_and_a_reply_resumes_the_session() {
     env.assert_one_outcome_per_run();
 }
 
+/// A 2×2 PNG (a screenshot stand-in Codex can decode).
+const PNG: [u8; 74] = [
+    137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 2, 0, 0, 0, 2, 8, 2, 0, 0, 0, 253, 212, 154, 115, 0, 0, 0,
+    17, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 0, 68, 12, 96, 242, 63, 0, 27, 242, 3, 253, 243, 231, 75, 177, 0, 0, 0, 0, 73,
+    69, 78, 68, 174, 66, 96, 130,
+];
+
+/// A reply with a screenshot: the image reaches the model through `codex exec resume -i`; an image
+/// type Codex cannot read is named in the thread; a text file is left to the transcript.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_on_a_reply_reach_codex() {
+    let env = Env::start(|_| {}).await;
+    env.command("look at the login page").await;
+    let root = env.outcomes(1).await.remove(0).post.root_id;
+    let (alice, channel) = (env.alice["id"].as_str().unwrap(), env.channel["id"].as_str().unwrap());
+    let png = env.mm.inject_file(alice, channel, "login.png", &PNG);
+    let tiff = env.mm.inject_file(alice, channel, "scan.tiff", b"II*\0");
+    let text = env.mm.inject_file(alice, channel, "notes.txt", b"some notes");
+    let files = [png.id, tiff.id, text.id];
+    let handled = env.reply_with_files(&env.alice, &root, "the button is misplaced, see the screenshot", &files).await;
+    assert_eq!(handled["handled"], true, "{handled}");
+
+    let second = env.outcomes(2).await.remove(1);
+    assert_eq!(prop(&second, "codex_status"), "answered", "{}", second.post.message);
+    let last = env.model.requests().last().unwrap().to_string();
+    assert_eq!(last.matches("\"input_image\"").count(), 1, "one image expected in the model request: {last}");
+    assert!(last.contains("data:image/png;base64,"), "{last}");
+    assert!(env.log().contains("resume=Some("), "the reply must resume the session: {}", env.log());
+    let note = env.wait_post("a note on the skipped image", |p| kind(p) == "note").await;
+    assert_eq!(note.post.root_id, root);
+    assert!(note.post.message.contains("`scan.tiff`") && note.post.message.contains("PNG, JPEG"), "{}", note.post.message);
+    assert!(!note.post.message.contains("notes.txt"), "{}", note.post.message);
+    env.assert_one_outcome_per_run();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_threads_at_once_keep_their_own_sessions() {
     let env = Env::start(|_| {}).await;

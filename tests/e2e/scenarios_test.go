@@ -83,6 +83,44 @@ func TestPromptRunsAndReplyContinuesTheSession(t *testing.T) {
 	assert.Contains(t, resumed, "Mock answer: "+prompt)
 }
 
+// screenshotPNG is a 2×2 PNG that Codex can decode.
+var screenshotPNG = []byte{
+	137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 2, 0, 0, 0, 2, 8, 2, 0, 0, 0, 253, 212, 154, 115, 0, 0, 0,
+	17, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 0, 68, 12, 96, 242, 63, 0, 27, 242, 3, 253, 243, 231, 75, 177, 0, 0, 0, 0, 73,
+	69, 78, 68, 174, 66, 96, 130,
+}
+
+// A screenshot attached to a reply is uploaded through the REST API like a client does; the bot
+// downloads it from the server and Codex sends it to the model with the follow-up.
+func TestScreenshotOnAReplyReachesCodex(t *testing.T) {
+	const prompt = "look at the login page (e2e-image)"
+	s.mustCommand(t, s.alice, s.public, "", "/codex "+prompt)
+	root := s.botRoot(t, s.public, prompt)
+	s.waitOutcome(t, root.Id, 1, runTimeout)
+
+	up, _, err := s.alice.client.UploadFile(context.Background(), screenshotPNG, s.public.Id, "login.png")
+	require.NoError(t, err)
+	require.Len(t, up.FileInfos, 1)
+	const followUp = "the button is misplaced, see the screenshot (e2e-image-reply)"
+	_, _, err = s.alice.client.CreatePost(context.Background(), &model.Post{
+		ChannelId: s.public.Id, RootId: root.Id, Message: followUp, FileIds: model.StringArray{up.FileInfos[0].Id},
+	})
+	require.NoError(t, err)
+	second := s.waitOutcome(t, root.Id, 2, runTimeout)
+	assert.Equal(t, "answered", status(second), second.Message)
+
+	var seen string
+	for _, body := range s.mockRequests(t) {
+		if strings.Contains(body, followUp) {
+			seen = body
+		}
+	}
+	require.NotEmpty(t, seen, "the mock model saw no request for the reply")
+	assert.Equal(t, 1, strings.Count(seen, `"input_image"`), "the screenshot goes with the follow-up")
+	assert.Contains(t, seen, "data:image/png;base64,")
+	assert.Empty(t, ofKind(s.thread(t, root.Id), "note"), "nothing was skipped")
+}
+
 func TestRefusalsCarryThePolicysReason(t *testing.T) {
 	t.Run("a user not on the allowlist", func(t *testing.T) {
 		resp := s.mustCommand(t, s.bob, s.public, "", "/codex please run (e2e-bob)")

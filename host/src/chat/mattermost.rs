@@ -8,7 +8,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::{ChatError, NewPost, Post};
+use super::{ChatError, FileInfo, NewPost, Post};
 
 const MAX_ATTEMPTS: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(10);
@@ -116,6 +116,19 @@ impl MattermostClient {
         })
     }
 
+    /// What Mattermost knows of an uploaded file (name, type, size).
+    pub async fn file_info(&self, file_id: &str) -> Result<FileInfo, ChatError> {
+        self.json(Method::GET, &format!("/files/{file_id}/info"), "reading a file's info", |r| r).await
+    }
+
+    /// The bytes of an uploaded file.
+    pub async fn file_bytes(&self, file_id: &str) -> Result<Vec<u8>, ChatError> {
+        let what = "downloading a file";
+        let resp = self.send(Method::GET, &format!("/files/{file_id}"), what, |r| r).await?;
+        let bytes = resp.bytes().await.map_err(|source| ChatError::Transport { what: what.into(), source })?;
+        Ok(bytes.to_vec())
+    }
+
     /// Sends a request built by `build` (called again for each attempt) and decodes the JSON answer.
     async fn json<T: DeserializeOwned>(
         &self,
@@ -124,6 +137,19 @@ impl MattermostClient {
         what: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<T, ChatError> {
+        let resp = self.send(method, path, what, build).await?;
+        resp.json::<T>().await.map_err(|source| ChatError::Transport { what: what.into(), source })
+    }
+
+    /// Sends a request built by `build` (called again for each attempt), retrying 429s, server
+    /// errors and unreachable servers a bounded number of times; returns the successful response.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        what: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, ChatError> {
         let target = self.target.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(ChatError::NotConfigured)?;
         let url = format!("{}{}", target.base, path);
         let mut attempt = 0;
@@ -131,9 +157,7 @@ impl MattermostClient {
             attempt += 1;
             let req = build(self.http.request(method.clone(), &url).bearer_auth(&target.token));
             let wait = match req.send().await {
-                Ok(resp) if resp.status().is_success() => {
-                    return resp.json::<T>().await.map_err(|source| ChatError::Transport { what: what.into(), source });
-                }
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status();
                     let retry = retry_wait(&resp, attempt);

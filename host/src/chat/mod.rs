@@ -43,6 +43,17 @@ pub struct NewPost {
     pub file_ids: Vec<String>,
 }
 
+/// A Mattermost `FileInfo`, as much of it as the host reads.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FileInfo {
+    pub id: String,
+    pub name: String,
+    pub extension: String,
+    pub mime_type: String,
+    pub size: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
     #[error("the host has no Mattermost connection yet (the plugin has not pushed its config)")]
@@ -99,6 +110,18 @@ impl Chat {
             Chat::Mattermost(c) => c.usernames(ids).await,
             Chat::Terminal(_) => Ok(HashMap::new()),
         }
+    }
+
+    /// A file attached to a post: its info, then its bytes when `wanted(info)` says so (the
+    /// terminal has no files).
+    pub async fn download(&self, file_id: &str, wanted: impl Fn(&FileInfo) -> bool) -> Result<(FileInfo, Option<Vec<u8>>), ChatError> {
+        let Chat::Mattermost(c) = self else { return Err(ChatError::NotConfigured) };
+        let info = c.file_info(file_id).await?;
+        if !wanted(&info) {
+            return Ok((info, None));
+        }
+        let bytes = c.file_bytes(file_id).await?;
+        Ok((info, Some(bytes)))
     }
 
     /// Uploads a file to a channel and returns its file id.

@@ -49,19 +49,25 @@ impl Invocation {
             a.push("-c".into());
             a.push(o.clone());
         }
-        for img in &self.images {
-            a.push("-i".into());
-            a.push(img.display().to_string());
-        }
+        // `exec -i` takes several values and would read `resume` as one more image, so images go
+        // after the subcommand when resuming (`exec resume -i` attaches them to the new prompt).
         if let Some(id) = &self.resume {
             a.push("resume".into());
+            a.extend(self.image_args());
             a.push("--".into());
             a.push(id.clone());
         } else {
+            a.extend(self.image_args());
             a.push("--".into());
         }
         a.push(self.prompt.clone());
         a
+    }
+}
+
+impl Invocation {
+    fn image_args(&self) -> impl Iterator<Item = String> + '_ {
+        self.images.iter().flat_map(|img| ["-i".to_string(), img.display().to_string()])
     }
 }
 
@@ -240,6 +246,30 @@ mod tests {
         assert_eq!(
             inv.args().join(" "),
             "exec --json --skip-git-repo-check -C /srv/api -s read-only -m gpt-5.5 -c analytics.enabled=false resume -- th-1 -v and more"
+        );
+    }
+
+    #[test]
+    fn images_go_after_resume_and_before_the_prompt() {
+        let mut inv = Invocation {
+            codex_path: "codex".into(),
+            repo: "/srv/api".into(),
+            sandbox: Sandbox::ReadOnly,
+            model: None,
+            overrides: vec![],
+            codex_home: None,
+            resume: Some("th-1".into()),
+            prompt: "see this".into(),
+            images: vec!["/tmp/i/image-0.png".into(), "/tmp/i/image-1.jpg".into()],
+        };
+        assert_eq!(
+            inv.args().join(" "),
+            "exec --json --skip-git-repo-check -C /srv/api -s read-only resume -i /tmp/i/image-0.png -i /tmp/i/image-1.jpg -- th-1 see this"
+        );
+        inv.resume = None;
+        assert_eq!(
+            inv.args().join(" "),
+            "exec --json --skip-git-repo-check -C /srv/api -s read-only -i /tmp/i/image-0.png -i /tmp/i/image-1.jpg -- see this"
         );
     }
 }

@@ -32,6 +32,7 @@ const RETRY_TTL_S: i64 = 7 * 24 * 3600;
 /// Answers longer than this many posts are attached as a file instead.
 const MAX_ANSWER_PARTS: usize = 4;
 mod approvals;
+mod images;
 
 use approvals::{ApprovalSpec, PlanRecord};
 
@@ -81,6 +82,12 @@ enum Placement {
     Thread { root_id: String },
 }
 
+/// The post that asked for a run, when a reply in a thread (not a slash command) did.
+struct Trigger {
+    post_id: String,
+    file_ids: Vec<String>,
+}
+
 /// Everything decided when a prompt is accepted.
 struct Plan {
     run_id: String,
@@ -90,6 +97,8 @@ struct Plan {
     placement: Placement,
     prompt: String,
     trigger_post_id: Option<String>,
+    /// Files attached to the triggering post; images among them go to Codex with `-i`.
+    file_ids: Vec<String>,
     sandbox: Sandbox,
     model: Option<String>,
     timeout: Duration,
@@ -400,7 +409,7 @@ impl Host {
             return CommandResponse::ephemeral(format!("There is no project `{name}`. Configured: {}.", cfg.project_names()));
         }
         let project = cfg.projects.get(name).map(|p| (p.name.as_str(), p.repo.as_path()));
-        if let Decision::Deny { reason } = self.decide(cfg, &req.user, &req.channel, Action::New, "", project, "", None).decision {
+        if let Decision::Deny { reason } = self.decide(cfg, &req.user, &req.channel, Action::New, "", project, "", None, 0).decision {
             return CommandResponse::ephemeral(format!("You cannot change the project here: {reason}"));
         }
         if let Err(e) = self.store.set_channel_project(&req.channel.id, name, &req.user.id) {
@@ -504,7 +513,7 @@ impl Host {
         let active = self.active_project(cfg, &req.channel.id);
         let project = active.as_deref().and_then(|n| cfg.projects.get(n));
         let base = project.and_then(|p| p.sandbox).unwrap_or(cfg.default_sandbox);
-        let ruling = self.decide(cfg, &req.user, &req.channel, Action::Query, "", project.map(|p| (p.name.as_str(), p.repo.as_path())), &req.root_id, None);
+        let ruling = self.decide(cfg, &req.user, &req.channel, Action::Query, "", project.map(|p| (p.name.as_str(), p.repo.as_path())), &req.root_id, None, 0);
         let rules = if ruling.rules.is_empty() { String::new() } else { format!(" (rule {})", ruling.rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")) };
         let head = match &ruling.decision {
             Decision::Allow { sandbox, .. } => format!(
@@ -523,10 +532,10 @@ impl Host {
 
     /// Asks the gate and audits the full ruling.
     #[allow(clippy::too_many_arguments)]
-    fn decide(&self, cfg: &Config, user: &User, channel: &Channel, action: Action, prompt: &str, project: Option<(&str, &std::path::Path)>, root_id: &str, run_id: Option<&str>) -> Ruling {
+    fn decide(&self, cfg: &Config, user: &User, channel: &Channel, action: Action, prompt: &str, project: Option<(&str, &std::path::Path)>, root_id: &str, run_id: Option<&str>, attachments: u32) -> Ruling {
         let request_id = run_id.map(String::from).unwrap_or_else(new_id);
         let sandbox = project.and_then(|(n, _)| cfg.projects.get(n)).and_then(|p| p.sandbox).unwrap_or(cfg.default_sandbox);
-        let req = GateRequest { request_id: &request_id, user, channel, action, prompt, project, sandbox, root_id, attachments: 0 };
+        let req = GateRequest { request_id: &request_id, user, channel, action, prompt, project, sandbox, root_id, attachments };
         let ruling = self.gate.decide(&req, cfg);
         let _ = self.store.audit(
             "decision",
@@ -681,7 +690,7 @@ impl Host {
                 seen_until: p.create_at,
             });
         }
-        match self.submit(&cfg, &req.user, &req.channel, &root, Intent::Auto, p.message.trim(), Some(p.id.clone())) {
+        match self.submit(&cfg, &req.user, &req.channel, &root, Intent::Auto, p.message.trim(), Some(Trigger { post_id: p.id.clone(), file_ids: p.file_ids.clone() })) {
             Ok(_) => PostResponse { handled: true, ephemeral_text: String::new() },
             Err(refusal) => PostResponse { handled: true, ephemeral_text: refusal },
         }
@@ -700,7 +709,7 @@ impl Host {
         root_id: &str,
         intent: Intent,
         prompt: &str,
-        trigger_post_id: Option<String>,
+        trigger: Option<Trigger>,
     ) -> Result<Accepted, String> {
         if self.stopping.is_cancelled() {
             return Err("The Codex host is shutting down; nothing was started. Try again in a minute.".into());
@@ -735,7 +744,8 @@ impl Host {
             _ => Action::New,
         };
         let run_id = new_id();
-        let ruling = self.decide(cfg, user, channel, action, prompt, Some((&project.name, &project.repo)), root_id, Some(&run_id));
+        let attachments = trigger.as_ref().map_or(0, |t| t.file_ids.len() as u32);
+        let ruling = self.decide(cfg, user, channel, action, prompt, Some((&project.name, &project.repo)), root_id, Some(&run_id), attachments);
         let base = project.sandbox.unwrap_or(cfg.default_sandbox);
         let project_model = project.model.clone().or_else(|| Some(cfg.settings.model.clone()).filter(|m| !m.is_empty()));
         let (sandbox, timeout, model, approval) = match ruling.decision {
@@ -806,7 +816,8 @@ impl Host {
             project,
             placement,
             prompt: prompt.to_string(),
-            trigger_post_id,
+            trigger_post_id: trigger.as_ref().map(|t| t.post_id.clone()),
+            file_ids: trigger.map(|t| t.file_ids).unwrap_or_default(),
             sandbox,
             model,
             timeout,
@@ -965,6 +976,7 @@ impl Host {
         let Some(cfg) = cfg else {
             return self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Exited(None), RunState { failure: Some("the host lost its configuration".into()), ..Default::default() }, String::new(), started).await;
         };
+        let images = self.fetch_images(plan, &root_id).await;
         let inv = Invocation {
             codex_path: cfg.settings.codex_path.clone(),
             repo: plan.project.repo.clone(),
@@ -974,7 +986,7 @@ impl Host {
             codex_home: Some(cfg.settings.codex_home.clone()).filter(|h| !h.is_empty()).map(PathBuf::from),
             resume: resume.clone(),
             prompt,
-            images: vec![],
+            images: images.as_ref().map(|i| i.paths.clone()).unwrap_or_default(),
         };
         let state = Arc::new(Mutex::new(RunState::default()));
         let ticker_stop = CancellationToken::new();

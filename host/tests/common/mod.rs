@@ -184,6 +184,11 @@ impl Env {
 
     /// A human reply in a thread, as the plugin forwards it.
     pub async fn reply(&self, user: &Value, root_id: &str, message: &str) -> Value {
+        self.reply_with_files(user, root_id, message, &[]).await
+    }
+
+    /// A reply carrying files uploaded beforehand (`mm.inject_file`), as the plugin forwards it.
+    pub async fn reply_with_files(&self, user: &Value, root_id: &str, message: &str, file_ids: &[String]) -> Value {
         let post = self
             .mm
             .inject_post(NewPost {
@@ -191,12 +196,13 @@ impl Env {
                 channel_id: self.channel["id"].as_str().unwrap().into(),
                 root_id: root_id.into(),
                 message: message.into(),
+                file_ids: file_ids.to_vec(),
                 ..Default::default()
             })
             .unwrap();
         let body = json!({"user": user, "channel": self.channel, "post": {
             "id": post.id, "root_id": root_id, "channel_id": post.channel_id, "user_id": post.user_id,
-            "message": message, "file_ids": [], "create_at": post.create_at}});
+            "message": message, "file_ids": post.file_ids, "create_at": post.create_at}});
         let (status, resp) = self.call("POST", "/v1/posts", Some(body)).await;
         assert_eq!(status, 200, "{resp}");
         resp

@@ -106,6 +106,20 @@ impl FakeMattermost {
             .map_err(|e| anyhow::anyhow!("{} ({}): {}", e.status, e.id, e.message))
     }
 
+    /// A file uploaded by someone other than the bot, to attach to an injected post by id.
+    pub fn inject_file(
+        &self,
+        user_id: &str,
+        channel_id: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> FileInfo {
+        let bytes = Bytes::copy_from_slice(bytes);
+        self.inner
+            .state
+            .update(|s| s.upload(user_id, channel_id, name, bytes))
+    }
+
     pub fn inject_fault(&self, fault: Fault) {
         self.inner.state.update(|s| s.faults.push(fault));
     }
@@ -212,6 +226,16 @@ impl Inner {
                 .read(|s| s.thread_list(id))
                 .map(|list| (StatusCode::OK, json!(list))),
             (&Method::POST, ["files"]) => self.upload(&user_id, req).await,
+            (&Method::GET, ["files", id, "info"]) => self.state.read(|s| {
+                s.readable_file(&user_id, id)
+                    .map(|f| (StatusCode::OK, json!(f.info)))
+            }),
+            (&Method::GET, ["files", id]) => {
+                return match self.state.read(|s| s.readable_file(&user_id, id).cloned()) {
+                    Ok(file) => server::respond(StatusCode::OK, &file.info.mime_type, file.bytes),
+                    Err(error) => app_error(&error, request_id),
+                };
+            }
             (&Method::POST, ["users", "ids"]) => {
                 let (_, body) = server::read_body(req).await;
                 self.users_by_ids(&body)

@@ -192,6 +192,30 @@ impl MattermostState {
             .collect()
     }
 
+    /// A file `user_id` may download, with the server's errors: unknown or deleted → 404; not yet
+    /// attached to a post and uploaded by someone else → 403. (The fake has no channel
+    /// membership: a file on a post is readable by everyone.)
+    pub(crate) fn readable_file(&self, user_id: &str, id: &str) -> Result<&StoredFile, ApiError> {
+        let file = self
+            .file(id)
+            .filter(|f| f.info.delete_at == 0)
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "app.file_info.get.app_error",
+                    "Unable to get the file info.",
+                )
+            })?;
+        if file.info.post_id.is_empty() && file.info.user_id != user_id {
+            return Err(ApiError::new(
+                403,
+                "api.context.permissions.app_error",
+                "You do not have the appropriate permissions.",
+            ));
+        }
+        Ok(file)
+    }
+
     pub fn file(&self, id: &str) -> Option<&StoredFile> {
         self.files.iter().find(|f| f.info.id == id)
     }
@@ -536,6 +560,8 @@ fn mime_type(extension: &str) -> &'static str {
         "png" => "image/png",
         "jpg" | "jpeg" => "image/jpeg",
         "gif" => "image/gif",
+        "webp" => "image/webp",
+        "tif" | "tiff" => "image/tiff",
         "pdf" => "application/pdf",
         "zip" => "application/zip",
         _ => "",
