@@ -834,6 +834,16 @@ async fn measure(
             cores(),
             max(&|m| m.took.as_secs_f64()),
         );
+        let achieved = crate::results::median(&each(&|m| m.batch.achieved));
+        if achieved < 0.95 * rate as f64 {
+            note.push_str(&format!(
+                " The machine did not keep up: {achieved:.0} acknowledgements/s for {rate} sent. \
+                 The host, the {rate} Codex stand-ins it starts per second (each a process) and \
+                 the generator share {}, so requests wait for a CPU, and the acknowledgement \
+                 latency shows that wait.",
+                cores()
+            ));
+        }
         let not_answered: usize = b.iter().map(|m| m.not_answered).sum();
         if not_answered > 0 {
             note.push_str(&format!(
