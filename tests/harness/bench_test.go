@@ -185,13 +185,7 @@ func TestBenchPluginOverhead(t *testing.T) {
 	api.On("LoadPluginConfiguration", mock.Anything).Run(func(args mock.Arguments) {
 		*args.Get(0).(*any) = settings
 	}).Return(nil)
-	api.On("GetBundlePath").Return(bundlePath, nil)
-	api.On("GetServerVersion").Return(model.CurrentVersion)
-	api.On("KVSetWithOptions", mock.Anything, mock.Anything, mock.Anything).Return(true, nil)
-	api.On("EnsureBotUser", mock.MatchedBy(func(b *model.Bot) bool { return b.Username == "codex" })).Return(botID, nil)
-	api.On("CreateUserAccessToken", mock.MatchedBy(func(tok *model.UserAccessToken) bool { return tok.UserId == botID })).
-		Return(&model.UserAccessToken{Id: "token-id", Token: botToken, UserId: botID}, nil)
-	api.On("RevokeUserAccessToken", "token-id").Return(nil)
+	expectActivation(api.serverAPI, bundlePath, botID, botToken)
 	api.On("RegisterCommand", mock.Anything).Return(nil)
 	api.On("GetUser", alice.Id).Return(alice, nil)
 	api.On("GetUser", mallory.Id).Return(mallory, nil)

@@ -55,6 +55,19 @@ func (a *serverAPI) allLogs() string {
 	return strings.Join(a.logs, "\n")
 }
 
+// expectActivation sets up what the plugin asks of the server while it activates: its bundle
+// path, the server version, and its bot (pluginapi's EnsureBot takes a cluster mutex through the
+// KV store) with an access token for codex-host.
+func expectActivation(api *serverAPI, bundlePath, botID, botToken string) {
+	api.On("GetBundlePath").Return(bundlePath, nil)
+	api.On("GetServerVersion").Return(model.CurrentVersion)
+	api.On("KVSetWithOptions", mock.Anything, mock.Anything, mock.Anything).Return(true, nil)
+	api.On("EnsureBotUser", mock.MatchedBy(func(b *model.Bot) bool { return b.Username == "codex" })).Return(botID, nil)
+	api.On("CreateUserAccessToken", mock.MatchedBy(func(tok *model.UserAccessToken) bool { return tok.UserId == botID })).
+		Return(&model.UserAccessToken{Id: "token-id", Token: botToken, UserId: botID}, nil)
+	api.On("RevokeUserAccessToken", "token-id").Return(nil)
+}
+
 // installBundle lays out a server's plugin directories under root (server plugins, webapp
 // bundles) and unpacks the bundle there as an upload would; it returns both directories and the
 // plugin's own.
@@ -290,14 +303,7 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		defer settingsMu.Unlock()
 		*args.Get(0).(*any) = settings
 	}).Return(nil)
-	api.On("GetBundlePath").Return(bundlePath, nil)
-	api.On("GetServerVersion").Return(model.CurrentVersion)
-	// pluginapi's EnsureBot takes a cluster mutex through the KV store.
-	api.On("KVSetWithOptions", mock.Anything, mock.Anything, mock.Anything).Return(true, nil)
-	api.On("EnsureBotUser", mock.MatchedBy(func(b *model.Bot) bool { return b.Username == "codex" })).Return(botID, nil)
-	api.On("CreateUserAccessToken", mock.MatchedBy(func(tok *model.UserAccessToken) bool { return tok.UserId == botID })).
-		Return(&model.UserAccessToken{Id: "token-id", Token: botToken, UserId: botID}, nil)
-	api.On("RevokeUserAccessToken", "token-id").Return(nil)
+	expectActivation(api, bundlePath, botID, botToken)
 	var registered *model.Command
 	api.On("RegisterCommand", mock.Anything).Run(func(args mock.Arguments) { registered = args.Get(0).(*model.Command) }).Return(nil)
 
