@@ -14,14 +14,14 @@ for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.05; done
 addr=$(cat "$work/addr")
 mkdir -p "$work/repo"
 echo "repository: $work/repo    mock model: http://$addr/v1" >&2
+# The Codex config that points Codex at the mock model, as every test suite uses it.
+overrides=()
+while IFS= read -r line; do overrides+=(-c "$line"); done \
+  < <(target/debug/codex-testkit codex-config --base-url "http://$addr/v1")
 MOCK_API_KEY=offline target/debug/codex-host run \
   --repo "$work/repo" --state-dir "$work/state" \
   --codex tools/codex/node_modules/.bin/codex --model gpt-5.5 \
-  -c model_provider=mock -c 'model_providers.mock.name="mock"' \
-  -c "model_providers.mock.base_url=\"http://$addr/v1\"" \
-  -c 'model_providers.mock.wire_api="responses"' -c 'model_providers.mock.env_key="MOCK_API_KEY"' \
-  -c model_providers.mock.request_max_retries=0 -c model_providers.mock.stream_max_retries=0 \
-  -c analytics.enabled=false -c features.plugins=false \
+  "${overrides[@]}" \
   "$prompt"
 echo "files in the repository after the run:" >&2
 ls -la "$work/repo" >&2

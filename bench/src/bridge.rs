@@ -35,19 +35,6 @@ pub fn run(common: &Common, bins: &Bins) -> anyhow::Result<()> {
     rt.block_on(measure(common, bins))
 }
 
-/// The `-c` overrides pointing Codex at the mock, as `codex-host run -c` takes them and passes
-/// them on (`--disable plugins` becomes `features.plugins=false`).
-fn overrides(base_url: &str) -> anyhow::Result<Vec<String>> {
-    let args = codex::provider_args(base_url);
-    args.chunks(2)
-        .map(|pair| match pair {
-            [flag, value] if flag == "-c" => Ok(value.clone()),
-            [flag, value] if flag == "--disable" => Ok(format!("features.{value}=false")),
-            other => anyhow::bail!("unexpected Codex provider arguments {other:?}"),
-        })
-        .collect()
-}
-
 /// A fresh repository and `CODEX_HOME` for one run.
 struct Scratch {
     /// Holds the directories until the run is over.
@@ -179,7 +166,7 @@ async fn measure(common: &Common, bins: &Bins) -> anyhow::Result<()> {
         host_bin,
         state: tempfile::tempdir()?,
         codex_bin,
-        overrides: overrides(&model.base_url())?,
+        overrides: codex::config_overrides(&model.base_url()),
     };
 
     // One pair to warm the page cache and Node's compile cache; not counted.

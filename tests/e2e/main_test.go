@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,8 +26,10 @@ const (
 type suite struct {
 	server    *mattermostServer
 	modelAddr string
-	workDir   string
-	bundle    string
+	// The Codex config lines that point Codex at the mock model.
+	codexConfig string
+	workDir     string
+	bundle      string
 
 	admin, alice, bob, carol *actor
 	team                     *model.Team
@@ -141,6 +144,9 @@ func setUp(teardown *[]func()) (logDir string, err error) {
 	}
 	*teardown = append(*teardown, stopModel)
 	s.modelAddr = modelAddr
+	if s.codexConfig, err = codexConfig(testkit, modelAddr); err != nil {
+		return logDir, err
+	}
 
 	logf("starting Mattermost %s", build.Version)
 	// The managed host inherits the server's environment (minus MM_*), and Codex the host's: the
@@ -276,7 +282,7 @@ func (s *suite) installPlugin(ctx context.Context, bundle, codex string) error {
 		"defaultproject":        "demo",
 		"codexpath":             codex,
 		"codexhome":             codexHome,
-		"codexconfig":           mockProviderOverrides(s.modelAddr),
+		"codexconfig":           s.codexConfig,
 		"defaultsandbox":        "read-only",
 		"model":                 "gpt-5.5",
 		"runtimeoutminutes":     5,
@@ -354,17 +360,12 @@ func (s *suite) waitHostAnswering(ctx context.Context) error {
 	return fmt.Errorf("codex-host did not answer /codex help within 2 minutes; last answer: %s", last)
 }
 
-// mockProviderOverrides points Codex at the mock model (as in tests/harness).
-func mockProviderOverrides(modelAddr string) string {
-	return strings.Join([]string{
-		`model_provider=mock`,
-		`model_providers.mock.name="mock"`,
-		`model_providers.mock.base_url="http://` + modelAddr + `/v1"`,
-		`model_providers.mock.wire_api="responses"`,
-		`model_providers.mock.env_key="MOCK_API_KEY"`,
-		`model_providers.mock.request_max_retries=0`,
-		`model_providers.mock.stream_max_retries=0`,
-		`analytics.enabled=false`,
-		`features.plugins=false`,
-	}, "\n")
+// codexConfig asks codex-testkit for the Codex config lines that point Codex at the mock model:
+// the one list every suite uses (codex_testkit::codex::config_overrides).
+func codexConfig(testkit, modelAddr string) (string, error) {
+	out, err := exec.Command(testkit, "codex-config", "--base-url", "http://"+modelAddr+"/v1").Output()
+	if err != nil {
+		return "", fmt.Errorf("codex-testkit codex-config: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

@@ -214,20 +214,13 @@ type fakePost struct {
 	} `json:"post"`
 }
 
-// mockProviderOverrides are the `-c` lines that point Codex at the mock model with nothing leaving
-// the machine (the same ones codex-testkit's codex::provider_args uses).
-func mockProviderOverrides(modelAddr string) string {
-	return strings.Join([]string{
-		`model_provider=mock`,
-		`model_providers.mock.name="mock"`,
-		`model_providers.mock.base_url="http://` + modelAddr + `/v1"`,
-		`model_providers.mock.wire_api="responses"`,
-		`model_providers.mock.env_key="MOCK_API_KEY"`,
-		`model_providers.mock.request_max_retries=0`,
-		`model_providers.mock.stream_max_retries=0`,
-		`analytics.enabled=false`,
-		`features.plugins=false`,
-	}, "\n")
+// codexConfig asks codex-testkit for the Codex config lines that point Codex at the mock model:
+// the one list every suite uses (codex_testkit::codex::config_overrides).
+func codexConfig(t *testing.T, testkit, modelAddr string) string {
+	t.Helper()
+	out, err := exec.Command(testkit, "codex-config", "--base-url", "http://"+modelAddr+"/v1").Output()
+	require.NoError(t, err, "codex-testkit codex-config")
+	return strings.TrimSpace(string(out))
 }
 
 // TestPluginInMattermostsLoader loads the built bundle with Mattermost's plugin loader and drives
@@ -290,7 +283,7 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		"defaultproject":    "demo",
 		"codexpath":         codex,
 		"codexhome":         codexHome,
-		"codexconfig":       mockProviderOverrides(modelAddr),
+		"codexconfig":       codexConfig(t, testkit, modelAddr),
 		"defaultsandbox":    "read-only",
 		"model":             "gpt-5.5",
 		"runtimeoutminutes": 5,

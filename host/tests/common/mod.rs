@@ -279,18 +279,7 @@ pub fn prop(p: &TestPost, key: &str) -> String {
 
 /// The Codex `-c` overrides pointing at the mock, as the `codex_config` setting's lines.
 pub fn codex_overrides(base_url: &str) -> String {
-    let args = codex::provider_args(base_url);
-    let mut lines = Vec::new();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().expect("flag value");
-        match flag.as_str() {
-            "-c" => lines.push(value.clone()),
-            "--disable" => lines.push(format!("features.{value}=false")),
-            other => panic!("unexpected codex flag {other}"),
-        }
-    }
-    lines.join("\n")
+    codex::config_overrides(base_url).join("\n")
 }
 
 pub fn processes_mentioning(path: &Path) -> Vec<String> {

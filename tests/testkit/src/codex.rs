@@ -2,7 +2,7 @@
 //!
 //! The CLI comes from npm (`@openai/codex`, pinned in `tools/codex/package.json`); `CODEX_BIN`
 //! overrides the location. Everything that keeps a run on this machine lives in
-//! [`provider_args`]; [`exec_command`] assembles a complete `codex exec` invocation for tests.
+//! [`config_overrides`] (as arguments: [`provider_args`]); [`exec_command`] assembles a complete `codex exec` invocation for tests.
 
 use std::path::{Path, PathBuf};
 
@@ -35,30 +35,31 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// `-c` overrides selecting a provider `mock` at `base_url` (Responses wire API, key from
+/// The Codex config overrides (`key=value`, as `codex -c` and codex-host's Codex config setting
+/// take them) selecting a provider `mock` at `base_url` (Responses wire API, key from
 /// [`API_KEY_ENV`], no retries) with analytics and plugins off, so nothing leaves the machine.
-pub fn provider_args(base_url: &str) -> Vec<String> {
-    [
-        "-c".to_owned(),
+/// The one list every suite uses: Rust through this function, the Go suites and scripts through
+/// `codex-testkit codex-config`.
+pub fn config_overrides(base_url: &str) -> Vec<String> {
+    vec![
         "model_provider=mock".to_owned(),
-        "-c".to_owned(),
         "model_providers.mock.name=\"mock\"".to_owned(),
-        "-c".to_owned(),
         format!("model_providers.mock.base_url=\"{base_url}\""),
-        "-c".to_owned(),
         "model_providers.mock.wire_api=\"responses\"".to_owned(),
-        "-c".to_owned(),
         format!("model_providers.mock.env_key=\"{API_KEY_ENV}\""),
-        "-c".to_owned(),
         "model_providers.mock.request_max_retries=0".to_owned(),
-        "-c".to_owned(),
         "model_providers.mock.stream_max_retries=0".to_owned(),
-        "-c".to_owned(),
         "analytics.enabled=false".to_owned(),
-        "--disable".to_owned(),
-        "plugins".to_owned(),
+        "features.plugins=false".to_owned(),
     ]
-    .into()
+}
+
+/// [`config_overrides`] as `codex` arguments: `-c key=value` each.
+pub fn provider_args(base_url: &str) -> Vec<String> {
+    config_overrides(base_url)
+        .into_iter()
+        .flat_map(|o| ["-c".to_owned(), o])
+        .collect()
 }
 
 /// `codex exec --json --skip-git-repo-check -C <workdir> -m gpt-5.5 <provider args>` with

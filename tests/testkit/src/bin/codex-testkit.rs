@@ -1,6 +1,7 @@
 //! `codex-testkit`: serves the mock model or the fake Mattermost for test suites that are not
-//! written in Rust (the Go plugin harness, shell end-to-end scripts). Writes the bound
-//! `host:port` to `--addr-file` once listening, serves until SIGTERM or SIGINT.
+//! written in Rust (the Go plugin harness, shell end-to-end scripts), and prints the Codex config
+//! that points Codex at the mock model. A server writes the bound `host:port` to `--addr-file`
+//! once listening and serves until SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,12 @@ enum Command {
         #[arg(long)]
         addr_file: Option<PathBuf>,
     },
+    /// Prints the Codex config overrides (one `key=value` per line) that point Codex at a mock
+    /// model at BASE_URL, for suites not written in Rust.
+    CodexConfig {
+        #[arg(long)]
+        base_url: String,
+    },
     /// Fake Mattermost REST API v4 plus /_test/ control endpoints.
     FakeMattermost {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -51,6 +58,11 @@ async fn main() -> anyhow::Result<()> {
             let server = MockModel::start_on(listen).await?;
             announce("mock-model", server.addr(), addr_file.as_deref())?;
             wait_for_signal().await?;
+        }
+        Command::CodexConfig { base_url } => {
+            for line in codex_testkit::codex::config_overrides(&base_url) {
+                println!("{line}");
+            }
         }
         Command::FakeMattermost {
             listen,

@@ -71,7 +71,7 @@ impl MockModel {
         format!("http://{}/v1", self.addr())
     }
 
-    /// The `-c` overrides (and `--disable plugins`) that point Codex at this server.
+    /// The `-c` overrides that point Codex at this server.
     pub fn codex_args(&self) -> Vec<String> {
         crate::codex::provider_args(&self.base_url())
     }
