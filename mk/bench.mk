@@ -27,12 +27,12 @@ bench: codex-cli testkit $(POLICIES_PREREQ)
 	target/release/codex-bench policy $(BENCH_QUICK) --results $(BENCH_RESULTS); \
 	target/release/codex-bench host $(BENCH_QUICK) --results $(BENCH_RESULTS) \
 		--host-bin $(BENCH_HOST) --standin target/release/codex-standin; \
-	cd tests/harness && \
+	(cd tests/harness && \
 		CODEX_BENCH_RESULTS=$(BENCH_RESULTS) $(if $(QUICK),CODEX_BENCH_QUICK=1) \
 		CODEX_MM_BUNDLE=$(CURDIR)/$(BUNDLE) \
 		CODEX_MM_CODEX=$(CURDIR)/tools/codex/node_modules/.bin/codex \
 		CODEX_MM_TESTKIT=$(CURDIR)/target/debug/codex-testkit \
-		$(GO) test -count=1 -run TestBenchPluginOverhead ./... && cd $(CURDIR); \
+		$(GO) test -count=1 -run TestBenchPluginOverhead ./...); \
 	target/release/codex-bench bridge $(BENCH_QUICK) --results $(BENCH_RESULTS) --host-bin $(BENCH_HOST); \
 	target/release/codex-bench report --results $(BENCH_RESULTS) --out $(BENCH_REPORT) \
 		--elapsed-secs $$(( $$(date +%s) - start ))

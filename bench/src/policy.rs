@@ -7,7 +7,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -459,7 +458,7 @@ pub fn run(common: &Common, policy_dir: &Path) -> anyhow::Result<()> {
         }
     }
 
-    let (compile, cold, engine_start, cedar_parse) = load_times(&specs, rounds)?;
+    let loads = load_times(&specs, rounds)?;
     let notes = explain(&Explain {
         ratio: median(&ratio),
         chain_p50: median(&chain1.p50),
@@ -554,18 +553,18 @@ pub fn run(common: &Common, policy_dir: &Path) -> anyhow::Result<()> {
         ));
     }
     figures.extend([
-        Figure::new("compile the 3 modules (empty cache)", "ms", compile),
+        Figure::new("compile the 3 modules (empty cache)", "ms", loads.compile),
         Figure::new(
             "cold load of the 3 modules from the compile cache",
             "ms",
-            cold,
+            loads.cold,
         ),
         Figure::new(
             "engine start (pooling allocator, ticker)",
             "ms",
-            engine_start,
+            loads.engine_start,
         ),
-        Figure::new("Cedar: parse the policy set", "ms", cedar_parse),
+        Figure::new("Cedar: parse the policy set", "ms", loads.cedar_parse),
     ]);
 
     Section {
@@ -597,15 +596,22 @@ pub fn run(common: &Common, policy_dir: &Path) -> anyhow::Result<()> {
     .write(&common.results)
 }
 
-/// Compile time (fresh engine, empty cache), cold load from the cache (fresh engine, filled
-/// cache), engine start, and Cedar's parse of its policy set, per round, in ms.
-#[allow(clippy::type_complexity)]
-fn load_times(
-    specs: &[ModuleSpec],
-    rounds: usize,
-) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> {
-    let (mut compile, mut cold, mut start, mut parse) = (vec![], vec![], vec![], vec![]);
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+/// Load times per round, in ms.
+#[derive(Default)]
+struct LoadTimes {
+    /// A fresh engine with an empty cache compiles the modules.
+    compile: Vec<f64>,
+    /// A fresh engine loads them from the filled cache.
+    cold: Vec<f64>,
+    /// Making the engine itself (pooling allocator, ticker).
+    engine_start: Vec<f64>,
+    /// Cedar parsing its policy set.
+    cedar_parse: Vec<f64>,
+}
+
+fn load_times(specs: &[ModuleSpec], rounds: usize) -> anyhow::Result<LoadTimes> {
+    let mut times = LoadTimes::default();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
     for _ in 0..rounds.min(5) {
         let cache = tempfile::tempdir()?;
         let options = EngineOptions {
@@ -614,21 +620,21 @@ fn load_times(
         };
         let t = Instant::now();
         let engine = PolicyEngine::new(options.clone())?;
-        start.push(ms(t.elapsed()));
+        times.engine_start.push(ms(t));
         let t = Instant::now();
         drop(engine.load_chain(specs)?);
-        compile.push(ms(t.elapsed()));
+        times.compile.push(ms(t));
         drop(engine);
         let engine = PolicyEngine::new(options)?;
         let t = Instant::now();
         drop(engine.load_chain(specs)?);
-        cold.push(ms(t.elapsed()));
+        times.cold.push(ms(t));
         let t = Instant::now();
         let set = PolicySet::from_str(CEDAR_POLICIES)?;
-        parse.push(ms(t.elapsed()));
-        drop(Arc::new(set));
+        times.cedar_parse.push(ms(t));
+        drop(set);
     }
-    Ok((compile, cold, start, parse))
+    Ok(times)
 }
 
 /// The medians the notes are written from.
