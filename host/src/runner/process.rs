@@ -63,9 +63,7 @@ impl Invocation {
         a.push(self.prompt.clone());
         a
     }
-}
 
-impl Invocation {
     fn image_args(&self) -> impl Iterator<Item = String> + '_ {
         self.images.iter().flat_map(|img| ["-i".to_string(), img.display().to_string()])
     }
