@@ -5,6 +5,7 @@ go 1.25.8
 require (
 	github.com/mattermost/mattermost/server/public v0.3.0
 	github.com/stretchr/testify v1.11.1
+	golang.org/x/sys v0.42.0
 )
 
 require (
@@ -50,7 +51,6 @@ require (
 	golang.org/x/crypto v0.49.0 // indirect
 	golang.org/x/mod v0.34.0 // indirect
 	golang.org/x/net v0.52.0 // indirect
-	golang.org/x/sys v0.42.0 // indirect
 	golang.org/x/text v0.35.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260319201613-d00831a3d3e7 // indirect
 	google.golang.org/grpc v1.79.3 // indirect

@@ -22,16 +22,23 @@ const (
 	hostModeExternal = "external"
 )
 
+// uidUnset marks an empty Host OS user id setting.
+const uidUnset = -1
+
+// maxUID is the largest uid a Unix system assigns ((uid_t)-1 means "no user").
+const maxUID = 1<<32 - 2
+
 // maxSocketPathLen is the longest Unix socket path every supported OS accepts (macOS: 104 bytes
 // including the terminating NUL; Linux: 108).
 const maxSocketPathLen = 103
 
 // configuration is the last good set of System Console settings.
 type configuration struct {
-	HostMode      string
-	SocketPath    string
-	HostSecret    string
-	MattermostURL string
+	HostMode        string
+	SocketPath      string
+	HostSecret      string
+	ExternalHostUID int // uidUnset: the Mattermost server's own uid
+	MattermostURL   string
 
 	AllowedUsers    []string
 	AllowedChannels []string
@@ -72,6 +79,7 @@ var settingNames = map[string]string{
 	"HostMode":               "Host mode",
 	"SocketPath":             "Socket path",
 	"HostSecret":             "Host secret",
+	"ExternalHostUID":        "Host OS user id (external mode)",
 	"MattermostURL":          "Mattermost URL for the host",
 	"AllowedUsers":           "Allowed users",
 	"AllowedChannels":        "Allowed channels",
@@ -210,6 +218,7 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		HostMode:               strings.ToLower(r.str("HostMode", defaultHostMode)),
 		SocketPath:             r.str("SocketPath", ""),
 		HostSecret:             r.str("HostSecret", ""),
+		ExternalHostUID:        int(r.number("ExternalHostUID", uidUnset, true)),
 		MattermostURL:          strings.TrimRight(r.str("MattermostURL", ""), "/"),
 		AllowedUsers:           r.list("AllowedUsers"),
 		AllowedChannels:        r.list("AllowedChannels"),
@@ -248,6 +257,9 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		} else if len(c.SocketPath) > maxSocketPathLen {
 			r.problem("SocketPath", "`%s` is %d bytes long; Unix sockets accept at most %d. Pick a shorter path, e.g. /run/codex-host/host.sock.", c.SocketPath, len(c.SocketPath), maxSocketPathLen)
 		}
+	}
+	if c.ExternalHostUID > maxUID {
+		r.problem("ExternalHostUID", "%d is not a uid; accepted: 0 to %d (find it with `id -u <user>`).", c.ExternalHostUID, maxUID)
 	}
 	if c.MattermostURL != "" {
 		u, err := url.Parse(c.MattermostURL)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -160,9 +161,14 @@ func activeTestPlugin(t *testing.T, api *testAPI, host *fakeHost) *Plugin {
 	p := &Plugin{}
 	p.SetAPI(api)
 	st := &activeState{botUserID: "bot1", botToken: "bot-token", resolver: newResolver(api, "bot1")}
-	st.tgt = hostTarget{client: newHostClient(host.socket, host.secret), doc: &ConfigRequest{}, gen: 1, mode: hostModeExternal}
+	st.tgt = hostTarget{client: newHostClient(host.socket, host.secret, sameUserPeer()), doc: &ConfigRequest{}, gen: 1, mode: hostModeExternal}
 	p.active.Store(st)
 	return p
+}
+
+// sameUserPeer expects the host to run as this test process's user, as fakeHost does.
+func sameUserPeer() hostPeer {
+	return hostPeer{mode: hostModeExternal, uid: os.Getuid()}
 }
 
 func testUser(id, username string) *model.User {

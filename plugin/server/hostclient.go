@@ -1,8 +1,10 @@
 package main
 
 // The plugin's one HTTP client of codex-host: JSON over HTTP/1.1 on a Unix socket, every request
-// carrying the shared secret. Failures come back as *hostError, classified so that the people who
-// read them (users in chat, admins in the log) are told what to check. It never logs the secret.
+// carrying the shared secret. Every connection is checked against the expected host process
+// (hostpeer.go) before a request is written on it. Failures come back as *hostError, classified so
+// that the people who read them (users in chat, admins in the log) are told what to check. It never
+// logs the secret.
 
 import (
 	"bytes"
@@ -43,6 +45,8 @@ const (
 	hostRejected
 	// hostFailed: the host failed (5xx) or answered something that is not the contract.
 	hostFailed
+	// hostWrongPeer: the process on the socket is not the expected codex-host; nothing was sent.
+	hostWrongPeer
 )
 
 type hostError struct {
@@ -59,6 +63,8 @@ func (e *hostError) Error() string {
 		return fmt.Sprintf("codex-host refused the plugin (HTTP %d): %s", e.status, e.message)
 	case hostRejected:
 		return fmt.Sprintf("codex-host rejected the request (HTTP %d): %s", e.status, e.message)
+	case hostWrongPeer:
+		return "refused to talk to the socket: " + e.message
 	default:
 		return fmt.Sprintf("codex-host failed (HTTP %d): %s", e.status, e.message)
 	}
@@ -76,20 +82,29 @@ func asHostError(err error) *hostError {
 type hostClient struct {
 	socket string
 	secret string
+	peer   hostPeer
 	http   *http.Client
 }
 
-func newHostClient(socket, secret string) *hostClient {
+func newHostClient(socket, secret string, peer hostPeer) *hostClient {
 	transport := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
+			conn, err := d.DialContext(ctx, "unix", socket)
+			if err != nil {
+				return nil, err
+			}
+			if err := peer.verify(conn, socket); err != nil {
+				_ = conn.Close()
+				return nil, err
+			}
+			return conn, nil
 		},
 		MaxIdleConns:        32,
 		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     60 * time.Second,
 	}
-	return &hostClient{socket: socket, secret: secret, http: &http.Client{Transport: transport}}
+	return &hostClient{socket: socket, secret: secret, peer: peer, http: &http.Client{Transport: transport}}
 }
 
 // close drops idle connections; in-flight requests finish.
@@ -121,6 +136,10 @@ func (c *hostClient) call(ctx context.Context, timeout time.Duration, method, pa
 	}
 
 	resp, err := c.http.Do(req)
+	var pe *peerError
+	if errors.As(err, &pe) {
+		return nil, &hostError{kind: hostWrongPeer, message: pe.Error()}
+	}
 	if err != nil {
 		return nil, &hostError{kind: hostUnreachable, message: fmt.Sprintf("%s %s on socket %s: %v", method, path, c.socket, unwrapURLError(err))}
 	}

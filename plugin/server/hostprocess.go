@@ -181,6 +181,16 @@ func (hp *hostProcess) spawn() (<-chan string, error) {
 	return exited, nil
 }
 
+// pid is the pid of the running host process, or 0 between a process's exit and the next start.
+func (hp *hostProcess) pid() int {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	if hp.proc == nil {
+		return 0
+	}
+	return hp.proc.Pid
+}
+
 func (hp *hostProcess) stopping() bool {
 	select {
 	case <-hp.stopCh:

@@ -159,11 +159,13 @@ func (s *hostSyncer) noteFailure(err error) {
 	if s.failingSince.IsZero() {
 		s.failingSince = now
 	}
-	if now.Sub(s.failingSince) < syncQuietStartup || now.Sub(s.lastFailLog) < syncRepeatFailures {
+	he := asHostError(err)
+	// A stranger on the socket is not the host starting up: say so at once.
+	quiet := he.kind != hostWrongPeer && now.Sub(s.failingSince) < syncQuietStartup
+	if quiet || now.Sub(s.lastFailLog) < syncRepeatFailures {
 		return
 	}
 	s.lastFailLog = now
-	he := asHostError(err)
 	mode := s.current().mode
 	s.log.LogError("Codex for Mattermost cannot reach codex-host; /codex answers with an error until it can. "+hostAdvice(he.kind, mode),
 		"error", he.Error(), "failing_for", now.Sub(s.failingSince).Round(time.Second).String())
@@ -185,6 +187,8 @@ func hostAdvice(kind hostErrorKind, mode string) string {
 			return "The host refused the plugin: give the host the same secret as the Host secret setting (CODEX_HOST_SECRET), and if it runs as another OS user, start it with --allow-uid set to the Mattermost server's uid."
 		}
 		return "The host refused the plugin's secret; disable and re-enable the plugin to restart the managed host."
+	case hostWrongPeer:
+		return "The process listening on the socket is not the expected codex-host, so the plugin sent it neither its secret nor the bot's token; the error says which process it found and what to change."
 	case hostUnreachable:
 		if mode == hostModeExternal {
 			return "Check that `codex-host serve` is running, that Socket path matches its --socket, and that the Mattermost server's OS user may open the socket."

@@ -70,7 +70,7 @@ func TestActionWhenTheHostIsDownTellsTheUser(t *testing.T) {
 	api := newTestAPI(t)
 	host := startFakeHost(t, "secret")
 	p := activeTestPlugin(t, api, host)
-	p.state().tgt.client = newHostClient(host.socket+".missing", "secret")
+	p.state().tgt.client = newHostClient(host.socket+".missing", "secret", sameUserPeer())
 	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
 	api.On("GetChannel", "").Return(nil, model.NewAppError("GetChannel", "not_found", nil, "", http.StatusNotFound)).Maybe()
 

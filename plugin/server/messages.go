@@ -20,6 +20,9 @@ func unavailableMessage(he *hostError, what, echoed string) string {
 			fmt.Fprintf(&b, "The Codex host said: %s\n\n", oneLine(he.message, 300))
 		}
 		b.WriteString("A system admin can find the details in the server log (lines starting with `codex-host:`).")
+	case hostWrongPeer:
+		fmt.Fprintf(&b, "**Codex is not available right now.** %s.\n\n", what)
+		b.WriteString("The program answering on the Codex host's socket is not the expected Codex host, so nothing was sent to it. A system admin should check the server log for `refused to talk to the socket`.")
 	case hostUnauthorized:
 		fmt.Fprintf(&b, "**Codex is not available right now.** %s.\n\n", what)
 		b.WriteString("The Codex host refused the plugin. A system admin should check that the host's secret matches **Host secret** in System Console > Plugins > Codex for Mattermost.")

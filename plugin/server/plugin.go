@@ -253,6 +253,7 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 	} else {
 		p.stopManagedHost(st)
 	}
+	peer := expectedPeer(cfg, st.proc)
 
 	doc := &ConfigRequest{
 		MattermostURL: p.mattermostURL(cfg),
@@ -266,8 +267,8 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 
 	st.mu.Lock()
 	old := st.tgt.client
-	if old == nil || old.socket != socket || old.secret != secret {
-		st.tgt.client = newHostClient(socket, secret)
+	if old == nil || old.socket != socket || old.secret != secret || old.peer != peer {
+		st.tgt.client = newHostClient(socket, secret, peer)
 	}
 	st.tgt.doc = doc
 	st.tgt.mode = cfg.HostMode
@@ -277,6 +278,24 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 		old.close()
 	}
 	st.syncer.kick()
+}
+
+// expectedPeer is the process the plugin may hand its secrets to: the managed host it started
+// (running as the plugin's own user), or in external mode a process of the configured user, by
+// default the Mattermost server's own.
+func expectedPeer(cfg *configuration, proc *hostProcess) hostPeer {
+	if cfg.HostMode == hostModeManaged {
+		peer := hostPeer{mode: hostModeManaged, uid: os.Getuid()}
+		if proc != nil {
+			peer.proc = proc
+		}
+		return peer
+	}
+	uid := cfg.ExternalHostUID
+	if uid == uidUnset {
+		uid = os.Getuid()
+	}
+	return hostPeer{mode: hostModeExternal, uid: uid}
 }
 
 func (p *Plugin) startManagedHost(st *activeState, cmd hostCommand) {

@@ -81,7 +81,7 @@ func TestAReplyTheHostCannotTakeIsAnsweredInTheThread(t *testing.T) {
 	api := newTestAPI(t)
 	host := startFakeHost(t, "secret")
 	p := activeTestPlugin(t, api, host)
-	p.state().tgt.client = newHostClient(host.socket+".missing", "secret")
+	p.state().tgt.client = newHostClient(host.socket+".missing", "secret", sameUserPeer())
 	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
 	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
 	api.On("GetPost", "root-bot").Return(&model.Post{Id: "root-bot", UserId: "bot1"}, nil)
