@@ -95,7 +95,7 @@ func (p *Plugin) loadConfiguration() (*configuration, error) {
 	if err := p.API.LoadPluginConfiguration(&raw); err != nil {
 		return nil, fmt.Errorf("loading the plugin settings: %w", err)
 	}
-	return parseConfiguration(raw)
+	return checkedConfiguration(raw)
 }
 
 // OnConfigurationChange validates the settings; good ones are applied and pushed to the host,
@@ -133,7 +133,7 @@ func (p *Plugin) ConfigurationWillBeSaved(newCfg *model.Config) (*model.Config, 
 		// Unchanged: never block saving other settings because of ours.
 		return nil, nil
 	}
-	if _, err := parseConfiguration(next); err != nil {
+	if _, err := checkedConfiguration(next); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -311,8 +311,12 @@ func (p *Plugin) startManagedHost(st *activeState, cmd hostCommand) {
 		return
 	}
 	if len(cmd.Socket) > maxSocketPathLen {
-		p.API.LogError("The managed host's socket path is too long for a Unix socket. Set Socket path to a shorter absolute path, e.g. /tmp/codex-host.sock.",
+		p.API.LogError("The managed host's socket path is too long for a Unix socket. Set Socket path to a shorter absolute path in a directory that only the Mattermost server's OS user may write, e.g. /opt/mattermost/codex-host.sock.",
 			"socket", cmd.Socket, "max_bytes", maxSocketPathLen)
+		return
+	}
+	if problem := socketDirProblem(cmd.Socket); problem != "" {
+		p.API.LogError("The managed host was not started: Socket path: "+problem, "socket", cmd.Socket)
 		return
 	}
 	if err := os.MkdirAll(filepath.Dir(cmd.Socket), 0o700); err != nil {
