@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -112,6 +113,14 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 		return ephemeral("Codex could not look up this channel, so your prompt was not run. Please try again.\n\n" + codeBlock(text)), nil
 	}
 
+	rootID := ""
+	if args.RootId != "" {
+		var resp *model.CommandResponse
+		if rootID, resp = p.commandThread(st, args, text); resp != nil {
+			return resp, nil
+		}
+	}
+
 	// A prompt makes the bot post in this channel; informational subcommands only answer here.
 	if !informational(text) {
 		if err := st.resolver.ensureBotCanPost(args.ChannelId); err != nil {
@@ -120,7 +129,7 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 		}
 	}
 
-	req := CommandRequest{User: user, Channel: channel, RootID: args.RootId, TriggerID: args.TriggerId, Text: text}
+	req := CommandRequest{User: user, Channel: channel, RootID: rootID, TriggerID: args.TriggerId, Text: text}
 	raw, err := st.target().client.call(context.Background(), timeoutCommand, http.MethodPost, routeCommands, req)
 	if err != nil {
 		he := asHostError(err)
@@ -137,4 +146,25 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 		resp.ResponseType = model.CommandResponseTypeEphemeral
 	}
 	return &resp, nil
+}
+
+// commandThread checks the thread a command was typed in (resolver.threadRoot) and returns its
+// root, or the ephemeral refusal to return instead. Every subcommand is checked, not only prompts:
+// cancel and status act on the thread they name too.
+func (p *Plugin) commandThread(st *activeState, args *model.CommandArgs, text string) (string, *model.CommandResponse) {
+	rootID, postChannel, err := st.resolver.threadRoot(args.UserId, args.ChannelId, args.RootId)
+	switch {
+	case err == nil:
+		return rootID, nil
+	case errors.Is(err, errThreadNotHere):
+		if postChannel != "" && postChannel != args.ChannelId {
+			// Clients do not send this on their own: someone crafted the request.
+			p.API.LogWarn("Refused a /codex command that names a thread of another channel (Mattermost does not check a command's root id).",
+				"user_id", args.UserId, "channel_id", args.ChannelId, "root_id", args.RootId, "root_channel_id", postChannel)
+		}
+		return "", ephemeral("Codex cannot answer in this thread: " + err.Error() + ". Use /codex in the thread itself, or at the channel level to start a new one.\n\nYour prompt was not run:\n" + codeBlock(text))
+	default:
+		p.API.LogError("Could not look up the thread of a /codex command.", "root_id", args.RootId, "error", err.Error())
+		return "", ephemeral("Codex could not look up this thread, so your prompt was not run. Please try again.\n\n" + codeBlock(text))
+	}
 }

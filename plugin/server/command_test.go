@@ -7,6 +7,7 @@ import (
 
 	"github.com/mattermost/mattermost/server/public/model"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 )
 
@@ -60,6 +61,9 @@ func TestExecuteCommandForwardsWhoAndWhere(t *testing.T) {
 	api.On("GetTeamMember", "t1", "bot1").Return(nil, notFound).Once()
 	api.On("CreateTeamMember", "t1", "bot1").Return(&model.TeamMember{}, nil).Once()
 	api.On("AddChannelMember", "c1", "bot1").Return(&model.ChannelMember{}, nil).Once()
+	// Typed in a thread of this channel that alice can read.
+	api.On("GetPost", "r1").Return(&model.Post{Id: "r1", ChannelId: "c1"}, nil).Once()
+	api.On("HasPermissionToChannel", "u1", "c1", model.PermissionReadChannel).Return(true).Once()
 
 	resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{
 		UserId: "u1", ChannelId: "c1", TeamId: "t1", RootId: "r1", TriggerId: "tr1", Command: "/codex fix the flaky login test",
@@ -155,4 +159,69 @@ func TestAPromptInADirectMessageWithoutTheBotIsRefusedWithThePromptEchoed(t *tes
 	})
 	resp, _ = p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "d2", TeamId: "t1", Command: "/codex help"})
 	assert.Equal(t, "help text", resp.Text)
+}
+
+// threadTestPlugin is an active plugin with alice in ~dev (c1), where the bot already is.
+func threadTestPlugin(t *testing.T) (*Plugin, *testAPI, *fakeHost) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	host.handle("POST "+routeCommands, func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "text": "Queued."})
+	})
+	p := activeTestPlugin(t, api, host)
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	return p, api, host
+}
+
+func TestACommandNamingAThreadOfAnotherChannelIsRefused(t *testing.T) {
+	p, api, host := threadTestPlugin(t)
+	// A crafted request: typed in ~dev, naming a thread of a private channel alice is not in.
+	api.On("GetPost", "secret-root").Return(&model.Post{Id: "secret-root", ChannelId: "c-private"}, nil).Once()
+
+	resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "c1", TeamId: "t1", RootId: "secret-root", Command: "/codex summarise this thread"})
+	require.Nil(t, appErr)
+	assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType)
+	assert.Contains(t, resp.Text, "Codex cannot answer in this thread")
+	assert.Contains(t, resp.Text, "summarise this thread")
+	assert.NotContains(t, resp.Text, "c-private")
+	assert.Empty(t, host.received("POST", routeCommands), "nothing is handed to the host")
+	api.AssertNotCalled(t, "AddChannelMember", mock.Anything, mock.Anything)
+	api.AssertNotCalled(t, "GetChannelMember", mock.Anything, mock.Anything)
+	assert.True(t, api.logged("names a thread of another channel"))
+	assert.True(t, api.logged("c-private"), "the admin sees where the thread really is")
+}
+
+func TestACommandNamingAMissingOrUnreadableThreadIsRefused(t *testing.T) {
+	p, api, host := threadTestPlugin(t)
+	api.On("GetPost", "gone").Return(nil, model.NewAppError("GetPost", "app.post.get.app_error", nil, "", http.StatusNotFound)).Once()
+	api.On("GetPost", "deleted").Return(&model.Post{Id: "deleted", ChannelId: "c1", DeleteAt: 1}, nil).Once()
+	api.On("GetPost", "r1").Return(&model.Post{Id: "r1", ChannelId: "c1"}, nil).Once()
+	api.On("HasPermissionToChannel", "u1", "c1", model.PermissionReadChannel).Return(false).Once()
+
+	for _, root := range []string{"gone", "deleted", "r1"} {
+		resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "c1", TeamId: "t1", RootId: root, Command: "/codex cancel"})
+		require.Nil(t, appErr)
+		assert.Contains(t, resp.Text, "is not a thread of this channel that you can read", root)
+	}
+	assert.Empty(t, host.received("POST", routeCommands), "nothing is handed to the host")
+	api.AssertNotCalled(t, "AddChannelMember", mock.Anything, mock.Anything)
+	api.AssertNotCalled(t, "GetChannelMember", mock.Anything, mock.Anything)
+}
+
+func TestACommandTypedUnderAReplyNamesTheThreadsRoot(t *testing.T) {
+	p, api, host := threadTestPlugin(t)
+	api.On("GetPost", "reply1").Return(&model.Post{Id: "reply1", RootId: "root1", ChannelId: "c1"}, nil).Once()
+	api.On("HasPermissionToChannel", "u1", "c1", model.PermissionReadChannel).Return(true).Once()
+	api.On("GetChannelMember", "c1", "bot1").Return(&model.ChannelMember{}, nil).Once()
+
+	resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "c1", TeamId: "t1", RootId: "reply1", Command: "/codex go on"})
+	require.Nil(t, appErr)
+	assert.Equal(t, "Queued.", resp.Text)
+	reqs := host.received("POST", routeCommands)
+	require.Len(t, reqs, 1)
+	var got CommandRequest
+	require.NoError(t, json.Unmarshal(reqs[0].Body, &got))
+	assert.Equal(t, "root1", got.RootID)
 }

@@ -21,6 +21,7 @@ type identityAPI interface {
 	GetChannel(channelID string) (*model.Channel, *model.AppError)
 	GetTeam(teamID string) (*model.Team, *model.AppError)
 	GetPost(postID string) (*model.Post, *model.AppError)
+	HasPermissionToChannel(userID, channelID string, permission *model.Permission) bool
 	GetChannelMember(channelID, userID string) (*model.ChannelMember, *model.AppError)
 	GetTeamMember(teamID, userID string) (*model.TeamMember, *model.AppError)
 	CreateTeamMember(teamID, userID string) (*model.TeamMember, *model.AppError)
@@ -153,6 +154,36 @@ func (r *resolver) ensureBotCanPost(channelID string) error {
 	}
 	r.botJoined.put(channelID, true)
 	return nil
+}
+
+// errThreadNotHere: a command named a thread that is not one of its channel's threads, or one
+// its user may not read. Missing, elsewhere and unreadable are one answer, so that the reply
+// tells nothing about posts the user cannot see.
+var errThreadNotHere = errors.New("the thread this command names is not a thread of this channel that you can read")
+
+// threadRoot returns the root of the thread a command was typed in, from the command's root id.
+// Mattermost does not check that CommandArgs.RootId belongs to the command's channel, so any
+// client can name any post: it must exist, be in channelID, and the user must be able to read
+// that channel. A reply's id is taken as naming its thread, whose root is the reply's root.
+// The second result is the channel the named post is really in, for the log.
+func (r *resolver) threadRoot(userID, channelID, postID string) (string, string, error) {
+	post, appErr := r.api.GetPost(postID)
+	if appErr != nil {
+		if appErr.StatusCode == 404 {
+			return "", "", errThreadNotHere
+		}
+		return "", "", fmt.Errorf("looking up post %s: %w", postID, appErr)
+	}
+	if post.DeleteAt != 0 || post.ChannelId != channelID {
+		return "", post.ChannelId, errThreadNotHere
+	}
+	if !r.api.HasPermissionToChannel(userID, channelID, model.PermissionReadChannel) {
+		return "", post.ChannelId, errThreadNotHere
+	}
+	if post.RootId != "" {
+		return post.RootId, post.ChannelId, nil
+	}
+	return post.Id, post.ChannelId, nil
 }
 
 // isBotConversation reports whether a channel is a direct or group message the bot is part of.
