@@ -107,6 +107,9 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 		p.API.LogError("Could not resolve the user of a /codex command.", "user_id", args.UserId, "error", err.Error())
 		return ephemeral("Codex could not look up your account, so your prompt was not run. Please try again.\n\n" + codeBlock(text)), nil
 	}
+	if user.IsBot && !st.botAllowed(user.ID) {
+		return ephemeral("Codex runs only for people, and @" + user.Username + " is a bot account, so this was not run. A system admin can let a bot trigger runs in **Bots that may trigger runs** (System Console > Plugins > Codex for Mattermost).\n\n" + codeBlock(text)), nil
+	}
 	channel, err := st.resolver.channel(args.ChannelId, args.TeamId)
 	if err != nil {
 		p.API.LogError("Could not resolve the channel of a /codex command.", "channel_id", args.ChannelId, "error", err.Error())

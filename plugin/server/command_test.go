@@ -225,3 +225,31 @@ func TestACommandTypedUnderAReplyNamesTheThreadsRoot(t *testing.T) {
 	require.NoError(t, json.Unmarshal(reqs[0].Body, &got))
 	assert.Equal(t, "root1", got.RootID)
 }
+
+func TestBotAccountsCannotRunCommandsUnlessAllowed(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	host.handle("POST "+routeCommands, func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "text": "Queued."})
+	})
+	p := activeTestPlugin(t, api, host)
+	ci := testUser("ci", "ci-bot")
+	ci.IsBot = true
+	api.On("GetUser", "ci").Return(ci, nil)
+
+	resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "ci", ChannelId: "c1", TeamId: "t1", Command: "/codex deploy"})
+	require.Nil(t, appErr)
+	assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType)
+	assert.Contains(t, resp.Text, "@ci-bot is a bot account")
+	assert.Contains(t, resp.Text, "Bots that may trigger runs")
+	assert.Empty(t, host.received("POST", routeCommands), "nothing is handed to the host")
+	api.AssertNotCalled(t, "GetChannel", mock.Anything)
+
+	p.state().allowedBots = map[string]bool{"ci": true}
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	api.On("GetChannelMember", "c1", "bot1").Return(&model.ChannelMember{}, nil)
+	resp, _ = p.ExecuteCommand(nil, &model.CommandArgs{UserId: "ci", ChannelId: "c1", TeamId: "t1", Command: "/codex deploy"})
+	assert.Equal(t, "Queued.", resp.Text)
+	assert.Len(t, host.received("POST", routeCommands), 1)
+}

@@ -43,6 +43,7 @@ type configuration struct {
 	AllowedUsers    []string
 	AllowedChannels []string
 	AllowedTeams    []string
+	AllowedBotIDs   []string // plugin-only: bot accounts whose posts and commands may reach the host
 
 	Projects       string
 	DefaultProject string
@@ -84,6 +85,7 @@ var settingNames = map[string]string{
 	"AllowedUsers":           "Allowed users",
 	"AllowedChannels":        "Allowed channels",
 	"AllowedTeams":           "Allowed teams",
+	"AllowedBotIds":          "Bots that may trigger runs",
 	"Projects":               "Projects",
 	"DefaultProject":         "Default project",
 	"CodexPath":              "Codex path",
@@ -223,6 +225,7 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		AllowedUsers:           r.list("AllowedUsers"),
 		AllowedChannels:        r.list("AllowedChannels"),
 		AllowedTeams:           r.list("AllowedTeams"),
+		AllowedBotIDs:          r.list("AllowedBotIds"),
 		Projects:               r.str("Projects", ""),
 		DefaultProject:         r.str("DefaultProject", ""),
 		CodexPath:              r.str("CodexPath", defaultCodexPath),

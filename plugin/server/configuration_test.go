@@ -130,3 +130,12 @@ func TestWebappStubRegistersThisPlugin(t *testing.T) {
 	assert.Contains(t, string(raw), "'"+pluginID+"'")
 	assert.Contains(t, string(raw), "window.registerPlugin(")
 }
+
+func TestAllowedBotIdsStayInThePlugin(t *testing.T) {
+	c, err := parseConfiguration(map[string]any{"allowedbotids": "ci1, ci2\nci3"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ci1", "ci2", "ci3"}, c.AllowedBotIDs)
+	raw, err := json.Marshal(c.hostSettings())
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), "ci1", "the host is not told: the plugin alone decides what it forwards")
+}

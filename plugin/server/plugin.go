@@ -71,14 +71,22 @@ type activeState struct {
 	procCmd         hostCommand
 	ephemeralSecret string
 
-	mu  sync.RWMutex
-	tgt hostTarget
+	mu          sync.RWMutex
+	tgt         hostTarget
+	allowedBots map[string]bool // bot user ids that may trigger runs (setting AllowedBotIds)
 }
 
 func (st *activeState) target() hostTarget {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	return st.tgt
+}
+
+// botAllowed reports whether a bot account may trigger runs.
+func (st *activeState) botAllowed(userID string) bool {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.allowedBots[userID]
 }
 
 func (st *activeState) mode() string {
@@ -273,6 +281,10 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 	st.tgt.doc = doc
 	st.tgt.mode = cfg.HostMode
 	st.tgt.gen++
+	st.allowedBots = make(map[string]bool, len(cfg.AllowedBotIDs))
+	for _, id := range cfg.AllowedBotIDs {
+		st.allowedBots[id] = true
+	}
 	st.mu.Unlock()
 	if old != nil && old != st.target().client {
 		old.close()

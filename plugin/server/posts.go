@@ -3,7 +3,9 @@ package main
 // MessageHasBeenPosted: forwards to the host the posts it may act on — replies in threads the bot
 // started, and posts in direct or group messages with the bot — so that a plain reply continues a
 // Codex session. Everything else on the server is ignored after at most one cached lookup. The
-// bot's own posts and system messages are never forwarded.
+// bot's own posts and system messages are never forwarded, and neither is anything an integration
+// posted (a webhook, a bot, a plugin): only people trigger runs, unless an admin lists a bot in
+// AllowedBotIds. The host reads threads itself, so it still sees those posts as context.
 
 import (
 	"context"
@@ -18,6 +20,14 @@ func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
 	if st == nil || post.UserId == st.botUserID || post.IsSystemMessage() {
 		return
 	}
+	switch originOf(post) {
+	case originHidden:
+		return
+	case originBotOrPlugin:
+		if !st.botAllowed(post.UserId) {
+			return
+		}
+	}
 	relevant, err := st.isForHost(post)
 	if err != nil {
 		p.API.LogWarn("Could not tell whether a post is meant for Codex; it was not forwarded.", "post_id", post.Id, "error", err.Error())
@@ -30,6 +40,9 @@ func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
 	user, err := st.resolver.user(post.UserId)
 	if err != nil {
 		p.API.LogError("Could not resolve the author of a post for Codex.", "post_id", post.Id, "error", err.Error())
+		return
+	}
+	if user.IsBot && !st.botAllowed(user.ID) {
 		return
 	}
 	channel, err := st.resolver.channel(post.ChannelId, "")
@@ -89,4 +102,42 @@ func (st *activeState) isForHost(post *model.Post) (bool, error) {
 		return false, nil
 	}
 	return st.resolver.isBotThread(post.RootId)
+}
+
+// postOrigin says who made a post, as far as the server's props tell.
+type postOrigin int
+
+const (
+	// originPerson: typed by the user the post names (the author may still be a bot account).
+	originPerson postOrigin = iota
+	// originHidden: a webhook post or one with an overridden name; who speaks is unknown (a
+	// webhook's posts carry its creator's user id), so these never trigger runs.
+	originHidden
+	// originBotOrPlugin: posted by a bot account or a plugin under its own user id.
+	originBotOrPlugin
+)
+
+// originOf reads a post's origin from the props the server sets on integration posts.
+func originOf(post *model.Post) postOrigin {
+	if propIsTrue(post, model.PostPropsFromWebhook) {
+		return originHidden
+	}
+	if name, _ := post.GetProp(model.PostPropsOverrideUsername).(string); name != "" {
+		return originHidden
+	}
+	if propIsTrue(post, model.PostPropsFromBot) || propIsTrue(post, model.PostPropsFromPlugin) {
+		return originBotOrPlugin
+	}
+	return originPerson
+}
+
+// propIsTrue accepts the string the server stores ("true") and a JSON boolean.
+func propIsTrue(post *model.Post, key string) bool {
+	switch v := post.GetProp(key).(type) {
+	case string:
+		return v == "true"
+	case bool:
+		return v
+	}
+	return false
 }

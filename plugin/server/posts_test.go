@@ -111,3 +111,72 @@ func TestAHostRefusalOfAReplyIsShownToThePoster(t *testing.T) {
 	p.MessageHasBeenPosted(nil, &model.Post{Id: "p6", UserId: "u1", ChannelId: "c1", RootId: "root-bot", Message: "go on"})
 	api.AssertExpectations(t)
 }
+
+func TestOnlyPeopleTriggerRuns(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	host.handle("POST "+routePosts, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"handled":true}`)) })
+	p := activeTestPlugin(t, api, host)
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	api.On("GetPost", "root-bot").Return(&model.Post{Id: "root-bot", UserId: "bot1"}, nil)
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	ci := testUser("ci", "ci-bot")
+	ci.IsBot = true
+	api.On("GetUser", "ci").Return(ci, nil)
+
+	reply := func(id, userID string, props model.StringInterface) *model.Post {
+		post := &model.Post{Id: id, UserId: userID, ChannelId: "c1", RootId: "root-bot", Message: "run the deploy"}
+		post.SetProps(props)
+		return post
+	}
+	// A webhook's posts carry its creator's id (a person); the props tell them apart.
+	p.MessageHasBeenPosted(nil, reply("w1", "u1", model.StringInterface{"from_webhook": "true"}))
+	p.MessageHasBeenPosted(nil, reply("w2", "u1", model.StringInterface{"from_webhook": "true", "override_username": "alice"}))
+	p.MessageHasBeenPosted(nil, reply("o1", "u1", model.StringInterface{"override_username": "alice"}))
+	p.MessageHasBeenPosted(nil, reply("b1", "u1", model.StringInterface{"from_bot": "true"}))
+	p.MessageHasBeenPosted(nil, reply("b2", "u1", model.StringInterface{"from_bot": true}))
+	p.MessageHasBeenPosted(nil, reply("pl1", "u1", model.StringInterface{"from_plugin": "true"}))
+	// A bot account's post, even without the props.
+	p.MessageHasBeenPosted(nil, reply("a1", "ci", nil))
+	assert.Empty(t, host.received("POST", routePosts))
+
+	// A person's reply still goes through; override_username left empty is no override.
+	p.MessageHasBeenPosted(nil, reply("h1", "u1", model.StringInterface{"override_username": "", "from_webhook": "false"}))
+	reqs := host.received("POST", routePosts)
+	require.Len(t, reqs, 1)
+	var got PostRequest
+	require.NoError(t, json.Unmarshal(reqs[0].Body, &got))
+	assert.Equal(t, "h1", got.Post.ID)
+}
+
+func TestAnAllowedBotTriggersRunsButNeverThroughAWebhookOrAnotherName(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	host.handle("POST "+routePosts, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"handled":true}`)) })
+	p := activeTestPlugin(t, api, host)
+	p.state().allowedBots = map[string]bool{"ci": true}
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	api.On("GetPost", "root-bot").Return(&model.Post{Id: "root-bot", UserId: "bot1"}, nil)
+	for _, id := range []string{"ci", "other-bot"} {
+		u := testUser(id, id)
+		u.IsBot = true
+		api.On("GetUser", id).Return(u, nil)
+	}
+	reply := func(id, userID string, props model.StringInterface) *model.Post {
+		post := &model.Post{Id: id, UserId: userID, ChannelId: "c1", RootId: "root-bot", Message: "nightly failed"}
+		post.SetProps(props)
+		return post
+	}
+
+	p.MessageHasBeenPosted(nil, reply("x1", "ci", model.StringInterface{"from_webhook": "true"}))
+	p.MessageHasBeenPosted(nil, reply("x2", "ci", model.StringInterface{"from_bot": "true", "override_username": "alice"}))
+	p.MessageHasBeenPosted(nil, reply("x3", "other-bot", model.StringInterface{"from_bot": "true"}))
+	p.MessageHasBeenPosted(nil, reply("x4", "other-bot", nil))
+	assert.Empty(t, host.received("POST", routePosts))
+
+	p.MessageHasBeenPosted(nil, reply("ok1", "ci", model.StringInterface{"from_bot": "true"}))
+	p.MessageHasBeenPosted(nil, reply("ok2", "ci", model.StringInterface{"from_bot": "true", "from_plugin": "true"}))
+	assert.Len(t, host.received("POST", routePosts), 2)
+}
