@@ -22,10 +22,12 @@ const commandTrigger = "codex"
 const autocompleteProjectsPath = "autocomplete/projects"
 
 // subcommand is one /codex subcommand as autocomplete shows it. Help texts are short enough to
-// read on a phone.
+// read on a phone. The list is also what decides whether the bot must be able to post in the
+// channel before the text is forwarded (informational).
 type subcommand struct {
 	name, hint, help string
 	arg              func(*model.AutocompleteData)
+	answerOnly       bool // answers the user only; nothing is posted in the channel
 }
 
 func promptArg(help string) func(*model.AutocompleteData) {
@@ -33,17 +35,17 @@ func promptArg(help string) func(*model.AutocompleteData) {
 }
 
 var subcommands = []subcommand{
-	{"new", "[prompt]", "Start a new Codex session in a new thread", promptArg("What Codex should do")},
-	{"continue", "[prompt]", "Continue this channel's latest session", promptArg("What Codex should do next")},
+	{"new", "[prompt]", "Start a new Codex session in a new thread", promptArg("What Codex should do"), false},
+	{"continue", "[prompt]", "Continue this channel's latest session", promptArg("What Codex should do next"), false},
 	{"project", "[name]", "Show or switch this channel's project", func(ad *model.AutocompleteData) {
 		ad.AddDynamicListArgument("Project for this channel (leave empty to see the current one)", autocompleteProjectsPath, false)
-	}},
-	{"projects", "", "List the projects Codex can work on", nil},
-	{"status", "", "Show running and queued Codex runs", nil},
-	{"last", "", "Show the last run in this channel", nil},
-	{"cancel", "", "Cancel the run in this thread", nil},
-	{"policy", "", "What you may do here, and why", nil},
-	{"help", "", "How to use /codex", nil},
+	}, true},
+	{"projects", "", "List the projects Codex can work on", nil, true},
+	{"status", "", "Show running and queued Codex runs", nil, true},
+	{"last", "", "Show the last run in this channel", nil, true},
+	{"cancel", "", "Cancel the run in this thread", nil, true},
+	{"policy", "", "What you may do here, and why", nil, true},
+	{"help", "", "How to use /codex", nil, true},
 }
 
 // codexCommand is the /codex registration. A prompt that matches no subcommand is run as a
@@ -78,12 +80,18 @@ func commandText(command string) string {
 	return ""
 }
 
-// informational reports whether a /codex text is a subcommand that posts nothing in the channel.
+// informational reports whether a /codex text posts nothing in the channel: an empty text (the
+// host answers with help) or a subcommand marked answerOnly. Anything else, including a
+// misspelt subcommand, is a prompt as far as the plugin can tell.
 func informational(text string) bool {
 	word, _, _ := strings.Cut(strings.TrimSpace(text), " ")
-	switch strings.ToLower(word) {
-	case "", "help", "projects", "project", "status", "last", "cancel", "policy":
+	if word == "" {
 		return true
+	}
+	for _, sc := range subcommands {
+		if strings.EqualFold(word, sc.name) {
+			return sc.answerOnly
+		}
 	}
 	return false
 }

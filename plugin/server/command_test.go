@@ -37,6 +37,15 @@ func TestCodexCommandAutocompleteIsValidAndComplete(t *testing.T) {
 	assert.Equal(t, "/plugins/"+pluginID+"/autocomplete/projects", project.Arguments[0].Data.(*model.AutocompleteDynamicListArg).FetchURL)
 }
 
+func TestOnlyPromptsNeedTheBotInTheChannel(t *testing.T) {
+	for _, text := range []string{"", "help", "Status", "projects", "project api", "last", "cancel", "policy"} {
+		assert.True(t, informational(text), "%q posts nothing in the channel", text)
+	}
+	for _, text := range []string{"new fix it", "continue", "fix the flaky test", "stauts", "helpme"} {
+		assert.False(t, informational(text), "%q is a prompt", text)
+	}
+}
+
 func TestCommandTextKeepsThePromptAsTyped(t *testing.T) {
 	assert.Equal(t, "", commandText("/codex"))
 	assert.Equal(t, "", commandText("/codex   "))
