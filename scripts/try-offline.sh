@@ -20,7 +20,7 @@ while IFS= read -r line; do overrides+=(-c "$line"); done \
   < <(target/debug/codex-testkit codex-config --base-url "http://$addr/v1")
 MOCK_API_KEY=offline target/debug/codex-host run \
   --repo "$work/repo" --state-dir "$work/state" \
-  --codex tools/codex/node_modules/.bin/codex --model gpt-5.5 \
+  --codex tools/codex/node_modules/.bin/codex --model gpt-5.5 --env MOCK_API_KEY \
   "${overrides[@]}" \
   "$prompt"
 echo "files in the repository after the run:" >&2

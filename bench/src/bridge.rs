@@ -105,7 +105,7 @@ impl Runner {
             .arg(self.state.path());
         cmd.arg("--codex")
             .arg(&self.codex_bin)
-            .args(["--model", codex::MODEL]);
+            .args(["--model", codex::MODEL, "--env", codex::API_KEY_ENV]);
         for o in &self.overrides {
             cmd.args(["-c", o]);
         }

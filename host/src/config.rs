@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::runner::isolation::{check_env_names, IsolationMode};
+
 /// Codex sandbox modes, as `codex exec -s` spells them, from tightest to loosest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -66,6 +68,10 @@ pub struct Settings {
     pub policy_dir: String,
     /// System admins may approve runs that need approval, besides the listed approvers.
     pub approvers_include_admins: bool,
+    /// `bubblewrap` (each run in its own namespace; the default) or `off`.
+    pub run_isolation: String,
+    /// Names of the host's environment variables Codex also gets (one per line or comma separated).
+    pub codex_env: String,
 }
 
 impl Default for Settings {
@@ -88,6 +94,8 @@ impl Default for Settings {
             transcript_budget_chars: 12_000,
             policy_dir: String::new(),
             approvers_include_admins: false,
+            run_isolation: "bubblewrap".into(),
+            codex_env: String::new(),
         }
     }
 }
@@ -111,6 +119,9 @@ pub struct Config {
     pub default_sandbox: Sandbox,
     pub run_timeout: Duration,
     pub codex_overrides: Vec<String>,
+    pub isolation: IsolationMode,
+    /// Variables passed from the host's environment to Codex, besides the base set.
+    pub codex_env: Vec<String>,
 }
 
 impl Config {
@@ -184,11 +195,18 @@ impl Config {
                 problems.push(format!("Codex config overrides: `{o}` is not of the form key=value."));
             }
         }
+        let isolation = IsolationMode::parse(&settings.run_isolation).unwrap_or_else(|| {
+            problems.push(format!("Run isolation: `{}` is not an isolation mode; accepted: {}.", settings.run_isolation, IsolationMode::ACCEPTED));
+            IsolationMode::Bubblewrap
+        });
+        let codex_env: Vec<String> =
+            settings.codex_env.split(|c: char| c == ',' || c.is_whitespace()).filter(|n| !n.is_empty()).map(String::from).collect();
+        problems.extend(check_env_names(&codex_env));
         if !problems.is_empty() {
             return Err(problems);
         }
         let run_timeout = Duration::from_secs_f64(settings.run_timeout_minutes * 60.0);
-        Ok(Config { settings, projects, default_project, default_sandbox, run_timeout, codex_overrides })
+        Ok(Config { settings, projects, default_project, default_sandbox, run_timeout, codex_overrides, isolation, codex_env })
     }
 
     pub fn project_names(&self) -> String {
@@ -270,6 +288,8 @@ mod tests {
             default_sandbox: "yolo".into(),
             max_concurrent_runs: 0,
             codex_config: "novalue".into(),
+            run_isolation: "none".into(),
+            codex_env: "OPENAI_API_KEY, CODEX_HOST_SECRET".into(),
             ..Settings::default()
         };
         let errs = Config::from_settings(s).unwrap_err();
@@ -280,5 +300,17 @@ mod tests {
         assert!(all.contains("Default sandbox: `yolo`") && all.contains("read-only, workspace-write"), "{all}");
         assert!(all.contains("Max concurrent runs"), "{all}");
         assert!(all.contains("Codex config overrides"), "{all}");
+        assert!(all.contains("Run isolation: `none`") && all.contains("bubblewrap, off"), "{all}");
+        assert!(all.contains("`CODEX_HOST_SECRET` belongs to the Codex host") && !all.contains("`OPENAI_API_KEY`"), "{all}");
+    }
+
+    #[test]
+    fn isolation_is_on_unless_turned_off() {
+        let c = Config::from_settings(Settings::default()).unwrap();
+        assert_eq!(c.isolation, IsolationMode::Bubblewrap);
+        let s = Settings { run_isolation: "off".into(), codex_env: "OPENAI_API_KEY\nSSL_CERT_FILE".into(), ..Settings::default() };
+        let c = Config::from_settings(s).unwrap();
+        assert_eq!(c.isolation, IsolationMode::Off);
+        assert_eq!(c.codex_env, ["OPENAI_API_KEY", "SSL_CERT_FILE"]);
     }
 }

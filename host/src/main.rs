@@ -16,6 +16,7 @@ use codex_host::chat::{Chat, MattermostClient, TerminalChat};
 use codex_host::config::Settings;
 use codex_host::gate::{LocalGate, PolicyGate};
 use codex_host::model::RunStatus;
+use codex_host::runner::isolation::{Isolation, IsolationMode};
 use codex_host::service::Host;
 use codex_host::store::Store;
 
@@ -48,6 +49,10 @@ struct ServeArgs {
     /// Extra uid allowed to connect (repeatable); the host's own uid always may.
     #[arg(long = "allow-uid")]
     allow_uids: Vec<u32>,
+    /// Give the socket file to this group (name or id), so that the Mattermost server's user can
+    /// open it by being a member, without sharing any other file of the host's.
+    #[arg(long)]
+    socket_group: Option<String>,
     /// File holding the shared secret, instead of the CODEX_HOST_SECRET environment variable.
     #[arg(long)]
     secret_file: Option<PathBuf>,
@@ -57,6 +62,9 @@ struct ServeArgs {
     /// `policies/` folder next to this executable's `server/dist/`].
     #[arg(long)]
     policy_dir: Option<PathBuf>,
+    /// The bubblewrap executable that isolates each Codex run (a name on PATH or a path).
+    #[arg(long, env = "CODEX_HOST_BWRAP", default_value = "bwrap")]
+    bwrap: PathBuf,
 }
 
 #[derive(Parser)]
@@ -90,6 +98,17 @@ struct RunArgs {
     /// Run timeout in minutes.
     #[arg(long)]
     timeout_minutes: Option<f64>,
+    /// Run isolation: bubblewrap (Codex sees only the repository, its own Codex home and temp)
+    /// or off [default: run_isolation from the config, else bubblewrap].
+    #[arg(long)]
+    isolation: Option<String>,
+    /// A variable of this environment that Codex also gets, such as OPENAI_API_KEY (repeatable;
+    /// Codex otherwise gets only PATH, LANG, LC_*, TERM and TZ).
+    #[arg(long = "env")]
+    env: Vec<String>,
+    /// The bubblewrap executable (a name on PATH or a path).
+    #[arg(long, env = "CODEX_HOST_BWRAP", default_value = "bwrap")]
+    bwrap: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -129,8 +148,38 @@ fn init_logs(default: &str, format: LogFormat) {
     }
 }
 
+/// The exit code of a host that cannot start with the configuration it was given (sysexits'
+/// EX_CONFIG), so that a service manager can stop restarting it (`RestartPreventExitStatus=78`).
+const EXIT_CONFIG: u8 = 78;
+
 async fn serve(a: ServeArgs) -> Result<ExitCode> {
     init_logs("info", a.log_format);
+    let (host, listener, opts) = match start(a).await {
+        Ok(started) => started,
+        Err(e) => {
+            tracing::error!("cannot start: {e:#}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let signals = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("shutting down");
+            shutdown.cancel();
+        })
+    };
+    let served = api::serve(host.clone(), listener, opts, shutdown.clone()).await;
+    host.shutdown(Duration::from_secs(10)).await;
+    signals.abort();
+    served?;
+    info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Everything `serve` needs before it accepts connections; an error here is a configuration error.
+async fn start(a: ServeArgs) -> Result<(Arc<Host>, tokio::net::UnixListener, api::ServerOptions)> {
     let secret = match &a.secret_file {
         Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading the secret file {}", f.display()))?.trim().to_string(),
         None => std::env::var("CODEX_HOST_SECRET").unwrap_or_default(),
@@ -142,25 +191,13 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     let signer = Signer::from_state_dir(&a.state_dir)?;
     let policy_dir = a.policy_dir.clone().or_else(bundled_policy_dir);
     let gate = PolicyGate::new(policy_dir, a.state_dir.join("policy-cache")).context("starting the policy engine")?;
-    let host = Host::new(store, Chat::Mattermost(MattermostClient::new()), Arc::new(gate), signer, vec![secret.clone()]);
+    let isolation = Isolation::new(IsolationMode::default(), &a.bwrap, &a.state_dir);
+    let host = Host::new(store, Chat::Mattermost(MattermostClient::new()), Arc::new(gate), signer, vec![secret.clone()], isolation);
     let interrupted = host.recover()?;
     info!(version = env!("CARGO_PKG_VERSION"), interrupted, state_dir = %a.state_dir.display(), "codex-host starting");
-    let shutdown = CancellationToken::new();
-    let signals = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            info!("shutting down");
-            shutdown.cancel();
-        })
-    };
-    let opts = api::ServerOptions { socket: a.socket, secret, allow_uids: a.allow_uids };
-    let served = api::serve(host.clone(), opts, shutdown.clone()).await;
-    host.shutdown(Duration::from_secs(10)).await;
-    signals.abort();
-    served?;
-    info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    let opts = api::ServerOptions { socket: a.socket, secret, allow_uids: a.allow_uids, socket_group: a.socket_group };
+    let listener = api::bind(&opts)?;
+    Ok((host, listener, opts))
 }
 
 async fn wait_for_signal() {
@@ -212,11 +249,18 @@ async fn run(a: RunArgs) -> Result<ExitCode> {
     if let Some(t) = a.timeout_minutes {
         settings.run_timeout_minutes = t;
     }
+    if let Some(i) = a.isolation {
+        settings.run_isolation = i;
+    }
+    for name in a.env {
+        settings.codex_env.push_str(&format!("\n{name}"));
+    }
     settings.max_concurrent_runs = 1;
     let state_dir = a.state_dir.unwrap_or_else(default_state_dir);
     let store = open_store(&state_dir)?;
     let chat = Chat::Terminal(TerminalChat::new(state_dir.join("attachments")));
-    let host = Host::new(store, chat, Arc::new(LocalGate), Signer::random(), vec![]);
+    let isolation = Isolation::new(IsolationMode::default(), &a.bwrap, &state_dir);
+    let host = Host::new(store, chat, Arc::new(LocalGate), Signer::random(), vec![], isolation);
     host.recover()?;
     let req = ConfigRequest { settings, ..Default::default() };
     if let Err(problems) = host.apply_config(req, false).await {

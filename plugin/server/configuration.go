@@ -53,6 +53,8 @@ type configuration struct {
 	CodexConfig    string
 	DefaultSandbox string
 	Model          string
+	RunIsolation   string
+	CodexEnv       string
 
 	RunTimeoutMinutes      float64
 	MaxConcurrentRuns      int
@@ -68,6 +70,7 @@ const (
 	defaultHostMode              = hostModeManaged
 	defaultCodexPath             = "codex"
 	defaultSandbox               = "workspace-write"
+	defaultRunIsolation          = "bubblewrap"
 	defaultRunTimeoutMinutes     = 30
 	defaultMaxConcurrentRuns     = 2
 	defaultQueueLimit            = 20
@@ -93,6 +96,8 @@ var settingNames = map[string]string{
 	"CodexConfig":            "Codex config overrides",
 	"DefaultSandbox":         "Default sandbox",
 	"Model":                  "Model",
+	"RunIsolation":           "Run isolation",
+	"CodexEnv":               "Codex environment",
 	"RunTimeoutMinutes":      "Run timeout (minutes)",
 	"MaxConcurrentRuns":      "Max concurrent runs",
 	"QueueLimit":             "Queue limit",
@@ -233,6 +238,8 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		CodexConfig:            r.str("CodexConfig", ""),
 		DefaultSandbox:         r.str("DefaultSandbox", defaultSandbox),
 		Model:                  r.str("Model", ""),
+		RunIsolation:           r.str("RunIsolation", defaultRunIsolation),
+		CodexEnv:               r.str("CodexEnv", ""),
 		RunTimeoutMinutes:      r.number("RunTimeoutMinutes", defaultRunTimeoutMinutes, false),
 		MaxConcurrentRuns:      int(r.number("MaxConcurrentRuns", defaultMaxConcurrentRuns, true)),
 		QueueLimit:             int(r.number("QueueLimit", defaultQueueLimit, true)),
@@ -305,6 +312,8 @@ func (c *configuration) hostSettings() HostSettings {
 		CodexConfig:            c.CodexConfig,
 		DefaultSandbox:         c.DefaultSandbox,
 		Model:                  c.Model,
+		RunIsolation:           c.RunIsolation,
+		CodexEnv:               c.CodexEnv,
 		RunTimeoutMinutes:      c.RunTimeoutMinutes,
 		MaxConcurrentRuns:      c.MaxConcurrentRuns,
 		QueueLimit:             c.QueueLimit,

@@ -119,20 +119,24 @@ type ConfigRequest struct {
 
 // HostSettings are the System Console settings the host acts on, keyed as in the contract.
 type HostSettings struct {
-	AllowedUsers          []string `json:"allowed_users"`
-	AllowedChannels       []string `json:"allowed_channels"`
-	AllowedTeams          []string `json:"allowed_teams"`
-	Projects              string   `json:"projects"`
-	DefaultProject        string   `json:"default_project"`
-	CodexPath             string   `json:"codex_path"`
-	CodexHome             string   `json:"codex_home"`
-	CodexConfig           string   `json:"codex_config"`
-	DefaultSandbox        string   `json:"default_sandbox"`
-	Model                 string   `json:"model"`
-	RunTimeoutMinutes     float64  `json:"run_timeout_minutes"`
-	MaxConcurrentRuns     int      `json:"max_concurrent_runs"`
-	QueueLimit            int      `json:"queue_limit"`
-	ThreadRepliesContinue bool     `json:"thread_replies_continue"`
+	AllowedUsers    []string `json:"allowed_users"`
+	AllowedChannels []string `json:"allowed_channels"`
+	AllowedTeams    []string `json:"allowed_teams"`
+	Projects        string   `json:"projects"`
+	DefaultProject  string   `json:"default_project"`
+	CodexPath       string   `json:"codex_path"`
+	CodexHome       string   `json:"codex_home"`
+	CodexConfig     string   `json:"codex_config"`
+	DefaultSandbox  string   `json:"default_sandbox"`
+	Model           string   `json:"model"`
+	// RunIsolation is `bubblewrap` (each Codex run in its own namespace) or `off`.
+	RunIsolation string `json:"run_isolation"`
+	// CodexEnv names host environment variables Codex also gets, one per line.
+	CodexEnv              string  `json:"codex_env"`
+	RunTimeoutMinutes     float64 `json:"run_timeout_minutes"`
+	MaxConcurrentRuns     int     `json:"max_concurrent_runs"`
+	QueueLimit            int     `json:"queue_limit"`
+	ThreadRepliesContinue bool    `json:"thread_replies_continue"`
 	// ApproversIncludeAdmins lets system admins approve runs besides the policy's approvers.
 	ApproversIncludeAdmins bool   `json:"approvers_include_admins"`
 	TranscriptBudgetChars  int    `json:"transcript_budget_chars"`

@@ -283,6 +283,7 @@ func (s *suite) installPlugin(ctx context.Context, bundle, codex string) error {
 		"codexpath":             codex,
 		"codexhome":             codexHome,
 		"codexconfig":           s.codexConfig,
+		"codexenv":              "MOCK_API_KEY",
 		"defaultsandbox":        "read-only",
 		"model":                 "gpt-5.5",
 		"runtimeoutminutes":     5,

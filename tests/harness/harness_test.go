@@ -269,8 +269,8 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	sockDir, err := os.MkdirTemp("", "cmh")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	// The managed host inherits the plugin's environment, and Codex the host's: the mock
-	// provider's env_key must be set for Codex to start.
+	// The managed host inherits the plugin's environment; Codex gets only what Codex
+	// environment names: the mock provider's env_key must reach it for Codex to start.
 	t.Setenv("MOCK_API_KEY", "mock-key")
 
 	var settingsMu sync.Mutex
@@ -284,6 +284,7 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		"codexpath":         codex,
 		"codexhome":         codexHome,
 		"codexconfig":       codexConfig(t, testkit, modelAddr),
+		"codexenv":          "MOCK_API_KEY",
 		"defaultsandbox":    "read-only",
 		"model":             "gpt-5.5",
 		"runtimeoutminutes": 5,
@@ -379,6 +380,35 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		})
 		followUp := waitForBotPost(t, mmAddr, botID, "Mock answer: and now in French")
 		assert.Equal(t, rootID, followUp.Post.RootID, "the continuation is answered in the same thread")
+	})
+
+	t.Run("a run of the managed host reaches neither the host's state nor the server's files", func(t *testing.T) {
+		// A stand-in for the server's config.json beside the plugins directory, as in a real install.
+		serverConfig := filepath.Join(root, "config", "config.json")
+		require.NoError(t, os.MkdirAll(filepath.Dir(serverConfig), 0o755))
+		require.NoError(t, os.WriteFile(serverConfig, []byte(`{"SqlSettings":{"DataSource":"postgres://mm:pw@db/mm"}}`), 0o600))
+		targets := []string{
+			filepath.Join(pluginsDir, "."+pluginID), // the managed host's state: database, button key
+			filepath.Join(sockDir, "host.sock"),
+			bundlePath,
+			serverConfig,
+			policyDir,
+		}
+		script := ""
+		for _, p := range targets {
+			script += "if test -e '" + p + "'; then echo 'LEAK " + p + "'; else echo 'hidden " + p + "'; fi; "
+		}
+		script += "cat README.md"
+		_, appErr := hooks.ExecuteCommand(&plugin.Context{}, &model.CommandArgs{
+			UserId: alice.Id, ChannelId: channel.Id, TeamId: team.Id, TriggerId: "trigger", Command: "/codex [[mock:sh:" + script + "]]",
+		})
+		require.Nil(t, appErr)
+		out := waitForBotPost(t, mmAddr, botID, "Command output:")
+		for _, p := range targets {
+			assert.Contains(t, out.Post.Message, "hidden "+p, "the run can see %s", p)
+		}
+		assert.NotContains(t, out.Post.Message, "LEAK")
+		assert.Contains(t, out.Post.Message, "demo", "the run reads its own repository")
 	})
 
 	t.Run("a button click through ServeHTTP reaches the host", func(t *testing.T) {

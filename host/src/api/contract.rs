@@ -175,6 +175,8 @@ pub struct Health {
     pub codex: CodexInfo,
     pub queue: QueueInfo,
     pub policies: Vec<serde_json::Value>,
+    /// How Codex runs are confined on this machine.
+    pub isolation: crate::runner::isolation::IsolationInfo,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -34,12 +34,19 @@ pub struct ServerOptions {
     pub secret: String,
     /// Uids allowed to connect besides the host's own.
     pub allow_uids: Vec<u32>,
+    /// A group to give the socket file to (so a server in that group can open it, without
+    /// sharing any other file of the host's).
+    pub socket_group: Option<String>,
 }
 
-/// Binds the socket (mode 0660) and serves until `shutdown` fires; then stops accepting and lets
-/// open connections finish their current request.
-pub async fn serve(host: Arc<Host>, opts: ServerOptions, shutdown: CancellationToken) -> Result<()> {
-    let listener = bind(&opts.socket)?;
+/// Binds the socket (mode 0660, and the group if one is given).
+pub fn bind(opts: &ServerOptions) -> Result<UnixListener> {
+    bind_path(&opts.socket, opts.socket_group.as_deref())
+}
+
+/// Serves on `listener` until `shutdown` fires; then stops accepting and lets open connections
+/// finish their current request.
+pub async fn serve(host: Arc<Host>, listener: UnixListener, opts: ServerOptions, shutdown: CancellationToken) -> Result<()> {
     info!(socket = %opts.socket.display(), "listening");
     let own_uid = unsafe { libc::geteuid() };
     let auth = Arc::new(Auth { secret: opts.secret, uids: std::iter::once(own_uid).chain(opts.allow_uids).collect() });
@@ -76,7 +83,7 @@ pub async fn serve(host: Arc<Host>, opts: ServerOptions, shutdown: CancellationT
     Ok(())
 }
 
-fn bind(path: &Path) -> Result<UnixListener> {
+fn bind_path(path: &Path, group: Option<&str>) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating the socket directory {}", dir.display()))?;
     }
@@ -90,7 +97,26 @@ fn bind(path: &Path) -> Result<UnixListener> {
     let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("setting mode 0660 on {}", path.display()))?;
+    if let Some(group) = group {
+        let gid = group_id(group)?;
+        std::os::unix::fs::chown(path, None, Some(gid)).with_context(|| format!("giving {} to the group {group}", path.display()))?;
+    }
     Ok(listener)
+}
+
+/// The id of a group given by name or number.
+fn group_id(group: &str) -> Result<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let name = std::ffi::CString::new(group).context("a group name has no NUL byte")?;
+    // SAFETY: getgrnam takes a valid C string; the returned record is read at once, before any
+    // other call could reuse its static storage.
+    let record = unsafe { libc::getgrnam(name.as_ptr()) };
+    if record.is_null() {
+        anyhow::bail!("--socket-group: there is no group `{group}` on this machine");
+    }
+    Ok(unsafe { (*record).gr_gid })
 }
 
 struct Auth {

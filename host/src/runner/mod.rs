@@ -4,6 +4,7 @@
 //! events and a [`process::Ending`]. Posts nothing and stores nothing itself.
 
 pub mod events;
+pub mod isolation;
 pub mod process;
 pub mod scheduler;
 

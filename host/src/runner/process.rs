@@ -1,6 +1,7 @@
 //! The one place that spawns Codex: `codex exec --json`, stdin closed, its own process group,
-//! stdout read to the end as JSONL events, stderr kept as a bounded tail. Cancel and timeout end
-//! the whole group: SIGTERM, then SIGKILL after a grace period.
+//! the environment and sandbox [`isolation`](super::isolation) built, stdout read to the end as
+//! JSONL events, stderr kept as a bounded tail. Cancel and timeout end the whole group: SIGTERM,
+//! then SIGKILL after a grace period.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{parse_line, Event};
+use super::isolation::Launch;
 use crate::config::Sandbox;
 
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -20,12 +22,12 @@ const STDERR_TAIL_BYTES: usize = 4096;
 /// Everything that decides how Codex is invoked for one run.
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    pub codex_path: String,
+    /// The program, its sandbox and its environment.
+    pub launch: Launch,
     pub repo: PathBuf,
     pub sandbox: Sandbox,
     pub model: Option<String>,
     pub overrides: Vec<String>,
-    pub codex_home: Option<PathBuf>,
     /// Resume this Codex thread instead of starting a new one.
     pub resume: Option<String>,
     pub prompt: String,
@@ -104,19 +106,27 @@ pub async fn run(
     if !inv.repo.is_dir() {
         return Err(SpawnError::NoRepo(inv.repo.display().to_string()));
     }
-    let mut cmd = Command::new(&inv.codex_path);
+    let launch = &inv.launch;
+    let mut cmd = match &launch.wrapper {
+        Some((wrapper, args)) => {
+            let mut c = Command::new(wrapper);
+            c.args(args).arg(&launch.program);
+            c
+        }
+        None => Command::new(&launch.program),
+    };
     cmd.args(inv.args())
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    if let Some(home) = &inv.codex_home {
-        cmd.env("CODEX_HOME", home);
-    }
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => SpawnError::NotFound(inv.codex_path.clone()),
-        _ => SpawnError::Other { path: inv.codex_path.clone(), source: e },
+    let mut child = cmd.spawn().map_err(|e| match (e.kind(), &launch.wrapper) {
+        (std::io::ErrorKind::NotFound, None) => SpawnError::NotFound(launch.program.clone()),
+        (_, Some((wrapper, _))) => SpawnError::Other { path: wrapper.display().to_string(), source: e },
+        _ => SpawnError::Other { path: launch.program.clone(), source: e },
     })?;
     let pgid = child.id().map(|p| p as i32);
     tracing::debug!(pid = ?pgid, "codex started");
@@ -228,15 +238,18 @@ pub async fn codex_version(codex_path: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn unconfined() -> Launch {
+        Launch { wrapper: None, program: "codex".into(), codex_home: None, env: vec![] }
+    }
+
     #[test]
     fn resume_puts_exec_options_before_the_subcommand() {
         let inv = Invocation {
-            codex_path: "codex".into(),
+            launch: unconfined(),
             repo: "/srv/api".into(),
             sandbox: Sandbox::ReadOnly,
             model: Some("gpt-5.5".into()),
             overrides: vec!["analytics.enabled=false".into()],
-            codex_home: None,
             resume: Some("th-1".into()),
             prompt: "-v and more".into(),
             images: vec![],
@@ -250,12 +263,11 @@ mod tests {
     #[test]
     fn images_go_after_resume_and_before_the_prompt() {
         let mut inv = Invocation {
-            codex_path: "codex".into(),
+            launch: unconfined(),
             repo: "/srv/api".into(),
             sandbox: Sandbox::ReadOnly,
             model: None,
             overrides: vec![],
-            codex_home: None,
             resume: Some("th-1".into()),
             prompt: "see this".into(),
             images: vec!["/tmp/i/image-0.png".into(), "/tmp/i/image-1.jpg".into()],

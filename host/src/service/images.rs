@@ -24,7 +24,14 @@ const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/w
 /// The downloaded images of one run; the files go when this is dropped.
 pub(super) struct Images {
     pub paths: Vec<PathBuf>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Images {
+    /// The directory holding the images (bound read-only into the run's sandbox).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
 }
 
 /// Why an image is not passed on, or `None` when it is.
@@ -87,7 +94,7 @@ impl Host {
         if !skipped.is_empty() {
             self.note_skipped(plan, root_id, &skipped).await;
         }
-        Some(Images { paths, _dir: dir })
+        Some(Images { paths, dir })
     }
 
     /// Says in the thread which attachments Codex does not get.

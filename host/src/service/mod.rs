@@ -22,6 +22,7 @@ use crate::config::{Config, Project, Sandbox};
 use crate::gate::{Action, Decision, Gate, GateRequest, Ruling};
 use crate::model::{RunMode, RunStatus};
 use crate::render::{self, Redactor, POST_MAX_RUNES};
+use crate::runner::isolation::{Isolation, IsolationInfo, RunSpace};
 use crate::runner::{self, Admission, Ending, Invocation, RunState, Scheduler, SpawnError};
 use crate::store::{now_ms, RunResult, RunRow, Store, ThreadRow};
 
@@ -134,6 +135,8 @@ pub struct Host {
     gate: Arc<dyn Gate>,
     config: RwLock<Option<Arc<Config>>>,
     scheduler: Scheduler,
+    /// How runs are confined, as last probed for the configured mode.
+    isolation: RwLock<Arc<Isolation>>,
     active: Mutex<HashMap<String, Arc<ActiveRun>>>,
     redactor: RwLock<Arc<Redactor>>,
     bot_user_id: RwLock<String>,
@@ -148,13 +151,14 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(store: Store, chat: Chat, gate: Arc<dyn Gate>, signer: Signer, secrets: Vec<String>) -> Arc<Host> {
+    pub fn new(store: Store, chat: Chat, gate: Arc<dyn Gate>, signer: Signer, secrets: Vec<String>, isolation: Isolation) -> Arc<Host> {
         Arc::new(Host {
             store,
             chat,
             gate,
             config: RwLock::new(None),
             scheduler: Scheduler::new(1, 0),
+            isolation: RwLock::new(Arc::new(isolation)),
             active: Mutex::new(HashMap::new()),
             redactor: RwLock::new(Arc::new(Redactor::new(secrets.clone()))),
             bot_user_id: RwLock::new(String::new()),
@@ -175,6 +179,10 @@ impl Host {
 
     fn config(&self) -> Option<Arc<Config>> {
         self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn isolation(&self) -> Arc<Isolation> {
+        self.isolation.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn redactor(&self) -> Arc<Redactor> {
@@ -254,6 +262,13 @@ impl Host {
             *self.mattermost_url.write().unwrap() = req.mattermost_url.trim_end_matches('/').to_string();
             *self.actions_url.write().unwrap() = req.actions_url.clone();
         }
+        let isolation = self.isolation().with_mode(cfg.isolation).probe().await;
+        match isolation.info() {
+            IsolationInfo { active: true, .. } => info!("run isolation: bubblewrap (each Codex run sees only its project, its own Codex home and temp)"),
+            IsolationInfo { problem: Some(p), .. } => warnings.push(format!("Run isolation: {p}. Runs are refused until this is fixed or Run isolation is set to off.")),
+            _ => warn!("run isolation is off: Codex can read everything the host's OS user can (set Run isolation to bubblewrap)"),
+        }
+        *self.isolation.write().unwrap() = Arc::new(isolation);
         let mut secrets = self.secrets.clone();
         if !req.bot_token.is_empty() {
             secrets.push(req.bot_token.clone());
@@ -315,6 +330,7 @@ impl Host {
             codex: CodexInfo { path, version },
             queue: QueueInfo { running, queued, max_concurrent_runs: max, queue_limit: limit },
             policies: self.gate.describe(),
+            isolation: self.isolation().info(),
         }
     }
 
@@ -443,7 +459,12 @@ impl Host {
         } else {
             lines.into_iter().map(|(_, l)| l).collect::<Vec<_>>().join("\n")
         };
-        CommandResponse::ephemeral(format!("{here}\n\nOn this host: {running} of {max} run slots busy, {queued} waiting."))
+        let isolation = match self.isolation().info() {
+            IsolationInfo { active: true, .. } => "each run isolated with bubblewrap".to_string(),
+            IsolationInfo { problem: Some(_), .. } => "isolation unavailable, runs are refused (an admin sees why in the server log)".to_string(),
+            _ => "run isolation off".to_string(),
+        };
+        CommandResponse::ephemeral(format!("{here}\n\nOn this host: {running} of {max} run slots busy, {queued} waiting; {isolation}."))
     }
 
     fn cmd_last(&self, req: &CommandRequest) -> CommandResponse {
@@ -717,7 +738,17 @@ impl Host {
         if prompt.trim().is_empty() {
             return Err("Give Codex something to do, e.g. `/codex fix the flaky login test`.".into());
         }
+        if let Some(refusal) = self.isolation().refusal() {
+            return Err(refusal);
+        }
         let thread = if root_id.is_empty() { None } else { self.store.thread(root_id).map_err(internal)? };
+        // A thread id is only valid in its own channel: a forged root id must not resume another
+        // channel's session or read its thread.
+        if let Some(t) = thread.as_ref().filter(|t| t.channel_id != channel.id) {
+            warn!(root = %t.root_id, thread_channel = %t.channel_id, channel = %channel.id, user = %user.id, "refused a thread from another channel");
+            let _ = self.store.audit("request.refused", None, &user.id, &channel.id, &json!({"reason": "thread-in-other-channel", "root_id": t.root_id}));
+            return Err("That thread belongs to another channel, so Codex did not run. Use `/codex` in the thread's own channel.".into());
+        }
         let (placement, project_name) = match intent {
             Intent::Continue => {
                 let project = self.active_project(cfg, &channel.id).ok_or_else(|| no_project(cfg))?;
@@ -977,13 +1008,33 @@ impl Host {
             return self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Exited(None), RunState { failure: Some("the host lost its configuration".into()), ..Default::default() }, String::new(), started).await;
         };
         let images = self.fetch_images(plan, &root_id).await;
+        let admin_home = Some(cfg.settings.codex_home.clone()).filter(|h| !h.is_empty()).map(PathBuf::from);
+        let image_dirs: Vec<PathBuf> = images.iter().map(|i| i.dir().to_path_buf()).collect();
+        let space = RunSpace {
+            repo: &plan.project.repo,
+            thread_key: if root_id.is_empty() { &plan.run_id } else { &root_id },
+            admin_codex_home: admin_home.as_deref(),
+            read_only: &image_dirs,
+            pass_env: &cfg.codex_env,
+        };
+        let launch = match self.isolation().launch(&cfg.settings.codex_path, &space) {
+            Ok(l) => l,
+            Err(e) => {
+                let failure = match e.kind() {
+                    std::io::ErrorKind::NotFound => SpawnError::NotFound(cfg.settings.codex_path.clone()).to_string(),
+                    _ => format!("the run's sandbox could not be prepared: {e}"),
+                };
+                warn!(error = %failure, "codex could not start");
+                let st = RunState { failure: Some(failure), ..Default::default() };
+                return self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Exited(None), st, String::new(), started).await;
+            }
+        };
         let inv = Invocation {
-            codex_path: cfg.settings.codex_path.clone(),
+            launch,
             repo: plan.project.repo.clone(),
             sandbox: plan.sandbox,
             model: plan.model.clone(),
             overrides: cfg.codex_overrides.clone(),
-            codex_home: Some(cfg.settings.codex_home.clone()).filter(|h| !h.is_empty()).map(PathBuf::from),
             resume: resume.clone(),
             prompt,
             images: images.as_ref().map(|i| i.paths.clone()).unwrap_or_default(),

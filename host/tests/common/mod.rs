@@ -32,6 +32,8 @@ pub struct Env {
     pub host: Option<tokio::process::Child>,
     pub alice: Value,
     pub channel: Value,
+    /// Extra environment of the host process (on top of the secret, the mock key and the log level).
+    pub host_env: Vec<(String, String)>,
 }
 
 impl Env {
@@ -39,7 +41,9 @@ impl Env {
     pub async fn start(tweak: impl FnOnce(&mut Value)) -> Env {
         let model = MockModel::start().await.expect("mock model");
         let mm = FakeMattermost::start(MattermostConfig::default()).await.expect("fake mattermost");
-        let dir = tempfile::tempdir().expect("tempdir");
+        // Under the build's own temp directory rather than /tmp, like a real state directory:
+        // the isolation tests then show it hidden by the sandbox, not merely by its private /tmp.
+        let dir = tempfile::Builder::new().prefix("scenario-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
         let repo = dir.path().join("repo");
         std::fs::create_dir_all(&repo).unwrap();
         let codex_home = dir.path().join("codex-home");
@@ -57,6 +61,7 @@ impl Env {
             "run_timeout_minutes": 2,
             "max_concurrent_runs": 2,
             "queue_limit": 5,
+            "codex_env": codex::API_KEY_ENV,
         });
         tweak(&mut settings);
         let mut env = Env {
@@ -69,6 +74,7 @@ impl Env {
             settings,
             host: None,
             alice: json!({"id": alice.id, "username": "alice", "roles": ["system_user"]}),
+            host_env: vec![],
             channel: json!({"id": "chan-dev-0000000000000000000", "name": "dev", "display_name": "Dev", "kind": "public", "team_id": "team-eng", "team_name": "eng"}),
         };
         env.start_host().await;
@@ -86,6 +92,7 @@ impl Env {
             .env("CODEX_HOST_SECRET", SECRET)
             .env(codex::API_KEY_ENV, "mock-key")
             .env("CODEX_HOST_LOG", "info,codex_host=debug")
+            .envs(self.host_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.path().join("host.log")).unwrap())

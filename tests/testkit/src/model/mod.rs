@@ -201,6 +201,10 @@ fn choose_reply(state: &mut ModelState, body: &Value, n: u64) -> (Reply, Duratio
         let reply = match state.calls.get(call_id) {
             Some(Scenario::Exec) => Reply::Message(EXEC_ANSWER.into()),
             Some(Scenario::Patch) => Reply::Message(PATCH_ANSWER.into()),
+            Some(Scenario::Shell) => Reply::Message(format!(
+                "Command output:\n{}",
+                scenario::tool_output_text(body)
+            )),
             _ => Reply::Failed(format!(
                 "mock model: got a {kind} for call_id {call_id}, which this mock never issued"
             )),
@@ -211,13 +215,16 @@ fn choose_reply(state: &mut ModelState, body: &Value, n: u64) -> (Reply, Duratio
     let scenario = Scenario::from_prompt(&prompt);
     let reply = match scenario {
         Scenario::Echo => Reply::Message(scenario::echo_answer(&prompt)),
-        Scenario::Exec | Scenario::Patch => {
+        Scenario::Exec | Scenario::Patch | Scenario::Shell => {
             let call_id = format!("call_mock_{n}");
             state.calls.insert(call_id.clone(), scenario);
-            if scenario == Scenario::Exec {
-                scenario::exec_call(call_id)
-            } else {
-                scenario::patch_call(call_id)
+            match scenario {
+                Scenario::Exec => scenario::exec_call(call_id),
+                Scenario::Patch => scenario::patch_call(call_id),
+                _ => scenario::shell_call(
+                    call_id,
+                    scenario::shell_command(&prompt).unwrap_or_default(),
+                ),
             }
         }
         Scenario::Fail => Reply::Failed(FAIL_MESSAGE.into()),

@@ -21,6 +21,9 @@ pub enum Scenario {
     Long { chars: usize },
     /// `[[mock:secret]]`: an answer carrying fake secrets of well-known shapes.
     Secret,
+    /// `[[mock:sh:COMMAND]]`: an `exec_command` call running COMMAND (everything up to `]]`), then
+    /// `Command output:` and what the command printed, as Codex reported it back.
+    Shell,
 }
 
 pub const EXEC_COMMAND: &str = "echo mock-exec-output";
@@ -68,9 +71,17 @@ impl Scenario {
                 chars: number()? as usize,
             },
             "secret" => Self::Secret,
+            "sh" if arg.is_some_and(|a| !a.trim().is_empty()) => Self::Shell,
             _ => return None,
         })
     }
+}
+
+/// The command of a `[[mock:sh:COMMAND]]` marker.
+pub fn shell_command(text: &str) -> Option<&str> {
+    let start = text.find("[[mock:sh:")? + "[[mock:sh:".len();
+    let len = text[start..].find("]]")?;
+    Some(text[start..start + len].trim())
 }
 
 /// The text of the last input item with role `user`, i.e. the prompt of the current turn.
@@ -96,6 +107,17 @@ fn message_text(message: &Value) -> Option<String> {
             .join("\n"),
         _ => return None,
     })
+}
+
+/// What the tool that ends the input printed, as Codex reports it (a string, or text parts).
+pub fn tool_output_text(body: &Value) -> String {
+    let output = body.get("input").and_then(Value::as_array).and_then(|i| i.last()).and_then(|l| l.get("output"));
+    match output {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
 }
 
 /// The tool output that ends the input, if the request is the follow-up to a tool call.
@@ -135,6 +157,14 @@ pub fn exec_call(call_id: String) -> Reply {
         call_id,
         name: "exec_command".into(),
         arguments: json!({ "cmd": EXEC_COMMAND }).to_string(),
+    }
+}
+
+pub fn shell_call(call_id: String, command: &str) -> Reply {
+    Reply::FunctionCall {
+        call_id,
+        name: "exec_command".into(),
+        arguments: json!({ "cmd": command }).to_string(),
     }
 }
 
@@ -308,6 +338,9 @@ mod tests {
             Scenario::Long { chars: 500 }
         );
         assert_eq!(Scenario::from_prompt("[[mock:nope]]"), Scenario::Echo);
+        assert_eq!(Scenario::from_prompt("try [[mock:sh: cat /etc/hostname ]]"), Scenario::Shell);
+        assert_eq!(shell_command("try [[mock:sh: cat /etc/hostname ]]"), Some("cat /etc/hostname"));
+        assert_eq!(Scenario::from_prompt("[[mock:sh: ]]"), Scenario::Echo);
     }
 
     #[test]
