@@ -1032,6 +1032,7 @@ impl Host {
             let run_id = plan.run_id.clone();
             let cancel = active.cancel.clone();
             let inv = &inv;
+            let redactor = redactor.clone();
             async move {
                 let on_spawn = |pgid| {
                     let _ = store.set_pgid(&run_id, pgid);
@@ -1042,7 +1043,7 @@ impl Host {
                             let _ = store.set_codex_thread(&root_id, thread_id);
                         }
                     }
-                    state.lock().unwrap().apply(&ev);
+                    state.lock().unwrap().apply(&ev, &redactor);
                 })
                 .await
             }
