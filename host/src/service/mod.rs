@@ -456,7 +456,7 @@ impl Host {
                     "{icon} **{word}** · `{}` · @{} · {ago} ago\n> {}{link}",
                     r.project,
                     r.username,
-                    render::one_line(&r.prompt, 200)
+                    render::one_line(&self.redactor().redact(&r.prompt), 200)
                 ))
             }
             Ok(None) => CommandResponse::ephemeral("No Codex runs in this channel yet. Start one with `/codex <prompt>`."),
@@ -542,7 +542,7 @@ impl Host {
             run_id,
             &user.id,
             &channel.id,
-            &json!({"request_id": request_id, "action": format!("{action:?}"), "project": project.map(|p| p.0), "rules": ruling.rules, "report": ruling.report}),
+            &json!({"request_id": request_id, "action": format!("{action:?}"), "project": project.map(|p| p.0), "rules": ruling.rules, "report": self.redactor().redact_json(&ruling.report)}),
         );
         ruling
     }
@@ -791,7 +791,8 @@ impl Host {
             user_id: user.id.clone(),
             username: user.username.clone(),
             project: project.name.clone(),
-            prompt: prompt.to_string(),
+            // Stored for `/codex last`, approval posts and retries; Codex gets the prompt from `plan`.
+            prompt: self.redactor().redact(prompt),
             mode: "pending".into(),
             status: if approval.is_some() { RunStatus::AwaitingApproval } else { RunStatus::Queued },
             progress_post_id: None,
@@ -854,7 +855,7 @@ impl Host {
         let root = NewPost {
             channel_id: plan.channel.id.clone(),
             root_id: String::new(),
-            message: self.redactor().redact(&render::thread_root(&plan.user.username, &plan.project.name, &plan.prompt)),
+            message: render::thread_root(&plan.user.username, &plan.project.name, &self.redactor().redact(&plan.prompt)),
             props: json!({"codex_kind": "root", "codex_run_id": plan.run_id}),
             file_ids: vec![],
         };
@@ -1119,7 +1120,7 @@ impl Host {
         let result = RunResult {
             exit_code,
             summary: render::one_line(&body, 500),
-            output_tail: stderr_tail.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect(),
+            output_tail: redactor.redact(&stderr_tail).chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect(),
             input_tokens: state.usage.input_tokens,
             output_tokens: state.usage.output_tokens,
             files_changed: state.files_changed.len(),
