@@ -42,18 +42,19 @@ pub fn progress(p: &Progress) -> String {
     s
 }
 
-/// A short description of the step Codex is on, for the progress post.
-pub fn step_command(command: &str) -> String {
-    format!("Running `{}`", one_line(command, 120))
+/// A short description of the step Codex is on, for the progress post. Redacted before it is
+/// cut, so a secret cut in half is still recognised.
+pub fn step_command(r: &Redactor, command: &str) -> String {
+    format!("Running `{}`", one_line(&r.redact(command), 120))
 }
 
-pub fn step_files(paths: &[String]) -> String {
+pub fn step_files(r: &Redactor, paths: &[String]) -> String {
     let names: Vec<String> = paths.iter().map(|p| format!("`{}`", file_name(p))).collect();
-    format!("Editing {}", one_line(&names.join(", "), 160))
+    format!("Editing {}", one_line(&r.redact(&names.join(", ")), 160))
 }
 
-pub fn step_other(what: &str) -> String {
-    one_line(what, 140)
+pub fn step_other(r: &Redactor, what: &str) -> String {
+    one_line(&r.redact(what), 140)
 }
 
 /// The progress post once the run has ended: one line, so the thread stays readable on a phone.
@@ -269,7 +270,8 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Collapses white space and cuts to `max` characters with an ellipsis.
+/// Collapses white space and cuts to `max` characters with an ellipsis. Text that may hold a
+/// secret is redacted before this: a cut secret no longer has the shape that would find it.
 pub fn one_line(s: &str, max: usize) -> String {
     let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
     cut(&flat, max)
@@ -315,13 +317,28 @@ mod tests {
         let p = progress(&Progress {
             project: "api",
             elapsed: Duration::from_secs(42),
-            step: Some(step_command("cargo   test\n -p login")),
+            step: Some(step_command(&Redactor::default(), "cargo   test\n -p login")),
             steps_done: 1,
             queue_position: None,
         });
         assert_eq!(p, ":hourglass_flowing_sand: **Working** · `api` · 0:42 · 1 step done\nRunning `cargo test -p login`");
         let q = progress(&Progress { project: "api", queue_position: Some(3), ..Default::default() });
         assert!(q.starts_with(":hourglass: **Queued** · position 3"), "{q}");
+    }
+
+    #[test]
+    fn steps_are_redacted_before_they_are_cut() {
+        let r = Redactor::new(vec!["bot-token-known-to-the-host".into()]);
+        // Both secrets straddle the cut at 119 characters: what is left of them after the cut no
+        // longer has the shape (or the whole literal) that would find it.
+        let command = format!("{} gh auth login --with-token ghp_{}", "x".repeat(72), "a1B2c3D4e5".repeat(4));
+        let step = step_command(&r, &command);
+        assert!(step.contains("[redacted GitH"), "{step}");
+        assert!(!step.contains("ghp_"), "{step}");
+        let command = format!("curl {}-H 'Auth: bot-token-known-to-the-host'", "y".repeat(85));
+        let step = step_command(&r, &command);
+        assert!(step.contains("[redacted secret]"), "{step}");
+        assert!(!step.contains("bot-token"), "{step}");
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub struct RunState {
 }
 
 impl RunState {
-    pub fn apply(&mut self, ev: &Event) {
+    /// Folds in one event; `redactor` cleans step descriptions before they are shortened.
+    pub fn apply(&mut self, ev: &Event, redactor: &render::Redactor) {
         self.revision += 1;
         match ev {
             Event::ThreadStarted { thread_id } => self.thread_id = Some(thread_id.clone()),
@@ -45,7 +46,7 @@ impl RunState {
             Event::TurnFailed { message } => self.failure = Some(message.clone()),
             Event::Error { message } => self.last_error = Some(message.clone()),
             Event::ItemStarted(item) | Event::ItemUpdated(item) => {
-                if let Some(step) = describe(&item.kind) {
+                if let Some(step) = describe(&item.kind, redactor) {
                     self.step = Some(step);
                 }
             }
@@ -66,13 +67,13 @@ impl RunState {
     }
 }
 
-fn describe(kind: &ItemKind) -> Option<String> {
+fn describe(kind: &ItemKind, r: &render::Redactor) -> Option<String> {
     Some(match kind {
-        ItemKind::CommandExecution { command, .. } => render::step_command(command),
-        ItemKind::FileChange { changes } => render::step_files(&changes.iter().map(|c| c.path.clone()).collect::<Vec<_>>()),
-        ItemKind::McpToolCall { server, tool } => render::step_other(&format!("Using tool `{server}.{tool}`")),
-        ItemKind::WebSearch { query } => render::step_other(&format!("Searching the web for “{query}”")),
-        ItemKind::TodoList { done, total } => render::step_other(&format!("Plan: {done}/{total} done")),
+        ItemKind::CommandExecution { command, .. } => render::step_command(r, command),
+        ItemKind::FileChange { changes } => render::step_files(r, &changes.iter().map(|c| c.path.clone()).collect::<Vec<_>>()),
+        ItemKind::McpToolCall { server, tool } => render::step_other(r, &format!("Using tool `{server}.{tool}`")),
+        ItemKind::WebSearch { query } => render::step_other(r, &format!("Searching the web for “{query}”")),
+        ItemKind::TodoList { done, total } => render::step_other(r, &format!("Plan: {done}/{total} done")),
         ItemKind::Reasoning { .. } => "Thinking…".to_string(),
         _ => return None,
     })

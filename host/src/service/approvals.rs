@@ -206,10 +206,11 @@ impl Host {
     }
 
     fn approval_message(&self, requester: &str, project: &str, prompt: &str, spec: &ApprovalSpec, approved_by: &[String]) -> String {
-        self.redactor().redact(&render::approval_request(&render::ApprovalView {
+        let redactor = self.redactor();
+        redactor.redact(&render::approval_request(&render::ApprovalView {
             requester,
             project,
-            prompt,
+            prompt: &redactor.redact(prompt),
             reason: &spec.reason,
             rules: &spec.rules,
             approvers: &spec.approvers,
@@ -222,7 +223,7 @@ impl Host {
     /// Replaces the approval request's buttons with how it was closed.
     async fn close_approval_post(&self, plan: &Plan, word: &str, by: &[String]) {
         let Some(post_id) = self.store.approval(&plan.run_id).ok().flatten().and_then(|r| r.post_id) else { return };
-        let msg = self.redactor().redact(&render::approval_closed(word, by, &plan.prompt));
+        let msg = render::approval_closed(word, by, &self.redactor().redact(&plan.prompt));
         if let Err(e) = self.chat.update_post(&post_id, &msg, Some(approval_props(&plan.run_id, word))).await {
             warn!(error = %e, "could not update the approval request");
         }
@@ -303,7 +304,7 @@ impl Host {
             let by = self.store.add_approver(&run.id, &user.username).unwrap_or_default();
             let _ = self.store.audit("approval.approve", Some(&run.id), &user.id, &req.channel_id, &json!({"by": user.username, "count": by.len(), "needed": spec.min_approvals}));
             if by.len() as u32 >= spec.min_approvals && self.store.decide_approval(&run.id, "approved", &by.join(",")).unwrap_or(false) {
-                ActionUpdate { message: self.redactor().redact(&render::approval_closed("granted", &by, &run.prompt)), props: approval_props(&run.id, "approved") }
+                ActionUpdate { message: render::approval_closed("granted", &by, &self.redactor().redact(&run.prompt)), props: approval_props(&run.id, "approved") }
             } else {
                 let mut props = with_buttons(approval_props(&run.id, "awaiting_approval"), self.approval_buttons(&run.id, &spec));
                 props["codex_approved_by"] = json!(by);
@@ -313,7 +314,7 @@ impl Host {
             let _ = self.store.decide_approval(&run.id, "denied", &user.username);
             let _ = self.store.audit("approval.deny", Some(&run.id), &user.id, &req.channel_id, &json!({"by": user.username}));
             ActionUpdate {
-                message: self.redactor().redact(&render::approval_closed("denied", std::slice::from_ref(&user.username), &run.prompt)),
+                message: render::approval_closed("denied", std::slice::from_ref(&user.username), &self.redactor().redact(&run.prompt)),
                 props: approval_props(&run.id, "denied"),
             }
         };

@@ -477,7 +477,7 @@ impl Host {
                     "{icon} **{word}** · `{}` · @{} · {ago} ago\n> {}{link}",
                     r.project,
                     r.username,
-                    render::one_line(&r.prompt, 200)
+                    render::one_line(&self.redactor().redact(&r.prompt), 200)
                 ))
             }
             Ok(None) => CommandResponse::ephemeral("No Codex runs in this channel yet. Start one with `/codex <prompt>`."),
@@ -563,7 +563,7 @@ impl Host {
             run_id,
             &user.id,
             &channel.id,
-            &json!({"request_id": request_id, "action": format!("{action:?}"), "project": project.map(|p| p.0), "rules": ruling.rules, "report": ruling.report}),
+            &json!({"request_id": request_id, "action": format!("{action:?}"), "project": project.map(|p| p.0), "rules": ruling.rules, "report": self.redactor().redact_json(&ruling.report)}),
         );
         ruling
     }
@@ -822,7 +822,8 @@ impl Host {
             user_id: user.id.clone(),
             username: user.username.clone(),
             project: project.name.clone(),
-            prompt: prompt.to_string(),
+            // Stored for `/codex last`, approval posts and retries; Codex gets the prompt from `plan`.
+            prompt: self.redactor().redact(prompt),
             mode: "pending".into(),
             status: if approval.is_some() { RunStatus::AwaitingApproval } else { RunStatus::Queued },
             progress_post_id: None,
@@ -885,7 +886,7 @@ impl Host {
         let root = NewPost {
             channel_id: plan.channel.id.clone(),
             root_id: String::new(),
-            message: self.redactor().redact(&render::thread_root(&plan.user.username, &plan.project.name, &plan.prompt)),
+            message: render::thread_root(&plan.user.username, &plan.project.name, &self.redactor().redact(&plan.prompt)),
             props: json!({"codex_kind": "root", "codex_run_id": plan.run_id}),
             file_ids: vec![],
         };
@@ -1083,6 +1084,7 @@ impl Host {
             let run_id = plan.run_id.clone();
             let cancel = active.cancel.clone();
             let inv = &inv;
+            let redactor = redactor.clone();
             async move {
                 let on_spawn = |pgid| {
                     let _ = store.set_pgid(&run_id, pgid);
@@ -1093,7 +1095,7 @@ impl Host {
                             let _ = store.set_codex_thread(&root_id, thread_id);
                         }
                     }
-                    state.lock().unwrap().apply(&ev);
+                    state.lock().unwrap().apply(&ev, &redactor);
                 })
                 .await
             }
@@ -1169,7 +1171,7 @@ impl Host {
         let result = RunResult {
             exit_code,
             summary: render::one_line(&body, 500),
-            output_tail: stderr_tail.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect(),
+            output_tail: redactor.redact(&stderr_tail).chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect(),
             input_tokens: state.usage.input_tokens,
             output_tokens: state.usage.output_tokens,
             files_changed: state.files_changed.len(),
