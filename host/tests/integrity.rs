@@ -32,3 +32,42 @@ async fn a_thread_from_another_channel_is_refused() {
     assert_eq!(second.post.root_id, root);
     assert_eq!(prop(&second, "codex_status"), "answered", "{}", second.post.message);
 }
+
+/// A Retry click for one's own failed run, with a body naming another channel or another post:
+/// the channel is refused before the policy is asked; a foreign post's text is never echoed back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_bodies_cannot_redirect_a_run() {
+    let env = Env::start(|_| {}).await;
+    env.command("[[mock:fail]] break for a retry button").await;
+    let failed = env.outcomes(1).await.remove(0);
+    let retry = button_context(&failed, "retry").expect("failed runs offer Retry");
+    let requests_before = env.model.requests().len();
+
+    // Another channel in the body (e.g. a public one with looser limits).
+    let other = json!({"id": "chan-other-00000000000000000", "name": "other", "display_name": "Other", "kind": "public", "team_id": "team-eng", "team_name": "eng"});
+    let body = json!({"user_id": env.alice["id"], "user": env.alice, "channel": other, "post_id": failed.post.id,
+                      "channel_id": other["id"], "team_id": "team-eng", "context": retry});
+    let (status, r) = env.call("POST", "/v1/actions", Some(body)).await;
+    assert_eq!(status, 200, "{r}");
+    assert!(r["ephemeral_text"].as_str().unwrap().contains("does not belong to this channel"), "{r}");
+    assert!(env.audit("action.refused").iter().any(|a| a.to_string().contains("channel-mismatch")));
+    assert_eq!(env.model.requests().len(), requests_before, "the tampered retry ran");
+
+    // Another post in the body: a private post the user cannot read.
+    let carol = env.mm.add_user(codex_testkit::mattermost::NewUser { username: "carol".into(), ..Default::default() });
+    let private = env
+        .mm
+        .inject_post(codex_testkit::mattermost::NewPost {
+            user_id: carol.id,
+            channel_id: "chan-private-000000000000000".into(),
+            message: "PRIVATE-CHANNEL-TEXT".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let r = env.click_with(&env.alice, &private.id, retry).await;
+    let update = r["update"]["message"].as_str().unwrap_or_default();
+    assert!(!update.contains("PRIVATE-CHANNEL-TEXT"), "a foreign post's text came back: {r}");
+    assert!(update.contains("Retried by @alice"), "the retry did not start: {r}");
+    let second = env.outcomes(2).await.remove(1);
+    assert_eq!(second.post.channel_id, env.channel["id"].as_str().unwrap(), "the retry ran in the run's own channel");
+}

@@ -66,6 +66,14 @@ func (p *Plugin) handleAction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, model.PostActionIntegrationResponse{EphemeralText: unavailableMessage(&hostError{kind: hostUnreachable}, "This button did nothing", "")})
 		return
 	}
+	// The body is the client's: a user may send any channel id. The host takes the channel from
+	// the run the signed context names and refuses a click whose channel is another; here the
+	// clicking user must be able to read that channel.
+	if in.ChannelId == "" || !p.API.HasPermissionToChannel(userID, in.ChannelId, model.PermissionReadChannel) {
+		p.API.LogWarn("Refused a button click on a channel the user cannot read.", "user_id", userID, "channel_id", in.ChannelId)
+		writeJSON(w, http.StatusOK, model.PostActionIntegrationResponse{EphemeralText: "Nothing happened: this button is in a channel you cannot read."})
+		return
+	}
 	req := ActionRequest{
 		UserID:    userID,
 		PostID:    in.PostId,

@@ -44,6 +44,7 @@ func TestActionsTakeTheUserFromTheHeaderNotTheBody(t *testing.T) {
 	api.On("GetUser", "u-real").Return(testUser("u-real", "alice"), nil)
 	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
 	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	api.On("HasPermissionToChannel", "u-real", "c1", model.PermissionReadChannel).Return(true)
 
 	req := httptest.NewRequest("POST", "/v1/actions", strings.NewReader(
 		`{"user_id":"u-forged","user_name":"mallory","post_id":"p1","channel_id":"c1","team_id":"t1","trigger_id":"tr","context":{"action":"cancel","run_id":"r1","sig":"s"}}`))
@@ -72,9 +73,10 @@ func TestActionWhenTheHostIsDownTellsTheUser(t *testing.T) {
 	p := activeTestPlugin(t, api, host)
 	p.state().tgt.client = newHostClient(host.socket+".missing", "secret", sameUserPeer())
 	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
-	api.On("GetChannel", "").Return(nil, model.NewAppError("GetChannel", "not_found", nil, "", http.StatusNotFound)).Maybe()
+	api.On("HasPermissionToChannel", "u1", "c1", model.PermissionReadChannel).Return(true)
+	api.On("GetChannel", "c1").Return(nil, model.NewAppError("GetChannel", "not_found", nil, "", http.StatusNotFound)).Maybe()
 
-	req := httptest.NewRequest("POST", "/v1/actions", strings.NewReader(`{"post_id":"p1","context":{"action":"cancel"}}`))
+	req := httptest.NewRequest("POST", "/v1/actions", strings.NewReader(`{"post_id":"p1","channel_id":"c1","context":{"action":"cancel"}}`))
 	req.Header.Set("Mattermost-User-Id", "u1")
 	w := httptest.NewRecorder()
 	p.ServeHTTP(nil, w, req)
@@ -82,6 +84,29 @@ func TestActionWhenTheHostIsDownTellsTheUser(t *testing.T) {
 	var resp model.PostActionIntegrationResponse
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
 	assert.Contains(t, resp.EphemeralText, "Codex is not available right now")
+}
+
+// A click body naming a channel the user cannot read (or none) never reaches the host.
+func TestActionsOnChannelsTheUserCannotReadAreRefused(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	p := activeTestPlugin(t, api, host)
+	api.On("HasPermissionToChannel", "u1", "c-private", model.PermissionReadChannel).Return(false)
+
+	for _, body := range []string{
+		`{"post_id":"p1","channel_id":"c-private","context":{"action":"retry","run_id":"r1","sig":"s"}}`,
+		`{"post_id":"p1","context":{"action":"retry","run_id":"r1","sig":"s"}}`,
+	} {
+		req := httptest.NewRequest("POST", "/v1/actions", strings.NewReader(body))
+		req.Header.Set("Mattermost-User-Id", "u1")
+		w := httptest.NewRecorder()
+		p.ServeHTTP(nil, w, req)
+		require.Equal(t, http.StatusOK, w.Code)
+		var resp model.PostActionIntegrationResponse
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+		assert.Contains(t, resp.EphemeralText, "cannot read", body)
+	}
+	assert.Empty(t, host.received("POST", routeActions), "a click on an unreadable channel reached the host")
 }
 
 func TestAutocompleteProjectsComesFromTheHost(t *testing.T) {

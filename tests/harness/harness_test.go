@@ -314,6 +314,8 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	api.On("GetUser", dave.Id).Return(dave, nil)
 	api.On("GetUser", mallory.Id).Return(mallory, nil)
 	api.On("GetChannel", channel.Id).Return(channel, nil)
+	// Every click is checked against the clicking user's read access to the channel.
+	api.On("HasPermissionToChannel", mock.Anything, channel.Id, model.PermissionReadChannel).Return(true)
 	api.On("GetTeam", team.Id).Return(team, nil)
 
 	env, err := plugin.NewEnvironment(func(*model.Manifest) plugin.API { return api }, nil, pluginsDir, webappDir, mlog.CreateConsoleTestLogger(t), nil)

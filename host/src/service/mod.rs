@@ -628,6 +628,14 @@ impl Host {
                 return eph("This run is not known to the Codex host (its state may have been reset).".into());
             }
         };
+        // Everything a click acts on comes from the stored run, never from the body: a body naming
+        // another channel (the plugin checked the user can read the body's channel) is refused.
+        let body_channel = if req.channel.id.is_empty() { &req.channel_id } else { &req.channel.id };
+        if body_channel != &run.channel_id {
+            warn!(user = %user.id, run = %run.id, channel = %body_channel, "refused a click whose channel is not its run's");
+            audit_refusal("channel-mismatch", Some(&run.id));
+            return eph("Nothing happened: this button does not belong to this channel.".into());
+        }
         let may_manage = run.user_id == user.id || user.is_system_admin();
         if matches!(click.action, ButtonAction::Cancel | ButtonAction::Retry) && !may_manage {
             audit_refusal("not-permitted", Some(&run.id));
@@ -654,11 +662,16 @@ impl Host {
                 if !self.spend(&click.nonce, &user, &run, &req) {
                     return eph("This button was already used.".into());
                 }
-                let channel = if req.channel.id.is_empty() { Channel { id: run.channel_id.clone(), ..Default::default() } } else { req.channel.clone() };
+                // Same id as the run's (checked above); the plugin resolved its name and kind.
+                let channel = Channel { id: run.channel_id.clone(), ..req.channel.clone() };
                 match self.submit(&cfg, &user, &channel, &run.root_id, Intent::Retry, &run.prompt, None) {
                     Ok(a) => {
                         let _ = self.store.audit("run.retry", Some(&a.run_id), &user.id, &run.channel_id, &json!({"retry_of": run.id}));
-                        let original = self.chat.post(&req.post_id).await.map(|p| p.message).unwrap_or_default();
+                        // The clicked post's text is shown again only if it is this run's own post.
+                        let original = match self.chat.post(&req.post_id).await {
+                            Ok(p) if p.channel_id == run.channel_id && p.props.get("codex_run_id").and_then(Value::as_str) == Some(run.id.as_str()) => p.message,
+                            _ => String::new(),
+                        };
                         ActionResponse {
                             update: Some(ActionUpdate { message: render::retried(&original, &user.username), props: outcome_props(&run.id, run.status, None) }),
                             ephemeral_text: String::new(),
