@@ -470,16 +470,64 @@ async fn admin_policy_modules_tighten_the_sandbox_and_hot_reload() {
     env.outcomes(1).await;
     assert!(env.log().contains("sandbox=\"read-only\""), "the run must use the tightened sandbox: {}", env.log());
 
-    // A broken module dropped in keeps the previous chain in force.
+    // A broken module dropped into the directory: the watcher keeps the chain in force.
     std::fs::write(admin_dir.join("20-broken.wasm"), b"not wasm").unwrap();
+    env.wait_log("a changed policy directory failed to load").await;
+    let why = env.command("policy").await["text"].as_str().unwrap().to_string();
+    assert!(why.contains("`10-readonly-public`") && !why.contains("20-broken"), "{why}");
+
+    // A settings push whose chain does not load is refused with the reason, and nothing of the
+    // previous chain stays in force: every request is refused with what the admin must fix.
     let mut broken = settings.clone();
     broken["queue_limit"] = json!(6);
     let body = json!({"mattermost_url": env.mm.url(), "bot_user_id": env.mm.bot().id, "bot_token": env.mm.bot_token(), "settings": broken});
+    let (status, resp) = env.call("PUT", "/v1/config", Some(body.clone())).await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(resp["error"].as_str().unwrap().contains("20-broken"), "{resp}");
+    let refused = env.command("[[mock:exec]] run anyway").await["text"].as_str().unwrap().to_string();
+    assert!(refused.contains("until a system admin fixes the policy settings") && refused.contains("20-broken"), "{refused}");
+    let why = env.command("policy").await["text"].as_str().unwrap().to_string();
+    assert!(why.contains("20-broken"), "/codex policy must say why: {why}");
+    assert_eq!(env.outcomes(1).await.len(), 1, "the refused prompt must not run");
+
+    // Fixed settings bring the chain back.
+    std::fs::remove_file(admin_dir.join("20-broken.wasm")).unwrap();
     let (status, resp) = env.call("PUT", "/v1/config", Some(body)).await;
     assert_eq!(status, 200, "{resp}");
-    assert!(resp["warnings"].to_string().contains("20-broken"), "{resp}");
     let why = env.command("policy").await["text"].as_str().unwrap().to_string();
-    assert!(why.contains("`10-readonly-public`") && !why.contains("20-broken"), "{why}");
+    assert!(why.contains("Sandbox: `read-only`") && why.contains("`10-readonly-public`"), "{why}");
+}
+
+/// New modules, edited configs and removed `.monitor` files take effect without a settings push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_directory_is_watched() {
+    let mut env = Env::start(|_| {}).await;
+    let admin_dir = env.dir.path().join("admin-policies");
+    std::fs::create_dir_all(&admin_dir).unwrap();
+    env.settings["policy_dir"] = json!(admin_dir.display().to_string());
+    env.push_config().await;
+
+    // A module added in monitor mode is evaluated, not enforced.
+    std::fs::write(admin_dir.join("50-approval.monitor"), b"").unwrap();
+    std::fs::write(admin_dir.join("50-approval.json"), json!({"patterns": ["(?i)\\bdeploy\\b"], "approvers": ["carol"]}).to_string()).unwrap();
+    std::fs::copy(policy_dir().join("approval-for-risky.wasm"), admin_dir.join("50-approval.wasm")).unwrap();
+    env.wait_log("the policy directory changed; the chain was reloaded").await;
+    let why = env.command_as(&env.alice.clone(), "policy", "").await["text"].as_str().unwrap().to_string();
+    assert!(why.contains("`50-approval`") && why.contains("monitor only"), "{why}");
+
+    // Removing the .monitor file enforces it.
+    let reloads = env.log().matches("the policy directory changed").count();
+    std::fs::remove_file(admin_dir.join("50-approval.monitor")).unwrap();
+    env.wait_log_count("the policy directory changed; the chain was reloaded", reloads + 1).await;
+    let ack = env.command("deploy to production").await;
+    assert!(ack["text"].as_str().unwrap().to_lowercase().contains("approv"), "{ack}");
+
+    // An edited config takes effect: deploys no longer need approval.
+    std::fs::write(admin_dir.join("50-approval.json"), json!({"patterns": ["(?i)\\bnever-matches\\b"], "approvers": ["carol"]}).to_string()).unwrap();
+    env.wait_log_count("the policy directory changed; the chain was reloaded", reloads + 2).await;
+    env.command("deploy to staging").await;
+    let out = env.outcomes(1).await.remove(0);
+    assert!(out.post.message.starts_with("Mock answer: deploy to staging"), "{}", out.post.message);
 }
 
 /// An environment whose chain adds `approval-for-risky`: prompts with "deploy" need approval by

@@ -177,7 +177,7 @@ async fn handle(host: &Arc<Host>, auth: &Auth, peer_uid: Option<u32>, req: Reque
             Ok(r) => match host.apply_config(r, true).await {
                 Ok(warnings) => json(StatusCode::OK, &ConfigResponse { ok: true, warnings }),
                 Err(problems) => {
-                    warn!(problems = %problems.join(" | "), "rejected a configuration; keeping the previous one");
+                    warn!(problems = %problems.join(" | "), "rejected a configuration");
                     error(StatusCode::BAD_REQUEST, format!("The settings were not applied: {}", problems.join(" ")))
                 }
             },

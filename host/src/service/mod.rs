@@ -232,11 +232,16 @@ impl Host {
         let mut warnings = Vec::new();
         let gate = self.gate.clone();
         let settings = cfg.settings.clone();
-        match tokio::task::spawn_blocking(move || gate.configure(&settings)).await {
-            Ok(Ok(loaded)) => loaded.iter().for_each(|l| info!("{l}")),
-            Ok(Err(e)) => warnings.push(e),
-            Err(e) => warnings.push(format!("Policy: loading the chain crashed ({e}); the previous chain stays in force.")),
-        }
+        // A chain that does not load refuses the push, and every request until it is fixed; the
+        // rest of the settings still apply, so the host stays configured and says why it refuses.
+        let gate_problem = match tokio::task::spawn_blocking(move || gate.configure(&settings)).await {
+            Ok(Ok(loaded)) => {
+                loaded.iter().for_each(|l| info!("{l}"));
+                None
+            }
+            Ok(Err(e)) => Some(e),
+            Err(e) => Some(format!("Policy: loading the chain crashed ({e}).")),
+        };
         for p in cfg.projects.values() {
             if !p.repo.is_dir() {
                 warnings.push(format!("Project `{}`: {} is not a directory on the host machine.", p.name, p.repo.display()));
@@ -286,6 +291,10 @@ impl Host {
         }
         let host = self.clone();
         self.tasks.spawn(async move { host.tell_interrupted().await });
+        if let Some(problem) = gate_problem {
+            tracing::error!(problem = %problem, "the policy chain did not load; every request is refused until the settings are fixed");
+            return Err(vec![problem]);
+        }
         Ok(warnings)
     }
 

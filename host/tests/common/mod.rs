@@ -140,6 +140,19 @@ impl Env {
         tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("host stops within 30 s").unwrap()
     }
 
+    /// Waits until the host's log says `needle` at least `count` times.
+    pub async fn wait_log_count(&self, needle: &str, count: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.log().matches(needle).count() < count {
+            assert!(tokio::time::Instant::now() < deadline, "the host never logged {needle:?} ({count}×):\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_log(&self, needle: &str) {
+        self.wait_log_count(needle, 1).await;
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
     }
