@@ -71,3 +71,16 @@ async fn click_bodies_cannot_redirect_a_run() {
     let second = env.outcomes(2).await.remove(1);
     assert_eq!(second.post.channel_id, env.channel["id"].as_str().unwrap(), "the retry ran in the run's own channel");
 }
+
+/// A button context far larger than any the host signs is refused before it is verified, and
+/// the audit keeps only its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_button_contexts_never_reach_the_audit() {
+    let env = Env::start(|_| {}).await;
+    let flood = "x".repeat(64 * 1024);
+    let r = env.click_with(&env.alice, "post-0000000000000000000000", json!({"action": "cancel", "run_id": "r", "junk": flood})).await;
+    assert!(r["ephemeral_text"].as_str().unwrap().contains("not valid"), "{r}");
+    let refused = env.audit("action.refused");
+    assert!(refused.iter().any(|a| a.to_string().contains("oversized")), "{refused:#?}");
+    assert!(refused.iter().all(|a| a.to_string().len() < 4096), "the flood reached the audit log");
+}

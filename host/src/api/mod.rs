@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -28,6 +29,10 @@ use crate::service::Host;
 use contract::*;
 
 const MAX_BODY: usize = 1 << 20;
+/// Connections served at once; the plugin uses a small pool, so more means something is wrong.
+const MAX_CONNECTIONS: usize = 64;
+/// A client that has not sent its request headers by then is disconnected.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct ServerOptions {
     pub socket: PathBuf,
@@ -51,6 +56,7 @@ pub async fn serve(host: Arc<Host>, listener: UnixListener, opts: ServerOptions,
     let own_uid = unsafe { libc::geteuid() };
     let auth = Arc::new(Auth { secret: opts.secret, uids: std::iter::once(own_uid).chain(opts.allow_uids).collect() });
     let conns = tokio_util::task::TaskTracker::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
@@ -59,14 +65,27 @@ pub async fn serve(host: Arc<Host>, listener: UnixListener, opts: ServerOptions,
             },
             _ = shutdown.cancelled() => break,
         };
+        // Checked before a byte is read: a peer of another uid gets nothing from this host.
         let peer_uid = stream.peer_cred().map(|c| c.uid()).ok();
+        if !peer_uid.is_some_and(|u| auth.uids.contains(&u)) {
+            warn!(peer_uid = ?peer_uid, "refused a connection from a uid that may not connect; start codex-host with --allow-uid for the Mattermost server's user");
+            continue;
+        }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            warn!(limit = MAX_CONNECTIONS, "refused a connection: too many open connections");
+            continue;
+        };
         let (host, auth, shutdown) = (host.clone(), auth.clone(), shutdown.clone());
         conns.spawn(async move {
+            let _slot = slot;
             let svc = hyper::service::service_fn(move |req| {
                 let (host, auth) = (host.clone(), auth.clone());
                 async move { Ok::<_, Infallible>(handle(&host, &auth, peer_uid, req).await) }
             });
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => if let Err(e) = r { debug!(error = %e, "connection ended with an error") },

@@ -18,6 +18,9 @@ use crate::config::Sandbox;
 
 const KILL_GRACE: Duration = Duration::from_secs(3);
 const STDERR_TAIL_BYTES: usize = 4096;
+/// The longest event line read from Codex; a longer one is skipped, so a run cannot exhaust the
+/// host's memory with one line.
+const MAX_EVENT_LINE_BYTES: usize = 8 << 20;
 
 /// Everything that decides how Codex is invoked for one run.
 #[derive(Debug, Clone)]
@@ -138,20 +141,21 @@ pub async fn run(
     let stderr = child.stderr.take().expect("stderr is piped");
     let stderr_task = tokio::spawn(read_tail(stderr));
 
-    let mut lines = BufReader::new(stdout).lines();
+    let mut lines = CappedLines::new(stdout, MAX_EVENT_LINE_BYTES);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut stopped: Option<Ending> = None;
     loop {
         tokio::select! {
             line = lines.next_line() => match line {
-                Ok(Some(line)) => {
+                Ok(Some(Line::Text(line))) => {
                     if let Some(ev) = parse_line(&line) {
                         on_event(ev);
                     } else if !line.trim().is_empty() {
                         tracing::debug!(line = %line.chars().take(200).collect::<String>(), "non-JSON line on codex stdout");
                     }
                 }
+                Ok(Some(Line::TooLong)) => tracing::warn!(limit = MAX_EVENT_LINE_BYTES, "skipped a Codex event line longer than the limit"),
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading codex stdout failed");
@@ -199,6 +203,63 @@ fn signal_group(pgid: Option<i32>, sig: libc::c_int) {
     }
 }
 
+/// A line of Codex's stdout, or the fact that one was too long to keep.
+#[derive(Debug, PartialEq)]
+enum Line {
+    Text(String),
+    TooLong,
+}
+
+/// Newline-separated lines of at most `max` bytes; the bytes of a longer line are dropped as they
+/// arrive. Cancel safe, like `Lines::next_line`: a partial line stays buffered between calls.
+struct CappedLines<R> {
+    reader: BufReader<R>,
+    buf: Vec<u8>,
+    skipping: bool,
+    max: usize,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> CappedLines<R> {
+    fn new(reader: R, max: usize) -> Self {
+        CappedLines { reader: BufReader::new(reader), buf: Vec::new(), skipping: false, max }
+    }
+
+    async fn next_line(&mut self) -> std::io::Result<Option<Line>> {
+        loop {
+            let chunk = self.reader.fill_buf().await?;
+            if chunk.is_empty() {
+                if self.buf.is_empty() && !self.skipping {
+                    return Ok(None);
+                }
+                return Ok(Some(self.take_line()));
+            }
+            let newline = chunk.iter().position(|b| *b == b'\n');
+            let content = newline.unwrap_or(chunk.len());
+            if !self.skipping {
+                if self.buf.len() + content > self.max {
+                    self.skipping = true;
+                    self.buf = Vec::new();
+                } else {
+                    self.buf.extend_from_slice(&chunk[..content]);
+                }
+            }
+            self.reader.consume(newline.map_or(content, |i| i + 1));
+            if newline.is_some() {
+                return Ok(Some(self.take_line()));
+            }
+        }
+    }
+
+    fn take_line(&mut self) -> Line {
+        let buf = std::mem::take(&mut self.buf);
+        if std::mem::take(&mut self.skipping) {
+            Line::TooLong
+        } else {
+            Line::Text(String::from_utf8_lossy(&buf).into_owned())
+        }
+    }
+}
+
 async fn read_tail(mut r: impl tokio::io::AsyncRead + Unpin) -> String {
     let mut tail: VecDeque<u8> = VecDeque::with_capacity(STDERR_TAIL_BYTES);
     let mut buf = [0u8; 8192];
@@ -237,6 +298,17 @@ pub async fn codex_version(codex_path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn overlong_event_lines_are_skipped_whole() {
+        let input: &[u8] = b"{\"a\":1}\n0123456789abcdef\n\nlast";
+        let mut lines = CappedLines::new(input, 10);
+        assert_eq!(lines.next_line().await.unwrap(), Some(Line::Text("{\"a\":1}".into())));
+        assert_eq!(lines.next_line().await.unwrap(), Some(Line::TooLong));
+        assert_eq!(lines.next_line().await.unwrap(), Some(Line::Text(String::new())));
+        assert_eq!(lines.next_line().await.unwrap(), Some(Line::Text("last".into())));
+        assert_eq!(lines.next_line().await.unwrap(), None);
+    }
 
     fn unconfined() -> Launch {
         Launch { wrapper: None, program: "codex".into(), codex_home: None, env: vec![] }

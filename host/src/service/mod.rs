@@ -614,6 +614,13 @@ impl Host {
     pub async fn action(self: &Arc<Self>, req: ActionRequest) -> ActionResponse {
         let eph = |t: String| ActionResponse { update: None, ephemeral_text: t };
         let user = User { id: req.user_id.clone(), username: non_empty(&req.user.username, &req.user_name), roles: req.user.roles.clone(), is_bot: false };
+        // A signed context is a few hundred bytes; a larger one is refused before it is verified
+        // or stored, so a click cannot flood the audit log.
+        let context_size = serde_json::to_string(&req.context).map_or(usize::MAX, |c| c.len());
+        if context_size > MAX_CONTEXT_BYTES {
+            let _ = self.store.audit("action.refused", None, &user.id, &req.channel_id, &json!({"reason": "oversized", "context_bytes": context_size}));
+            return eph("Nothing happened: this button's data is not valid.".into());
+        }
         let audit_refusal = |code: &str, run: Option<&str>| {
             let _ = self.store.audit("action.refused", run, &user.id, &req.channel_id, &json!({"reason": code, "post_id": req.post_id, "context": req.context}));
         };
@@ -1340,6 +1347,9 @@ fn stderr_summary(stderr: &str) -> String {
         .collect();
     lines[lines.len().saturating_sub(8)..].join("\n")
 }
+
+/// The largest button context accepted (the host's own are well under 1 KiB).
+const MAX_CONTEXT_BYTES: usize = 2048;
 
 fn progress_props(run_id: &str, status: RunStatus, buttons: Option<Value>) -> Value {
     with_buttons(json!({"codex_kind": "progress", "codex_run_id": run_id, "codex_status": status.as_str()}), buttons)

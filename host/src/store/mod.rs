@@ -176,6 +176,17 @@ impl Store {
         f(&conn).context("state database")
     }
 
+    /// Like [`Store::with`], but the write is on disk before it returns (`synchronous=FULL`):
+    /// a spent nonce or an approval must survive a power cut, or a replayed click could pass.
+    fn with_durable<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.with(|c| {
+            c.pragma_update(None, "synchronous", "FULL")?;
+            let out = f(c);
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            out
+        })
+    }
+
     pub fn set_channel_project(&self, channel_id: &str, project: &str, user_id: &str) -> Result<()> {
         self.with(|c| {
             c.execute(
@@ -360,7 +371,7 @@ impl Store {
     }
 
     pub fn insert_approval(&self, run_id: &str, spec: &serde_json::Value, plan: &serde_json::Value, expires_at: i64) -> Result<()> {
-        self.with(|c| {
+        self.with_durable(|c| {
             c.execute(
                 "INSERT INTO approvals (run_id, spec, plan, expires_at) VALUES (?1, ?2, ?3, ?4)",
                 params![run_id, spec.to_string(), plan.to_string(), expires_at],
@@ -407,13 +418,13 @@ impl Store {
             by.push(username.to_string());
         }
         let json = serde_json::to_string(&by)?;
-        self.with(|c| c.execute("UPDATE approvals SET approved_by = ?2 WHERE run_id = ?1 AND state = 'pending'", params![run_id, json]))?;
+        self.with_durable(|c| c.execute("UPDATE approvals SET approved_by = ?2 WHERE run_id = ?1 AND state = 'pending'", params![run_id, json]))?;
         Ok(by)
     }
 
     /// Moves a pending approval to `state`; false if it was no longer pending.
     pub fn decide_approval(&self, run_id: &str, state: &str, by: &str) -> Result<bool> {
-        self.with(|c| {
+        self.with_durable(|c| {
             c.execute(
                 "UPDATE approvals SET state = ?2, decided_by = ?3 WHERE run_id = ?1 AND state = 'pending'",
                 params![run_id, state, by],
@@ -432,7 +443,7 @@ impl Store {
 
     /// Spends a button nonce. False if it was spent before (a replayed click).
     pub fn spend_nonce(&self, nonce: &str) -> Result<bool> {
-        self.with(|c| {
+        self.with_durable(|c| {
             c.execute("INSERT OR IGNORE INTO used_nonces (nonce, used_at) VALUES (?1, ?2)", params![nonce, now_ms()]).map(|n| n == 1)
         })
     }
