@@ -88,7 +88,7 @@ fn chain_outcome(decision: &FinalDecision) -> Outcome {
         FinalDecision::Allow(limits) => Outcome::Allow {
             read_only: limits.sandbox == Some(SandboxMode::ReadOnly),
         },
-        FinalDecision::RequireApproval(_) => Outcome::Approval,
+        FinalDecision::RequireApproval { .. } => Outcome::Approval,
         FinalDecision::Deny { .. } => Outcome::Deny,
     }
 }

@@ -41,13 +41,42 @@ pub struct GateRequest<'a> {
     pub attachments: u32,
 }
 
+/// What the policy lets a run have; each limit may only tighten the project's defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    pub sandbox: Option<Sandbox>,
+    pub timeout: Option<Duration>,
+    pub model: Option<String>,
+}
+
+/// The sandbox, timeout and model a run gets: the project's, tightened by a policy's limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunTerms {
+    pub sandbox: Sandbox,
+    pub timeout: Duration,
+    pub model: Option<String>,
+}
+
+impl Limits {
+    /// Applies these limits to `defaults`: the stricter sandbox, the shorter timeout, and the
+    /// policy's model over the project's.
+    pub fn apply(&self, defaults: RunTerms) -> RunTerms {
+        RunTerms {
+            sandbox: self.sandbox.map_or(defaults.sandbox, |s| s.min(defaults.sandbox)),
+            timeout: self.timeout.map_or(defaults.timeout, |t| t.min(defaults.timeout)),
+            model: self.model.clone().or(defaults.model),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Allowed, with limits that may only tighten the project's defaults.
-    Allow { sandbox: Option<Sandbox>, timeout: Option<Duration>, model: Option<String> },
+    /// Allowed, within `limits`.
+    Allow(Limits),
     Deny { reason: String },
-    /// Allowed once approved by `min_approvals` distinct people among `approvers`.
-    RequireApproval { approvers: Vec<String>, min_approvals: u32, reason: String, expiry: Duration, allow_self_approval: bool },
+    /// Allowed once approved by `min_approvals` distinct people among `approvers`, and then
+    /// within `limits`: an approval lifts the wait, never a limit.
+    RequireApproval { approvers: Vec<String>, min_approvals: u32, reason: String, expiry: Duration, allow_self_approval: bool, limits: Limits },
 }
 
 /// A decision with what explains it.
@@ -292,21 +321,7 @@ impl Gate for PolicyGate {
                 format!("`{}`: {what}{monitor}", m.name)
             })
             .collect();
-        let decision = match &report.decision {
-            FinalDecision::Allow(l) => Decision::Allow {
-                sandbox: l.sandbox.map(from_policy_sandbox),
-                timeout: l.timeout_secs.map(|s| Duration::from_secs(s as u64)),
-                model: l.model.clone(),
-            },
-            FinalDecision::Deny { reason, .. } => Decision::Deny { reason: reason.clone() },
-            FinalDecision::RequireApproval(a) => Decision::RequireApproval {
-                approvers: a.approvers.clone(),
-                min_approvals: a.min_approvals.max(1),
-                reason: a.reason.clone(),
-                expiry: a.expiry_secs.map(|s| Duration::from_secs(s as u64)).unwrap_or(DEFAULT_APPROVAL_EXPIRY),
-                allow_self_approval: a.allow_self_approval,
-            },
-        };
+        let decision = from_policy_decision(&report.decision);
         Ruling { decision, rules: report.rule_ids.clone(), explanation, report: serde_json::to_value(&report).unwrap_or(Value::Null) }
     }
 }
@@ -349,6 +364,25 @@ fn policy_request(req: &GateRequest) -> PolicyRequest {
     }
 }
 
+fn from_policy_decision(d: &FinalDecision) -> Decision {
+    match d {
+        FinalDecision::Allow(l) => Decision::Allow(from_policy_limits(l)),
+        FinalDecision::Deny { reason, .. } => Decision::Deny { reason: reason.clone() },
+        FinalDecision::RequireApproval { approval: a, limits } => Decision::RequireApproval {
+            approvers: a.approvers.clone(),
+            min_approvals: a.min_approvals.max(1),
+            reason: a.reason.clone(),
+            expiry: a.expiry_secs.map(|s| Duration::from_secs(s as u64)).unwrap_or(DEFAULT_APPROVAL_EXPIRY),
+            allow_self_approval: a.allow_self_approval,
+            limits: from_policy_limits(limits),
+        },
+    }
+}
+
+fn from_policy_limits(l: &codex_policy::Limits) -> Limits {
+    Limits { sandbox: l.sandbox.map(from_policy_sandbox), timeout: l.timeout_secs.map(|s| Duration::from_secs(s as u64)), model: l.model.clone() }
+}
+
 fn from_policy_sandbox(s: SandboxMode) -> Sandbox {
     match s {
         SandboxMode::ReadOnly => Sandbox::ReadOnly,
@@ -363,10 +397,42 @@ pub struct LocalGate;
 impl Gate for LocalGate {
     fn decide(&self, _req: &GateRequest, _cfg: &Config) -> Ruling {
         Ruling {
-            decision: Decision::Allow { sandbox: None, timeout: None, model: None },
+            decision: Decision::Allow(Limits::default()),
             rules: vec!["local-terminal".into()],
             explanation: vec!["`codex-host run`: the terminal's user owns this machine".into()],
             report: json!({"gate": "local"}),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms(sandbox: Sandbox, secs: u64, model: Option<&str>) -> RunTerms {
+        RunTerms { sandbox, timeout: Duration::from_secs(secs), model: model.map(String::from) }
+    }
+
+    #[test]
+    fn limits_only_tighten_the_project_defaults() {
+        let defaults = terms(Sandbox::WorkspaceWrite, 600, Some("project-model"));
+        assert_eq!(Limits::default().apply(defaults.clone()), defaults);
+        let tight = Limits { sandbox: Some(Sandbox::ReadOnly), timeout: Some(Duration::from_secs(60)), model: Some("policy-model".into()) };
+        assert_eq!(tight.apply(defaults.clone()), terms(Sandbox::ReadOnly, 60, Some("policy-model")));
+        // A looser sandbox or a longer timeout than the project's is no loosening.
+        let loose = Limits { sandbox: Some(Sandbox::DangerFullAccess), timeout: Some(Duration::from_secs(6000)), model: None };
+        assert_eq!(loose.apply(defaults.clone()), defaults);
+    }
+
+    #[test]
+    fn an_approval_carries_the_chains_limits() {
+        let chain = FinalDecision::RequireApproval {
+            approval: codex_policy::Approval { approvers: vec!["carol".into()], min_approvals: 1, ..Default::default() },
+            limits: codex_policy::Limits { sandbox: Some(SandboxMode::ReadOnly), timeout_secs: Some(90), model: Some("m".into()) },
+        };
+        let Decision::RequireApproval { limits, approvers, expiry, .. } = from_policy_decision(&chain) else { panic!("{chain:?}") };
+        assert_eq!(approvers, ["carol"]);
+        assert_eq!(expiry, DEFAULT_APPROVAL_EXPIRY);
+        assert_eq!(limits, Limits { sandbox: Some(Sandbox::ReadOnly), timeout: Some(Duration::from_secs(90)), model: Some("m".into()) });
     }
 }

@@ -650,3 +650,37 @@ async fn a_pending_approval_survives_a_restart_and_is_not_approved_by_it() {
     assert_eq!(prop(&out, "codex_status"), "answered");
     assert_eq!(env.mm.posts().iter().filter(|p| kind(p) == "approval").count(), 1, "the request is not posted twice");
 }
+
+/// Issue 12: approving lifts the wait, never a limit. readonly-public tightens the (public) test
+/// channel to read-only, approval-for-risky asks for approval; the request post says what the run
+/// will get, and the approved run gets it, even when the approval comes after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_run_keeps_the_read_only_limit_across_a_restart() {
+    let (mut env, carol, _dave, _mallory) = approval_env(1, 600).await;
+    let admin_dir = env.dir.path().join("admin-policies");
+    std::fs::copy(policy_dir().join("readonly-public.wasm"), admin_dir.join("10-readonly-public.wasm")).unwrap();
+    env.push_config().await;
+    let why = env.command("policy").await["text"].as_str().unwrap().to_string();
+    assert!(why.contains("`10-readonly-public`: allow (rule `public-read-only`)"), "{why}");
+
+    env.command("deploy the api to staging").await;
+    let request = approval_post(&env).await;
+    let m = &request.post.message;
+    assert!(m.contains("**Runs with:** sandbox `read-only` · timeout 2m 0s · model `gpt-5.5`"), "{m}");
+    assert!(env.model.requests().is_empty(), "nothing runs before approval");
+
+    // The pending request, limits included, is read back from the store by the new host.
+    env.crash_host().await;
+    env.start_host().await;
+    let ok = env.click(&carol, &request, "approve").await;
+    assert!(ok["update"]["message"].as_str().unwrap().contains("Approval granted** by @carol"), "{ok}");
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "answered");
+    let log = env.log();
+    let invocation = log.lines().find(|l| l.contains("codex invocation")).unwrap_or_else(|| panic!("no invocation logged:\n{log}"));
+    assert!(invocation.contains(" -s read-only "), "the approved run must keep the policy's sandbox: {invocation}");
+    // And Codex itself says so to the model.
+    let sent = request_text(&env.model.requests()[0]);
+    assert!(sent.contains("`sandbox_mode` is `read-only`"), "Codex did not run read-only: {sent}");
+    env.assert_one_outcome_per_run();
+}

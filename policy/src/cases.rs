@@ -62,7 +62,7 @@ pub struct Expect {
     pub reason_contains: Option<String>,
     /// The module a deny must name.
     pub module: Option<String>,
-    /// Allow limits.
+    /// Limits of an allow, or of a require-approval once approved.
     pub sandbox: Option<SandboxMode>,
     pub timeout_secs: Option<u32>,
     pub model: Option<String>,
@@ -167,7 +167,7 @@ pub fn mismatches(expect: &Expect, report: &ChainReport) -> Vec<String> {
     }
     let reason = match d {
         FinalDecision::Deny { reason, .. } => Some(reason.as_str()),
-        FinalDecision::RequireApproval(a) => Some(a.reason.as_str()),
+        FinalDecision::RequireApproval { approval, .. } => Some(approval.reason.as_str()),
         FinalDecision::Allow(_) => None,
     };
     if let Some(want) = &expect.reason_contains {
@@ -175,6 +175,26 @@ pub fn mismatches(expect: &Expect, report: &ChainReport) -> Vec<String> {
             out.push(format!(
                 "reason: expected to contain {want:?}, got {:?}",
                 reason.unwrap_or("")
+            ));
+        }
+    }
+    if let Some(limits) = d.limits() {
+        if expect.sandbox.is_some() && expect.sandbox != limits.sandbox {
+            out.push(format!(
+                "sandbox: expected {:?}, got {:?}",
+                expect.sandbox, limits.sandbox
+            ));
+        }
+        if expect.timeout_secs.is_some() && expect.timeout_secs != limits.timeout_secs {
+            out.push(format!(
+                "timeout_secs: expected {:?}, got {:?}",
+                expect.timeout_secs, limits.timeout_secs
+            ));
+        }
+        if expect.model.is_some() && expect.model != limits.model {
+            out.push(format!(
+                "model: expected {:?}, got {:?}",
+                expect.model, limits.model
             ));
         }
     }
@@ -186,27 +206,8 @@ pub fn mismatches(expect: &Expect, report: &ChainReport) -> Vec<String> {
                 }
             }
         }
-        FinalDecision::Allow(limits) => {
-            if expect.sandbox.is_some() && expect.sandbox != limits.sandbox {
-                out.push(format!(
-                    "sandbox: expected {:?}, got {:?}",
-                    expect.sandbox, limits.sandbox
-                ));
-            }
-            if expect.timeout_secs.is_some() && expect.timeout_secs != limits.timeout_secs {
-                out.push(format!(
-                    "timeout_secs: expected {:?}, got {:?}",
-                    expect.timeout_secs, limits.timeout_secs
-                ));
-            }
-            if expect.model.is_some() && expect.model != limits.model {
-                out.push(format!(
-                    "model: expected {:?}, got {:?}",
-                    expect.model, limits.model
-                ));
-            }
-        }
-        FinalDecision::RequireApproval(a) => {
+        FinalDecision::Allow(_) => {}
+        FinalDecision::RequireApproval { approval: a, .. } => {
             if let Some(want) = &expect.approvers {
                 let (mut w, mut g) = (want.clone(), a.approvers.clone());
                 w.sort();
@@ -250,9 +251,15 @@ pub fn describe(d: &FinalDecision) -> String {
                 module.as_deref().unwrap_or("no module")
             )
         }
-        FinalDecision::RequireApproval(a) => format!(
-            "require-approval by {:?}, {} needed ({:?})",
-            a.approvers, a.min_approvals, a.reason
+        FinalDecision::RequireApproval {
+            approval: a,
+            limits,
+        } => format!(
+            "require-approval by {:?}, {} needed ({:?}), then {}",
+            a.approvers,
+            a.min_approvals,
+            a.reason,
+            serde_json::to_string(limits).unwrap_or_default()
         ),
     }
 }

@@ -1,8 +1,9 @@
 //! How a chain turns module outcomes into one decision. Pure: no wasm, no I/O.
 //!
 //! In chain order: a failed module is a deny naming it (fail closed); the first deny wins; else
-//! any require-approval, merged; else allow with the tightest limits; abstentions are ignored;
-//! if nothing but abstentions remain, deny. Monitor modules never count.
+//! any require-approval, merged, carrying the tightest limits of the allowing modules; else allow
+//! with those limits; abstentions are ignored; if nothing but abstentions remain, deny. Monitor
+//! modules never count.
 
 use crate::types::{Approval, Decision, FinalDecision, Limits, ModuleOutcome, ModuleReport};
 
@@ -68,7 +69,9 @@ pub fn combine(modules: &[ModuleReport], include_monitors: bool) -> (FinalDecisi
         }
     }
     if let Some((approval, rules)) = approvals {
-        return (FinalDecision::RequireApproval(approval), rules);
+        // An approval lifts the wait, never a limit another module set.
+        let limits = allow.map(|(limits, _)| limits).unwrap_or_default();
+        return (FinalDecision::RequireApproval { approval, limits }, rules);
     }
     if let Some((limits, rules)) = allow {
         return (FinalDecision::Allow(limits), rules);
@@ -187,9 +190,14 @@ mod tests {
             report("c", false, approval(&["y", "z"], 2, Some(300), false), "c1"),
         ];
         let (d, rules) = combine(&chain, false);
-        let FinalDecision::RequireApproval(a) = d else {
+        let FinalDecision::RequireApproval {
+            approval: a,
+            limits,
+        } = d
+        else {
             panic!("{d:?}")
         };
+        assert_eq!(limits, Limits::default());
         assert_eq!(a.approvers, ["x", "y", "z"]);
         assert_eq!(a.min_approvals, 2);
         assert_eq!(a.expiry_secs, Some(300));
@@ -232,6 +240,128 @@ mod tests {
             FinalDecision::Allow(l(Some(SandboxMode::ReadOnly), Some(300), Some("m1")))
         );
         assert_eq!(rules, ["a1", "c1", "d1"]);
+    }
+
+    fn limits(sandbox: Option<SandboxMode>, timeout: Option<u32>, model: Option<&str>) -> Limits {
+        Limits {
+            sandbox,
+            timeout_secs: timeout,
+            model: model.map(str::to_owned),
+        }
+    }
+
+    /// The limits a require-approval decision carries, or a panic naming what came instead.
+    fn approval_limits(chain: &[ModuleReport]) -> Limits {
+        match combine(chain, false).0 {
+            FinalDecision::RequireApproval { limits, .. } => limits,
+            d => panic!("expected require-approval, got {d:?}"),
+        }
+    }
+
+    #[test]
+    fn approval_keeps_a_read_only_limit_set_before_or_after_it() {
+        let read_only = Decision::Allow(limits(Some(SandboxMode::ReadOnly), None, None));
+        let before = [
+            report("ro", false, read_only.clone(), "ro1"),
+            report("ask", false, approval(&["x"], 1, None, false), "ask1"),
+        ];
+        let after = [
+            report("ask", false, approval(&["x"], 1, None, false), "ask1"),
+            report("ro", false, read_only, "ro1"),
+        ];
+        for chain in [&before[..], &after[..]] {
+            assert_eq!(
+                approval_limits(chain),
+                limits(Some(SandboxMode::ReadOnly), None, None)
+            );
+            // The approval's rules explain the wait; the limit is carried all the same.
+            assert_eq!(combine(chain, false).1, ["ask1"]);
+        }
+    }
+
+    #[test]
+    fn approval_keeps_timeout_and_model() {
+        let chain = [
+            report(
+                "t",
+                false,
+                Decision::Allow(limits(None, Some(120), None)),
+                "t1",
+            ),
+            report("ask", false, approval(&["x"], 1, None, false), "ask1"),
+            report(
+                "m",
+                false,
+                Decision::Allow(limits(None, None, Some("m1"))),
+                "m1",
+            ),
+        ];
+        assert_eq!(approval_limits(&chain), limits(None, Some(120), Some("m1")));
+    }
+
+    #[test]
+    fn approval_carries_the_tightest_merge_of_every_allow() {
+        let chain = [
+            report(
+                "a",
+                false,
+                Decision::Allow(limits(
+                    Some(SandboxMode::WorkspaceWrite),
+                    Some(600),
+                    Some("m1"),
+                )),
+                "a1",
+            ),
+            report("ask1", false, approval(&["x"], 1, None, false), "q1"),
+            report(
+                "b",
+                false,
+                Decision::Allow(limits(Some(SandboxMode::ReadOnly), Some(900), Some("m2"))),
+                "b1",
+            ),
+            report("ask2", false, approval(&["y"], 1, None, false), "q2"),
+            report("c", false, Decision::Abstain, "c1"),
+        ];
+        let merged = limits(Some(SandboxMode::ReadOnly), Some(600), Some("m1"));
+        assert_eq!(approval_limits(&chain), merged);
+        // Exactly what the same allows give without the approvals.
+        let allows: Vec<ModuleReport> = chain
+            .iter()
+            .filter(|m| !matches!(&m.outcome, ModuleOutcome::Verdict(v) if v.decision.kind() == "require-approval"))
+            .cloned()
+            .collect();
+        assert_eq!(combine(&allows, false).0, FinalDecision::Allow(merged));
+    }
+
+    #[test]
+    fn approval_with_no_allow_carries_no_limits() {
+        let chain = [
+            report("ask", false, approval(&["x"], 1, None, false), "ask1"),
+            report("c", false, Decision::Abstain, "c1"),
+        ];
+        assert_eq!(approval_limits(&chain), Limits::default());
+    }
+
+    #[test]
+    fn monitor_limits_never_reach_an_approval() {
+        let chain = [
+            report(
+                "watch",
+                true,
+                Decision::Allow(limits(Some(SandboxMode::ReadOnly), Some(60), Some("m"))),
+                "w1",
+            ),
+            report("ask", false, approval(&["x"], 1, None, false), "ask1"),
+        ];
+        assert_eq!(approval_limits(&chain), Limits::default());
+        // What the monitor would have done, had it been enforced.
+        let FinalDecision::RequireApproval { limits: would, .. } = combine(&chain, true).0 else {
+            panic!()
+        };
+        assert_eq!(
+            would,
+            limits(Some(SandboxMode::ReadOnly), Some(60), Some("m"))
+        );
     }
 
     #[test]

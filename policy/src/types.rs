@@ -194,8 +194,9 @@ pub enum FinalDecision {
     },
     /// Run once approved: the approvals of every module that asked, merged (approvers united,
     /// the highest `min_approvals`, the shortest expiry, self-approval only if all allow it,
-    /// reasons joined).
-    RequireApproval(Approval),
+    /// reasons joined), within `limits`, merged from every allowing module exactly as for
+    /// `Allow`: an approval lifts the wait, never a limit.
+    RequireApproval { approval: Approval, limits: Limits },
 }
 
 impl FinalDecision {
@@ -204,12 +205,22 @@ impl FinalDecision {
         match self {
             FinalDecision::Allow(_) => "allow",
             FinalDecision::Deny { .. } => "deny",
-            FinalDecision::RequireApproval(_) => "require-approval",
+            FinalDecision::RequireApproval { .. } => "require-approval",
         }
     }
 
     pub fn is_allow(&self) -> bool {
         matches!(self, FinalDecision::Allow(_))
+    }
+
+    /// The limits a run gets if it goes ahead: an allow's, or an approval's once approved.
+    pub fn limits(&self) -> Option<&Limits> {
+        match self {
+            FinalDecision::Allow(limits) | FinalDecision::RequireApproval { limits, .. } => {
+                Some(limits)
+            }
+            FinalDecision::Deny { .. } => None,
+        }
     }
 }
 
@@ -277,7 +288,8 @@ pub struct ChainReport {
     pub request_id: String,
     pub decision: FinalDecision,
     /// Rule ids of the enforced verdicts behind `decision` (the denying one, the approvals, or
-    /// the allows), in chain order.
+    /// the allows), in chain order. For a require-approval they are the approvals' rules only,
+    /// though the allows' limits are carried too.
     pub rule_ids: Vec<String>,
     /// What the chain would have decided had its monitor modules been enforced; `None` when
     /// the chain has no monitor module.

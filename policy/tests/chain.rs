@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codex_policy::{
-    content_hash, FailureKind, FinalDecision, LoadError, ModuleOutcome, ModuleSpec, PolicyService,
-    SandboxMode, NO_POLICY_REASON,
+    content_hash, FailureKind, FinalDecision, Limits, LoadError, ModuleOutcome, ModuleSpec,
+    PolicyService, SandboxMode, NO_POLICY_REASON,
 };
 use common::*;
 
@@ -65,11 +65,17 @@ fn three_modules_combine_and_report_everything() {
 
     public.prompt = "deploy it".into();
     let report = chain.evaluate(&public);
-    let FinalDecision::RequireApproval(a) = &report.decision else {
+    let FinalDecision::RequireApproval {
+        approval: a,
+        limits,
+    } = &report.decision
+    else {
         panic!("{report:?}")
     };
     assert_eq!(a.approvers, ["bob"]);
     assert_eq!(report.rule_ids, ["risky-prompt"]);
+    // Approving lifts the wait, not readonly-public's limit: the run stays read-only.
+    assert_eq!(limits.sandbox, Some(SandboxMode::ReadOnly));
 
     let report = chain.evaluate(&request("mallory", "dev"));
     assert!(
@@ -80,6 +86,58 @@ fn three_modules_combine_and_report_everything() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["decision"]["decision"], "deny");
     assert_eq!(json["modules"][0]["outcome"]["verdict"]["decision"], "deny");
+}
+
+#[test]
+fn an_approval_keeps_the_limits_of_every_allowing_module() {
+    // approval-for-risky first: the limit of a module after it counts as much as one before.
+    let chain = engine()
+        .load_chain(&[
+            spec("approval-for-risky", RISKY),
+            spec("allowlist", ALICE),
+            spec("readonly-public", "{}"),
+        ])
+        .unwrap();
+    let mut req = request("alice", "town-square");
+    req.channel.kind = codex_policy::ChannelKind::Public;
+    req.prompt = "deploy to prod".into();
+    let report = chain.evaluate(&req);
+    let FinalDecision::RequireApproval { limits, .. } = &report.decision else {
+        panic!("{report:?}")
+    };
+    assert_eq!(
+        limits,
+        &Limits {
+            sandbox: Some(SandboxMode::ReadOnly),
+            ..Limits::default()
+        }
+    );
+    // In a private channel readonly-public abstains: nothing to carry.
+    req.channel.kind = codex_policy::ChannelKind::Private;
+    let report = chain.evaluate(&req);
+    let FinalDecision::RequireApproval { limits, .. } = &report.decision else {
+        panic!("{report:?}")
+    };
+    assert_eq!(limits, &Limits::default());
+
+    // In monitor mode readonly-public's limit is reported, never enforced.
+    let chain = engine()
+        .load_chain(&[
+            spec("allowlist", ALICE),
+            spec("readonly-public", "{}").monitor(true),
+            spec("approval-for-risky", RISKY),
+        ])
+        .unwrap();
+    req.channel.kind = codex_policy::ChannelKind::Public;
+    let report = chain.evaluate(&req);
+    let FinalDecision::RequireApproval { limits, .. } = &report.decision else {
+        panic!("{report:?}")
+    };
+    assert_eq!(limits.sandbox, None);
+    let Some(FinalDecision::RequireApproval { limits, .. }) = &report.monitor_decision else {
+        panic!("{report:?}")
+    };
+    assert_eq!(limits.sandbox, Some(SandboxMode::ReadOnly));
 }
 
 #[test]
@@ -99,7 +157,7 @@ fn monitor_modules_are_reported_never_enforced() {
     // What would have happened, for the admin trying the rule on real traffic.
     assert!(matches!(
         &report.monitor_decision,
-        Some(FinalDecision::RequireApproval(_)) | Some(FinalDecision::Deny { .. })
+        Some(FinalDecision::RequireApproval { .. }) | Some(FinalDecision::Deny { .. })
     ));
     assert!(report.modules[1].monitor);
     assert!(

@@ -130,12 +130,15 @@ pub fn approval_request(a: &ApprovalView) -> String {
     let rules = if a.rules.is_empty() { String::new() } else { format!(" (rule {})", a.rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")) };
     let who = mentions(a.approvers);
     let need = if a.min_approvals == 1 { "one of them must approve".to_string() } else { format!("{} of them must approve", a.min_approvals) };
+    let model = a.model.map_or("Codex's default model".to_string(), |m| format!("model `{m}`"));
     let mut s = format!(
-        ":raised_hand: **Approval needed** · `{}` · requested by @{}\n{}\n**Why:** {}{rules}\n**Approvers:** {who} — {need}. Expires in {}.",
+        ":raised_hand: **Approval needed** · `{}` · requested by @{}\n{}\n**Why:** {}{rules}\n**Runs with:** sandbox `{}` · timeout {} · {model}\n**Approvers:** {who} — {need}. Expires in {}.",
         a.project,
         a.requester,
         quote(&one_line_block(a.prompt, 1_000)),
         a.reason,
+        a.sandbox,
+        human_duration(a.timeout),
         human_duration(a.expires_in),
     );
     if !a.approved_by.is_empty() {
@@ -154,6 +157,10 @@ pub struct ApprovalView<'a> {
     pub min_approvals: u32,
     pub expires_in: Duration,
     pub approved_by: &'a [String],
+    /// What the run gets once approved: the policy's limits are kept, never lifted.
+    pub sandbox: &'a str,
+    pub timeout: Duration,
+    pub model: Option<&'a str>,
 }
 
 pub fn approval_closed(word: &str, by: &[String], prompt: &str) -> String {
@@ -339,6 +346,29 @@ mod tests {
         let step = step_command(&r, &command);
         assert!(step.contains("[redacted secret]"), "{step}");
         assert!(!step.contains("bot-token"), "{step}");
+    }
+
+    #[test]
+    fn an_approval_request_shows_what_the_run_will_get() {
+        let approvers = ["carol".to_string()];
+        let view = ApprovalView {
+            requester: "alice",
+            project: "api",
+            prompt: "deploy it",
+            reason: "deploys need a second pair of eyes",
+            rules: &[],
+            approvers: &approvers,
+            min_approvals: 1,
+            expires_in: Duration::from_secs(600),
+            approved_by: &[],
+            sandbox: "read-only",
+            timeout: Duration::from_secs(300),
+            model: Some("gpt-5.5"),
+        };
+        let m = approval_request(&view);
+        assert!(m.contains("\n**Runs with:** sandbox `read-only` · timeout 5m 0s · model `gpt-5.5`\n"), "{m}");
+        let m = approval_request(&ApprovalView { model: None, ..view });
+        assert!(m.contains("timeout 5m 0s · Codex's default model\n"), "{m}");
     }
 
     #[test]

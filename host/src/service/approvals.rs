@@ -33,7 +33,9 @@ impl ApprovalSpec {
     }
 }
 
-/// A plan as stored with a pending approval, so a restarted host can resume the wait.
+/// A plan as stored with a pending approval, so a restarted host can resume the wait. It holds
+/// the sandbox, model and timeout already tightened by the policy's limits, so an approval given
+/// after a restart still runs within them.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct PlanRecord {
     user: User,
@@ -126,7 +128,7 @@ impl Host {
         if let Some(id) = &existing {
             let _ = self.store.set_approval_post(&plan.run_id, id);
         } else {
-            let msg = self.approval_message(&plan.user.username, &plan.project.name, &plan.prompt, &spec, &row.approved_by);
+            let msg = self.approval_message(&PlanRecord::of(&plan), &spec, &row.approved_by);
             let props = with_buttons(approval_props(&plan.run_id, "awaiting_approval"), self.approval_buttons(&plan.run_id, &spec));
             match self.chat.create_post(NewPost { channel_id: plan.channel.id.clone(), root_id: root_id.clone(), message: msg, props, file_ids: vec![] }).await {
                 Ok(p) => {
@@ -205,18 +207,22 @@ impl Host {
         self.buttons(run_id, &[ButtonAction::Approve, ButtonAction::Deny], spec.left().as_secs() as i64 + 60)
     }
 
-    fn approval_message(&self, requester: &str, project: &str, prompt: &str, spec: &ApprovalSpec, approved_by: &[String]) -> String {
+    /// The request post for `plan`, showing the sandbox, timeout and model the run will get.
+    fn approval_message(&self, plan: &PlanRecord, spec: &ApprovalSpec, approved_by: &[String]) -> String {
         let redactor = self.redactor();
         redactor.redact(&render::approval_request(&render::ApprovalView {
-            requester,
-            project,
-            prompt: &redactor.redact(prompt),
+            requester: &plan.user.username,
+            project: &plan.project,
+            prompt: &redactor.redact(&plan.prompt),
             reason: &spec.reason,
             rules: &spec.rules,
             approvers: &spec.approvers,
             min_approvals: spec.min_approvals,
             expires_in: spec.left(),
             approved_by,
+            sandbox: plan.sandbox.as_str(),
+            timeout: Duration::from_secs(plan.timeout_secs),
+            model: plan.model.as_deref(),
         }))
     }
 
@@ -284,6 +290,10 @@ impl Host {
             return eph(format!("This request was already {}.", row.state));
         }
         let spec: ApprovalSpec = serde_json::from_value(row.spec.clone()).unwrap_or_default();
+        let Ok(plan) = serde_json::from_value::<PlanRecord>(row.plan.clone()) else {
+            // Unreadable, it could never run within its limits: resuming it expires it too.
+            return eph("This approval request can no longer be decided; ask for the run again.".into());
+        };
         let action = if approve { "approve" } else { "deny" };
         let refuse = |reason: &str, text: String| {
             let _ = self.store.audit("action.refused", Some(&run.id), &user.id, &req.channel_id, &json!({"reason": reason, "action": action}));
@@ -308,7 +318,7 @@ impl Host {
             } else {
                 let mut props = with_buttons(approval_props(&run.id, "awaiting_approval"), self.approval_buttons(&run.id, &spec));
                 props["codex_approved_by"] = json!(by);
-                ActionUpdate { message: self.approval_message(&run.username, &run.project, &run.prompt, &spec, &by), props }
+                ActionUpdate { message: self.approval_message(&plan, &spec, &by), props }
             }
         } else {
             let _ = self.store.decide_approval(&run.id, "denied", &user.username);

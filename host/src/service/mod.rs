@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::api::contract::*;
 use crate::buttons::{ButtonAction, Refusal, Signer};
 use crate::chat::{Chat, NewPost, Post};
 use crate::config::{Config, Project, Sandbox};
-use crate::gate::{Action, Decision, Gate, GateRequest, Ruling};
+use crate::gate::{Action, Decision, Gate, GateRequest, Limits, Ruling, RunTerms};
 use crate::model::{RunMode, RunStatus};
 use crate::render::{self, Redactor, POST_MAX_RUNES};
 use crate::runner::isolation::{Isolation, IsolationInfo, RunSpace};
@@ -545,15 +545,14 @@ impl Host {
         let base = project.and_then(|p| p.sandbox).unwrap_or(cfg.default_sandbox);
         let ruling = self.decide(cfg, &req.user, &req.channel, Action::Query, "", project.map(|p| (p.name.as_str(), p.repo.as_path())), &req.root_id, None, 0);
         let rules = if ruling.rules.is_empty() { String::new() } else { format!(" (rule {})", ruling.rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")) };
+        let sandbox = |limits: &Limits| limits.sandbox.map_or(base, |s| s.min(base)).as_str();
         let head = match &ruling.decision {
-            Decision::Allow { sandbox, .. } => format!(
-                "You may run Codex here{rules}. Sandbox: `{}`.",
-                sandbox.map_or(base, |s| s.min(base)).as_str()
-            ),
+            Decision::Allow(limits) => format!("You may run Codex here{rules}. Sandbox: `{}`.", sandbox(limits)),
             Decision::Deny { reason } => format!("You may not run Codex here{rules}: {reason}"),
-            Decision::RequireApproval { approvers, min_approvals, reason, .. } => format!(
-                "Your runs here need approval{rules}: {reason} ({min_approvals} of {}).",
-                render::mentions(approvers)
+            Decision::RequireApproval { approvers, min_approvals, reason, limits, .. } => format!(
+                "Your runs here need approval{rules}: {reason} ({min_approvals} of {}). Once approved, sandbox: `{}`.",
+                render::mentions(approvers),
+                sandbox(limits)
             ),
         };
         let modules = if ruling.explanation.is_empty() { String::new() } else { format!("\n\nPolicy chain, in order:\n{}", ruling.explanation.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n")) };
@@ -806,20 +805,16 @@ impl Host {
         let run_id = new_id();
         let attachments = trigger.as_ref().map_or(0, |t| t.file_ids.len() as u32);
         let ruling = self.decide(cfg, user, channel, action, prompt, Some((&project.name, &project.repo)), root_id, Some(&run_id), attachments);
-        let base = project.sandbox.unwrap_or(cfg.default_sandbox);
-        let project_model = project.model.clone().or_else(|| Some(cfg.settings.model.clone()).filter(|m| !m.is_empty()));
-        let (sandbox, timeout, model, approval) = match ruling.decision {
+        // An approved run gets the same limits an allowed one would: the approval only adds a wait.
+        let (limits, approval) = match ruling.decision {
             Decision::Deny { reason } => return Err(format!("Codex did not run: {reason}")),
-            Decision::RequireApproval { approvers, min_approvals, reason, expiry, allow_self_approval } => {
+            Decision::RequireApproval { approvers, min_approvals, reason, expiry, allow_self_approval, limits } => {
                 let spec = ApprovalSpec { approvers, min_approvals, reason, rules: ruling.rules.clone(), allow_self_approval, expires_at_ms: now_ms() + expiry.as_millis() as i64 };
-                (base, cfg.run_timeout, project_model, Some(spec))
+                (limits, Some(spec))
             }
-            Decision::Allow { sandbox, timeout, model } => {
-                let sandbox = sandbox.map_or(base, |s| s.min(base));
-                let timeout = timeout.map_or(cfg.run_timeout, |t| t.min(cfg.run_timeout));
-                (sandbox, timeout, model.or(project_model), None)
-            }
+            Decision::Allow(limits) => (limits, None),
         };
+        let RunTerms { sandbox, timeout, model } = limits.apply(project_terms(cfg, &project));
         let thread_key = match &placement {
             Placement::NewRoot => format!("new:{run_id}"),
             Placement::Thread { root_id } => root_id.clone(),
@@ -1031,7 +1026,7 @@ impl Host {
             Some(ctx) => format!("{ctx}\n\n---\nRequest from @{} in Mattermost:\n{}", plan.user.username, plan.prompt),
             None => plan.prompt.clone(),
         };
-        info!(mode = mode.as_str(), resume = ?resume, sandbox = plan.sandbox.as_str(), "starting codex");
+        info!(mode = mode.as_str(), resume = ?resume, sandbox = plan.sandbox.as_str(), model = ?plan.model, timeout_secs = plan.timeout.as_secs(), "starting codex");
 
         // 4. Run Codex, editing the progress post as it goes.
         let Some(cfg) = cfg else {
@@ -1069,6 +1064,9 @@ impl Host {
             prompt,
             images: images.as_ref().map(|i| i.paths.clone()).unwrap_or_default(),
         };
+        // The command line without its last argument, the prompt (it can carry a whole transcript).
+        let args = inv.args();
+        debug!(args = %redactor.redact(&args[..args.len() - 1].join(" ")), "codex invocation");
         let state = Arc::new(Mutex::new(RunState::default()));
         let ticker_stop = CancellationToken::new();
         let ticker = progress_id.clone().map(|pid| {
@@ -1386,6 +1384,15 @@ fn attachment_names(p: &Post) -> Vec<String> {
 
 fn non_empty(a: &str, b: &str) -> String {
     if a.is_empty() { b.to_string() } else { a.to_string() }
+}
+
+/// What a run in `project` gets before any policy tightens it.
+fn project_terms(cfg: &Config, project: &Project) -> RunTerms {
+    RunTerms {
+        sandbox: project.sandbox.unwrap_or(cfg.default_sandbox),
+        timeout: cfg.run_timeout,
+        model: project.model.clone().or_else(|| Some(cfg.settings.model.clone()).filter(|m| !m.is_empty())),
+    }
 }
 
 fn no_project(cfg: &Config) -> String {
