@@ -223,7 +223,7 @@ impl Host {
             String::new()
         };
         let settings = json!({
-            "allowed_users": ["alice"],
+            "allowed_users": ["user-alice-0000000000000000"],
             "projects": format!("bench = {}", fx.repo.display()),
             "default_project": "bench",
             "codex_path": fx.standin.display().to_string(),

@@ -26,7 +26,7 @@ use crate::Common;
 /// The three example modules and the configuration the chain runs them with.
 fn module_specs(dir: &Path) -> anyhow::Result<Vec<ModuleSpec>> {
     let modules = [
-        ("allowlist", json!({"users": ["alice", "bob", "carol"]})),
+        ("allowlist", json!({"users": ["u-alice", "u-bob", "u-carol"]})),
         ("readonly-public", json!({})),
         (
             "approval-for-risky",
@@ -60,16 +60,16 @@ fn module_specs(dir: &Path) -> anyhow::Result<Vec<ModuleSpec>> {
 const CEDAR_POLICIES: &str = r#"
 @id("allowlisted")
 permit (principal, action == Action::"new", resource)
-when { ["alice", "bob", "carol"].contains(principal.username) };
+when { ["u-alice", "u-bob", "u-carol"].contains(principal.user_id) };
 
 @id("public-read-only")
 permit (principal, action == Action::"new", resource)
-when { ["alice", "bob", "carol"].contains(principal.username) && resource.kind == "public" };
+when { ["u-alice", "u-bob", "u-carol"].contains(principal.user_id) && resource.kind == "public" };
 
 @id("needs-approval")
 permit (principal, action == Action::"new", resource)
 when {
-  ["alice", "bob", "carol"].contains(principal.username) &&
+  ["u-alice", "u-bob", "u-carol"].contains(principal.user_id) &&
   (context.prompt like "*deploy*" || context.prompt like "*rm -rf*" || context.prompt like "*prod*" ||
    context.sandbox == "danger-full-access")
 };
@@ -165,8 +165,8 @@ fn cedar_request(r: &PolicyRequest) -> anyhow::Result<(Request, Entities)> {
                 user.clone(),
                 HashMap::from([
                     (
-                        "username".to_owned(),
-                        RestrictedExpression::new_string(r.user.username.to_lowercase()),
+                        "user_id".to_owned(),
+                        RestrictedExpression::new_string(r.user.id.clone()),
                     ),
                     (
                         "roles".to_owned(),

@@ -48,6 +48,8 @@ impl Sandbox {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Settings {
+    /// The allowlist settings, as ids (the plugin resolves System Console names before each push;
+    /// `*` in users is everyone in the allowed places). Passed to the bundled allowlist as is.
     pub allowed_users: Vec<String>,
     pub allowed_channels: Vec<String>,
     pub allowed_teams: Vec<String>,

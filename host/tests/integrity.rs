@@ -10,7 +10,7 @@ use serde_json::json;
 /// read from A's thread, A's session gets no turn, and nothing is posted anywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thread_from_another_channel_is_refused() {
-    let env = Env::start(|s| s["allowed_users"] = json!(["alice"])).await;
+    let env = Env::start(|_| {}).await;
     env.command("remember the word banana").await;
     let root = env.outcomes(1).await.remove(0).post.root_id;
     let requests_before = env.model.requests().len();

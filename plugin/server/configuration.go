@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -277,6 +278,12 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 			r.problem("MattermostURL", "`%s` is not an http:// or https:// URL.", c.MattermostURL)
 		}
 	}
+	if slices.Contains(c.AllowedChannels, allowEveryone) {
+		r.problem("AllowedChannels", "`*` is accepted in Allowed users only; leave this setting empty for every channel of the allowed teams.")
+	}
+	if slices.Contains(c.AllowedTeams, allowEveryone) {
+		r.problem("AllowedTeams", "`*` is accepted in Allowed users only; leave this setting empty for every team.")
+	}
 	if c.PolicyDir != "" && !filepath.IsAbs(c.PolicyDir) {
 		r.problem("PolicyDir", "`%s` is not an absolute path.", c.PolicyDir)
 	}
@@ -299,7 +306,8 @@ func (e *configError) Error() string {
 	return "invalid Codex for Mattermost settings: " + strings.Join(e.problems, " ")
 }
 
-// hostSettings is the part of the configuration the host acts on.
+// hostSettings is the part of the configuration the host acts on, with the allowlist settings as
+// the admin wrote them; allowlistResolver turns them into ids just before each push.
 func (c *configuration) hostSettings() HostSettings {
 	return HostSettings{
 		AllowedUsers:           c.AllowedUsers,

@@ -2,8 +2,10 @@ package main
 
 // Keeps codex-host configured: waits until the host answers /v1/health, pushes the current settings
 // with PUT /v1/config, and pushes again whenever the settings change, the host restarts (health
-// says it is not configured), or a push failed. It logs the state changes an admin needs to see,
-// without repeating itself every second.
+// says it is not configured), or a push failed. Each push completes the document just before it
+// is sent (the allowlist settings are resolved to ids then: see allowlist.go), so a host restart
+// gets names as they are now. It logs the state changes an admin needs to see, without repeating
+// itself every second.
 
 import (
 	"context"
@@ -31,6 +33,7 @@ type hostTarget struct {
 type hostSyncer struct {
 	log     logger
 	current func() hostTarget
+	prepare func(*ConfigRequest) *ConfigRequest // completes a document just before each push
 
 	kickCh chan struct{}
 	stopCh chan struct{}
@@ -47,10 +50,11 @@ type hostSyncer struct {
 	lastConfigErr string
 }
 
-func startHostSyncer(log logger, current func() hostTarget) *hostSyncer {
+func startHostSyncer(log logger, current func() hostTarget, prepare func(*ConfigRequest) *ConfigRequest) *hostSyncer {
 	s := &hostSyncer{
 		log:      log,
 		current:  current,
+		prepare:  prepare,
 		kickCh:   make(chan struct{}, 1),
 		stopCh:   make(chan struct{}),
 		done:     make(chan struct{}),
@@ -130,7 +134,7 @@ func (s *hostSyncer) syncOnce() error {
 		return nil
 	}
 	var resp ConfigResponse
-	err = t.client.callJSON(ctx, timeoutConfig, http.MethodPut, routeConfig, t.doc, &resp)
+	err = t.client.callJSON(ctx, timeoutConfig, http.MethodPut, routeConfig, s.prepare(t.doc), &resp)
 	if he, ok := err.(*hostError); ok && he.kind == hostRejected {
 		// The host keeps its previous settings; pushing the same document again would not help.
 		if s.rejectedGen != t.gen {

@@ -127,6 +127,8 @@ func shortSocketPath(t *testing.T) string {
 func TestExternalModeActivationPushesSettingsAndDeactivationRevokesTheToken(t *testing.T) {
 	api := newTestAPI(t)
 	host := startFakeHost(t, "s3cret")
+	alice := testUser(model.NewId(), "alice")
+	api.On("GetUserByUsername", "alice").Return(alice, nil)
 	activationMocks(api, writeBundle(t, false), map[string]any{
 		"hostmode": "external", "socketpath": host.socket, "hostsecret": "s3cret",
 		"mattermosturl": "http://127.0.0.1:8065", "allowedusers": "alice", "projects": "api = /srv/api",
@@ -145,7 +147,7 @@ func TestExternalModeActivationPushesSettingsAndDeactivationRevokesTheToken(t *t
 	assert.Equal(t, "9.9.9", doc.PluginVersion)
 	assert.Equal(t, "http://127.0.0.1:8065", doc.MattermostURL)
 	assert.Equal(t, "/plugins/"+pluginID+"/v1/actions", doc.ActionsURL)
-	assert.Equal(t, []string{"alice"}, doc.Settings.AllowedUsers)
+	assert.Equal(t, []string{alice.Id}, doc.Settings.AllowedUsers, "the host gets ids, never names")
 	assert.Equal(t, "api = /srv/api", doc.Settings.Projects)
 	assert.False(t, api.logged("bot-token"), "the bot token must never be logged")
 	assert.False(t, api.logged("s3cret"), "the host secret must never be logged")

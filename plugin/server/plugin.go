@@ -190,7 +190,7 @@ func (p *Plugin) OnActivate() error {
 		version:    bundleVersion(bundlePath),
 		resolver:   newResolver(p.API, botUserID),
 	}
-	st.syncer = startHostSyncer(p.API, st.target)
+	st.syncer = startHostSyncer(p.API, st.target, allowlistResolver{dir: p.API, log: p.API}.resolveDoc)
 	p.apply(st, cfg)
 	p.active.Store(st)
 

@@ -13,7 +13,7 @@ use codex_policy::{
 };
 use common::*;
 
-const ALICE: &str = r#"{"users": ["alice"]}"#;
+const ALICE: &str = r#"{"users": ["u-alice"]}"#;
 const RISKY: &str = r#"{"patterns": ["(?i)deploy"], "approvers": ["bob"]}"#;
 
 #[test]
@@ -179,7 +179,7 @@ fn reload_swaps_good_chains_and_keeps_the_old_one_on_failure() {
     assert!(!service.evaluate(&request("bob", "dev")).decision.is_allow());
 
     let report = service
-        .reload(vec![spec("allowlist", r#"{"users": ["bob"]}"#)])
+        .reload(vec![spec("allowlist", r#"{"users": ["u-bob"]}"#)])
         .unwrap();
     assert_eq!(report.generation, 2);
     assert!(service.evaluate(&request("bob", "dev")).decision.is_allow());
@@ -248,7 +248,7 @@ fn evaluations_continue_while_reloading() {
     };
     for i in 0..10 {
         let config = if i % 2 == 0 {
-            r#"{"users": ["alice", "bob"]}"#
+            r#"{"users": ["u-alice", "u-bob"]}"#
         } else {
             ALICE
         };

@@ -28,6 +28,12 @@ fn allowlist_cases() {
 #[test]
 fn empty_allowlist_cases() {
     run_cases("policies/allowlist/cases-empty.toml");
+    run_cases("policies/allowlist/cases-users-empty.toml");
+}
+
+#[test]
+fn everyone_allowlist_cases() {
+    run_cases("policies/allowlist/cases-everyone.toml");
 }
 
 #[test]
@@ -102,6 +108,7 @@ fn check_accepts_each_example_and_rejects_bad_configs() {
     let configs = [
         ("allowlist", r#"{"users": ["alice"]}"#, true),
         ("allowlist", r#"{"user": ["alice"]}"#, false),
+        ("allowlist", r#"{"users": ["*"], "channels": ["*"]}"#, false),
         ("readonly-public", "{}", true),
         (
             "readonly-public",

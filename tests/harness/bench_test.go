@@ -188,6 +188,8 @@ func TestBenchPluginOverhead(t *testing.T) {
 	expectActivation(api.serverAPI, bundlePath, botID, botToken)
 	api.On("RegisterCommand", mock.Anything).Return(nil)
 	api.On("GetUser", alice.Id).Return(alice, nil)
+	// Allowed users names alice: the plugin resolves it to her id before each settings push.
+	api.On("GetUserByUsername", "alice").Return(alice, nil)
 	api.On("GetUser", mallory.Id).Return(mallory, nil)
 	api.On("GetChannel", channel.Id).Return(channel, nil)
 	api.On("GetTeam", team.Id).Return(team, nil)

@@ -310,6 +310,8 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	api.On("CreateTeamMember", team.Id, botID).Return(&model.TeamMember{TeamId: team.Id, UserId: botID}, nil).Once()
 	api.On("AddChannelMember", channel.Id, botID).Return(&model.ChannelMember{ChannelId: channel.Id, UserId: botID}, nil).Once()
 	api.On("GetUser", alice.Id).Return(alice, nil)
+	// Allowed users names alice: the plugin resolves it to her id before each settings push.
+	api.On("GetUserByUsername", "alice").Return(alice, nil)
 	api.On("GetUser", carol.Id).Return(carol, nil)
 	api.On("GetUser", dave.Id).Return(dave, nil)
 	api.On("GetUser", mallory.Id).Return(mallory, nil)

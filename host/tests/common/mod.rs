@@ -51,7 +51,7 @@ impl Env {
         let alice = mm.add_user(NewUser { username: "alice".into(), ..Default::default() });
         let codex_bin = codex::binary().expect("the Codex CLI (cd tools/codex && npm install)");
         let mut settings = json!({
-            "allowed_users": ["alice", "admin"],
+            "allowed_users": [alice.id.clone()],
             "projects": format!("api = {}", repo.display()),
             "default_project": "api",
             "codex_path": codex_bin.display().to_string(),
