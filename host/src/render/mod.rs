@@ -6,11 +6,13 @@
 
 mod redact;
 mod split;
+mod transcript;
 
 use std::time::Duration;
 
 pub use redact::Redactor;
 pub use split::{split_message, POST_MAX_RUNES};
+pub use transcript::{fence_tag, transcript, ContextMessage, Source, Transcript};
 
 use crate::model::RunStatus;
 
@@ -138,6 +140,15 @@ pub fn approval_request(a: &ApprovalView) -> String {
         a.reason,
         human_duration(a.expires_in),
     );
+    s.push_str(&match a.context {
+        Some(t) if t.messages > 0 => format!(
+            "\n**Context:** with {} message{} of thread context from {}.",
+            t.messages,
+            plural(t.messages),
+            mentions(&t.authors)
+        ),
+        _ => "\n**Context:** the prompt only, no thread context.".to_string(),
+    });
     if !a.approved_by.is_empty() {
         s.push_str(&format!("\nApproved so far by {}.", mentions(a.approved_by)));
     }
@@ -154,6 +165,8 @@ pub struct ApprovalView<'a> {
     pub min_approvals: u32,
     pub expires_in: Duration,
     pub approved_by: &'a [String],
+    /// The thread context frozen with the request, if any.
+    pub context: Option<&'a Transcript>,
 }
 
 pub fn approval_closed(word: &str, by: &[String], prompt: &str) -> String {

@@ -47,6 +47,9 @@ pub(super) struct PlanRecord {
     sandbox: Sandbox,
     model: Option<String>,
     timeout_secs: u64,
+    /// The transcript frozen at acceptance: an approved run gets exactly what was approved.
+    #[serde(default)]
+    context: Option<render::Transcript>,
 }
 
 impl PlanRecord {
@@ -65,6 +68,7 @@ impl PlanRecord {
             sandbox: p.sandbox,
             model: p.model.clone(),
             timeout_secs: p.timeout.as_secs(),
+            context: p.context.clone(),
         }
     }
 
@@ -89,6 +93,7 @@ impl PlanRecord {
             model: self.model,
             timeout: Duration::from_secs(self.timeout_secs),
             thread_key,
+            context: self.context,
         })
     }
 }
@@ -126,7 +131,7 @@ impl Host {
         if let Some(id) = &existing {
             let _ = self.store.set_approval_post(&plan.run_id, id);
         } else {
-            let msg = self.approval_message(&plan.user.username, &plan.project.name, &plan.prompt, &spec, &row.approved_by);
+            let msg = self.approval_message(&plan.user.username, &plan.project.name, &plan.prompt, &spec, &row.approved_by, plan.context.as_ref());
             let props = with_buttons(approval_props(&plan.run_id, "awaiting_approval"), self.approval_buttons(&plan.run_id, &spec));
             match self.chat.create_post(NewPost { channel_id: plan.channel.id.clone(), root_id: root_id.clone(), message: msg, props, file_ids: vec![] }).await {
                 Ok(p) => {
@@ -205,7 +210,8 @@ impl Host {
         self.buttons(run_id, &[ButtonAction::Approve, ButtonAction::Deny], spec.left().as_secs() as i64 + 60)
     }
 
-    fn approval_message(&self, requester: &str, project: &str, prompt: &str, spec: &ApprovalSpec, approved_by: &[String]) -> String {
+    #[allow(clippy::too_many_arguments)]
+    fn approval_message(&self, requester: &str, project: &str, prompt: &str, spec: &ApprovalSpec, approved_by: &[String], context: Option<&render::Transcript>) -> String {
         let redactor = self.redactor();
         redactor.redact(&render::approval_request(&render::ApprovalView {
             requester,
@@ -217,6 +223,7 @@ impl Host {
             min_approvals: spec.min_approvals,
             expires_in: spec.left(),
             approved_by,
+            context,
         }))
     }
 
@@ -308,7 +315,8 @@ impl Host {
             } else {
                 let mut props = with_buttons(approval_props(&run.id, "awaiting_approval"), self.approval_buttons(&run.id, &spec));
                 props["codex_approved_by"] = json!(by);
-                ActionUpdate { message: self.approval_message(&run.username, &run.project, &run.prompt, &spec, &by), props }
+                let context = serde_json::from_value::<PlanRecord>(row.plan.clone()).ok().and_then(|r| r.context);
+                ActionUpdate { message: self.approval_message(&run.username, &run.project, &run.prompt, &spec, &by, context.as_ref()), props }
             }
         } else {
             let _ = self.store.decide_approval(&run.id, "denied", &user.username);
