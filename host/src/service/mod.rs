@@ -32,6 +32,8 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(1500);
 const RETRY_TTL_S: i64 = 7 * 24 * 3600;
 /// Answers longer than this many posts are attached as a file instead.
 const MAX_ANSWER_PARTS: usize = 4;
+/// How long accepting a prompt may spend reading its thread: the plugin waits 5 s for the answer.
+const TRANSCRIPT_READ_LIMIT: Duration = Duration::from_secs(3);
 mod approvals;
 mod images;
 
@@ -1270,10 +1272,15 @@ impl Host {
         exclude: Option<&str>,
         run_id: &str,
     ) -> (Option<render::Transcript>, Option<i64>) {
-        let posts = match self.chat.thread(root_id).await {
-            Ok(p) => p,
-            Err(e) => {
+        let deadline = tokio::time::Instant::now() + TRANSCRIPT_READ_LIMIT;
+        let posts = match tokio::time::timeout_at(deadline, self.chat.thread(root_id)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
                 warn!(error = %e, "could not read the thread for context; running without it");
+                return (None, None);
+            }
+            Err(_) => {
+                warn!("reading the thread for context took too long; running without it");
                 return (None, None);
             }
         };
@@ -1290,10 +1297,17 @@ impl Host {
         let mut ids: Vec<String> = fresh.iter().map(|p| p.user_id.clone()).collect();
         ids.sort();
         ids.dedup();
-        let known = self.chat.users(&ids).await.unwrap_or_else(|e| {
-            warn!(error = %e, "could not look up the thread's authors; they are labelled by id");
-            HashMap::new()
-        });
+        let known = match tokio::time::timeout_at(deadline, self.chat.users(&ids)).await {
+            Ok(Ok(u)) => u,
+            Ok(Err(e)) => {
+                warn!(error = %e, "could not look up the thread's authors; they are labelled by id");
+                HashMap::new()
+            }
+            Err(_) => {
+                warn!("looking up the thread's authors took too long; they are labelled by id");
+                HashMap::new()
+            }
+        };
         // One question to the policy per author, as if they asked to continue here themselves.
         let authors: HashMap<&str, (User, bool)> = ids
             .iter()
