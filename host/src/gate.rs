@@ -39,6 +39,8 @@ pub struct GateRequest<'a> {
     pub sandbox: Sandbox,
     pub root_id: &'a str,
     pub attachments: u32,
+    /// What Codex will receive besides the prompt: the thread transcript frozen at acceptance.
+    pub context: Option<&'a str>,
 }
 
 /// What the policy lets a run have; each limit may only tighten the project's defaults.
@@ -361,6 +363,7 @@ fn policy_request(req: &GateRequest) -> PolicyRequest {
         thread_root_id: (!req.root_id.is_empty()).then(|| req.root_id.to_string()),
         time_unix_ms: chrono::Utc::now().timestamp_millis(),
         attachment_count: req.attachments,
+        // `req.context` is passed to modules from WIT 0.2.0.
     }
 }
 

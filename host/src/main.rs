@@ -266,7 +266,7 @@ async fn run(a: RunArgs) -> Result<ExitCode> {
     if let Err(problems) = host.apply_config(req, false).await {
         bail!("the settings are invalid:\n  {}", problems.join("\n  "));
     }
-    let accepted = host.submit_local(&project, &a.prompt).map_err(anyhow::Error::msg)?;
+    let accepted = host.submit_local(&project, &a.prompt).await.map_err(anyhow::Error::msg)?;
     let status = tokio::select! {
         s = accepted.outcome() => s,
         _ = wait_for_signal() => {

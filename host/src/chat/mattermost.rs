@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::{ChatError, FileInfo, NewPost, Post};
+use crate::api::contract::User;
 
 const MAX_ATTEMPTS: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(10);
@@ -80,17 +81,29 @@ impl MattermostClient {
         Ok(posts)
     }
 
-    pub async fn usernames(&self, ids: &[String]) -> Result<HashMap<String, String>, ChatError> {
+    /// The accounts behind `ids` (username, roles, bot or not); ids the server does not know are
+    /// left out.
+    pub async fn users(&self, ids: &[String]) -> Result<HashMap<String, User>, ChatError> {
         #[derive(serde::Deserialize)]
-        struct User {
+        struct Wire {
             id: String,
             username: String,
+            #[serde(default)]
+            roles: String,
+            #[serde(default)]
+            is_bot: bool,
         }
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let users: Vec<User> = self.json(Method::POST, "/users/ids", "looking up users", |r| r.json(ids)).await?;
-        Ok(users.into_iter().map(|u| (u.id, u.username)).collect())
+        let users: Vec<Wire> = self.json(Method::POST, "/users/ids", "looking up users", |r| r.json(ids)).await?;
+        Ok(users
+            .into_iter()
+            .map(|u| {
+                let roles = u.roles.split_whitespace().map(String::from).collect();
+                (u.id.clone(), User { id: u.id, username: u.username, roles, is_bot: u.is_bot })
+            })
+            .collect())
     }
 
     pub async fn upload_file(&self, channel_id: &str, name: &str, bytes: Vec<u8>) -> Result<String, ChatError> {

@@ -105,9 +105,10 @@ impl Chat {
         }
     }
 
-    pub async fn usernames(&self, ids: &[String]) -> Result<HashMap<String, String>, ChatError> {
+    /// The accounts behind user ids, for labelling a transcript.
+    pub async fn users(&self, ids: &[String]) -> Result<HashMap<String, crate::api::contract::User>, ChatError> {
         match self {
-            Chat::Mattermost(c) => c.usernames(ids).await,
+            Chat::Mattermost(c) => c.users(ids).await,
             Chat::Terminal(_) => Ok(HashMap::new()),
         }
     }

@@ -6,11 +6,13 @@
 
 mod redact;
 mod split;
+mod transcript;
 
 use std::time::Duration;
 
 pub use redact::Redactor;
 pub use split::{split_message, POST_MAX_RUNES};
+pub use transcript::{fence_tag, transcript, ContextMessage, Source, Transcript};
 
 use crate::model::RunStatus;
 
@@ -141,6 +143,15 @@ pub fn approval_request(a: &ApprovalView) -> String {
         human_duration(a.timeout),
         human_duration(a.expires_in),
     );
+    s.push_str(&match a.context {
+        Some(t) if t.messages > 0 => format!(
+            "\n**Context:** with {} message{} of thread context from {}.",
+            t.messages,
+            plural(t.messages),
+            mentions(&t.authors)
+        ),
+        _ => "\n**Context:** the prompt only, no thread context.".to_string(),
+    });
     if !a.approved_by.is_empty() {
         s.push_str(&format!("\nApproved so far by {}.", mentions(a.approved_by)));
     }
@@ -161,6 +172,8 @@ pub struct ApprovalView<'a> {
     pub sandbox: &'a str,
     pub timeout: Duration,
     pub model: Option<&'a str>,
+    /// The thread context frozen with the request, if any.
+    pub context: Option<&'a Transcript>,
 }
 
 pub fn approval_closed(word: &str, by: &[String], prompt: &str) -> String {
@@ -364,6 +377,7 @@ mod tests {
             sandbox: "read-only",
             timeout: Duration::from_secs(300),
             model: Some("gpt-5.5"),
+            context: None,
         };
         let m = approval_request(&view);
         assert!(m.contains("\n**Runs with:** sandbox `read-only` · timeout 5m 0s · model `gpt-5.5`\n"), "{m}");

@@ -49,6 +49,9 @@ pub(super) struct PlanRecord {
     sandbox: Sandbox,
     model: Option<String>,
     timeout_secs: u64,
+    /// The transcript frozen at acceptance: an approved run gets exactly what was approved.
+    #[serde(default)]
+    context: Option<render::Transcript>,
 }
 
 impl PlanRecord {
@@ -67,6 +70,7 @@ impl PlanRecord {
             sandbox: p.sandbox,
             model: p.model.clone(),
             timeout_secs: p.timeout.as_secs(),
+            context: p.context.clone(),
         }
     }
 
@@ -91,6 +95,7 @@ impl PlanRecord {
             model: self.model,
             timeout: Duration::from_secs(self.timeout_secs),
             thread_key,
+            context: self.context,
         })
     }
 }
@@ -223,6 +228,7 @@ impl Host {
             sandbox: plan.sandbox.as_str(),
             timeout: Duration::from_secs(plan.timeout_secs),
             model: plan.model.as_deref(),
+            context: plan.context.as_ref(),
         }))
     }
 

@@ -32,6 +32,8 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(1500);
 const RETRY_TTL_S: i64 = 7 * 24 * 3600;
 /// Answers longer than this many posts are attached as a file instead.
 const MAX_ANSWER_PARTS: usize = 4;
+/// How long accepting a prompt may spend reading its thread: the plugin waits 5 s for the answer.
+const TRANSCRIPT_READ_LIMIT: Duration = Duration::from_secs(3);
 mod approvals;
 mod images;
 
@@ -104,6 +106,9 @@ struct Plan {
     model: Option<String>,
     timeout: Duration,
     thread_key: String,
+    /// The thread transcript read when the prompt was accepted; later posts and edits never
+    /// reach this run.
+    context: Option<render::Transcript>,
 }
 
 /// What the caller of [`Host::submit`] learns.
@@ -393,13 +398,13 @@ impl Host {
                 "last" => self.cmd_last(&req),
                 "cancel" => self.cmd_cancel(&req),
                 "policy" => self.cmd_policy(&cfg, &req),
-                "new" => self.cmd_submit(&cfg, &req, Intent::New, rest),
-                "continue" => self.cmd_submit(&cfg, &req, Intent::Continue, rest),
+                "new" => self.cmd_submit(&cfg, &req, Intent::New, rest).await,
+                "continue" => self.cmd_submit(&cfg, &req, Intent::Continue, rest).await,
                 w if rest.is_empty() && looks_like_subcommand(w) => CommandResponse::ephemeral(format!(
                     "Unknown command `{w}`. Did you mean `/codex {}`? To ask Codex something, write a full prompt, e.g. `/codex fix the flaky login test`. See `/codex help`.",
                     closest_subcommand(w)
                 )),
-                _ => self.cmd_submit(&cfg, &req, Intent::Auto, text),
+                _ => self.cmd_submit(&cfg, &req, Intent::Auto, text).await,
             }
         }
         .instrument(span)
@@ -434,7 +439,7 @@ impl Host {
             return CommandResponse::ephemeral(format!("There is no project `{name}`. Configured: {}.", cfg.project_names()));
         }
         let project = cfg.projects.get(name).map(|p| (p.name.as_str(), p.repo.as_path()));
-        if let Decision::Deny { reason } = self.decide(cfg, &req.user, &req.channel, Action::New, "", project, "", None, 0).decision {
+        if let Decision::Deny { reason } = self.decide(cfg, &req.user, &req.channel, Action::New, "", project, "", None, 0, None).decision {
             return CommandResponse::ephemeral(format!("You cannot change the project here: {reason}"));
         }
         if let Err(e) = self.store.set_channel_project(&req.channel.id, name, &req.user.id) {
@@ -543,7 +548,7 @@ impl Host {
         let active = self.active_project(cfg, &req.channel.id);
         let project = active.as_deref().and_then(|n| cfg.projects.get(n));
         let base = project.and_then(|p| p.sandbox).unwrap_or(cfg.default_sandbox);
-        let ruling = self.decide(cfg, &req.user, &req.channel, Action::Query, "", project.map(|p| (p.name.as_str(), p.repo.as_path())), &req.root_id, None, 0);
+        let ruling = self.decide(cfg, &req.user, &req.channel, Action::Query, "", project.map(|p| (p.name.as_str(), p.repo.as_path())), &req.root_id, None, 0, None);
         let rules = if ruling.rules.is_empty() { String::new() } else { format!(" (rule {})", ruling.rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")) };
         let sandbox = |limits: &Limits| limits.sandbox.map_or(base, |s| s.min(base)).as_str();
         let head = match &ruling.decision {
@@ -561,10 +566,10 @@ impl Host {
 
     /// Asks the gate and audits the full ruling.
     #[allow(clippy::too_many_arguments)]
-    fn decide(&self, cfg: &Config, user: &User, channel: &Channel, action: Action, prompt: &str, project: Option<(&str, &std::path::Path)>, root_id: &str, run_id: Option<&str>, attachments: u32) -> Ruling {
+    fn decide(&self, cfg: &Config, user: &User, channel: &Channel, action: Action, prompt: &str, project: Option<(&str, &std::path::Path)>, root_id: &str, run_id: Option<&str>, attachments: u32, context: Option<&str>) -> Ruling {
         let request_id = run_id.map(String::from).unwrap_or_else(new_id);
         let sandbox = project.and_then(|(n, _)| cfg.projects.get(n)).and_then(|p| p.sandbox).unwrap_or(cfg.default_sandbox);
-        let req = GateRequest { request_id: &request_id, user, channel, action, prompt, project, sandbox, root_id, attachments };
+        let req = GateRequest { request_id: &request_id, user, channel, action, prompt, project, sandbox, root_id, attachments, context };
         let ruling = self.gate.decide(&req, cfg);
         let _ = self.store.audit(
             "decision",
@@ -585,9 +590,9 @@ impl Host {
         }
     }
 
-    fn cmd_submit(self: &Arc<Self>, cfg: &Arc<Config>, req: &CommandRequest, intent: Intent, prompt: &str) -> CommandResponse {
+    async fn cmd_submit(self: &Arc<Self>, cfg: &Arc<Config>, req: &CommandRequest, intent: Intent, prompt: &str) -> CommandResponse {
         let root = if intent == Intent::New { "" } else { req.root_id.as_str() };
-        match self.submit(cfg, &req.user, &req.channel, root, intent, prompt, None) {
+        match self.submit(cfg, &req.user, &req.channel, root, intent, prompt, None).await {
             Ok(a) if a.needs_approval => CommandResponse::ephemeral(
                 "This request needs approval first: the approvers are asked in the thread, and Codex runs once they approve.",
             ),
@@ -679,7 +684,7 @@ impl Host {
                 }
                 // Same id as the run's (checked above); the plugin resolved its name and kind.
                 let channel = Channel { id: run.channel_id.clone(), ..req.channel.clone() };
-                match self.submit(&cfg, &user, &channel, &run.root_id, Intent::Retry, &run.prompt, None) {
+                match self.submit(&cfg, &user, &channel, &run.root_id, Intent::Retry, &run.prompt, None).await {
                     Ok(a) => {
                         let _ = self.store.audit("run.retry", Some(&a.run_id), &user.id, &run.channel_id, &json!({"retry_of": run.id}));
                         // The clicked post's text is shown again only if it is this run's own post.
@@ -739,7 +744,7 @@ impl Host {
                 seen_until: p.create_at,
             });
         }
-        match self.submit(&cfg, &req.user, &req.channel, &root, Intent::Auto, p.message.trim(), Some(Trigger { post_id: p.id.clone(), file_ids: p.file_ids.clone() })) {
+        match self.submit(&cfg, &req.user, &req.channel, &root, Intent::Auto, p.message.trim(), Some(Trigger { post_id: p.id.clone(), file_ids: p.file_ids.clone() })).await {
             Ok(_) => PostResponse { handled: true, ephemeral_text: String::new() },
             Err(refusal) => PostResponse { handled: true, ephemeral_text: refusal },
         }
@@ -747,10 +752,11 @@ impl Host {
 
     // ----- runs -----
 
-    /// Accepts a prompt: resolves the project, asks the gate, admits it to the queue and starts
-    /// driving it. An `Err` is a refusal to show the person (nothing was started).
+    /// Accepts a prompt: resolves the project, reads and freezes the thread's transcript, asks
+    /// the gate about both, admits it to the queue and starts driving it. An `Err` is a refusal
+    /// to show the person (nothing was started).
     #[allow(clippy::too_many_arguments)]
-    fn submit(
+    async fn submit(
         self: &Arc<Self>,
         cfg: &Arc<Config>,
         user: &User,
@@ -804,7 +810,15 @@ impl Host {
         };
         let run_id = new_id();
         let attachments = trigger.as_ref().map_or(0, |t| t.file_ids.len() as u32);
-        let ruling = self.decide(cfg, user, channel, action, prompt, Some((&project.name, &project.repo)), root_id, Some(&run_id), attachments);
+        // What Codex gets besides the prompt is read now, judged with it and kept with the run.
+        let (context, seen_until) = match &placement {
+            Placement::Thread { root_id } => self.freeze_context(cfg, user, channel, &project, root_id, trigger.as_ref().map(|t| t.post_id.as_str()), &run_id).await,
+            Placement::NewRoot => (None, None),
+        };
+        if self.stopping.is_cancelled() {
+            return Err("The Codex host is shutting down; nothing was started. Try again in a minute.".into());
+        }
+        let ruling = self.decide(cfg, user, channel, action, prompt, Some((&project.name, &project.repo)), root_id, Some(&run_id), attachments, context.as_ref().map(|t| t.text.as_str()));
         // An approved run gets the same limits an allowed one would: the approval only adds a wait.
         let (limits, approval) = match ruling.decision {
             Decision::Deny { reason } => return Err(format!("Codex did not run: {reason}")),
@@ -861,7 +875,18 @@ impl Host {
             self.scheduler.withdraw(&run_id);
             return Err(internal(e));
         }
-        let _ = self.store.audit("run.accepted", Some(&run_id), &user.id, &channel.id, &json!({"project": project.name, "sandbox": sandbox.as_str(), "needs_approval": approval.is_some()}));
+        if let (Placement::Thread { root_id }, Some(mark)) = (&placement, seen_until) {
+            // The next run in this thread gets what was posted after this acceptance.
+            let _ = self.store.set_seen_until(root_id, mark);
+        }
+        let _ = self.store.audit(
+            "run.accepted",
+            Some(&run_id),
+            &user.id,
+            &channel.id,
+            &json!({"project": project.name, "sandbox": sandbox.as_str(), "needs_approval": approval.is_some(),
+                    "context_messages": context.as_ref().map_or(0, |t| t.messages), "context_authors": context.as_ref().map(|t| t.authors.clone()).unwrap_or_default()}),
+        );
         let active = ActiveRun::new(user, &channel.id, &project.name, &root_for_row);
         self.active.lock().unwrap().insert(run_id.clone(), active.clone());
         let position = admission.as_ref().map_or(0, |a| *a.position.borrow());
@@ -878,6 +903,7 @@ impl Host {
             model,
             timeout,
             thread_key,
+            context,
         };
         if let Some(spec) = &approval {
             let record = PlanRecord::of(&plan);
@@ -1004,7 +1030,7 @@ impl Host {
         }
         *active.started.lock().unwrap() = Some(started);
 
-        // 3. The prompt, with what others said in the thread since Codex last looked.
+        // 3. The prompt, with what others said in the thread before it was accepted.
         let thread = self.store.thread(&root_id).ok().flatten();
         let resume = thread.as_ref().and_then(|t| t.codex_thread_id.clone());
         let mode = match (&plan.placement, &resume) {
@@ -1012,18 +1038,11 @@ impl Host {
             (Placement::Thread { .. }, None) if thread.as_ref().is_some_and(|t| !t.bot_started) => RunMode::Bind,
             _ => RunMode::New,
         };
-        let since = thread.as_ref().map(|t| t.seen_until).unwrap_or(0);
         let cfg = self.config();
-        let budget = cfg.as_ref().map(|c| c.settings.transcript_budget_chars).unwrap_or(12_000);
-        let context = if matches!(plan.placement, Placement::Thread { .. }) {
-            self.transcript(&root_id, since, plan.trigger_post_id.as_deref(), budget).await
-        } else {
-            None
-        };
         let _ = self.store.mark_running(&plan.run_id, mode.as_str());
-        let _ = self.store.set_seen_until(&root_id, now_ms());
-        let prompt = match context {
-            Some(ctx) => format!("{ctx}\n\n---\nRequest from @{} in Mattermost:\n{}", plan.user.username, plan.prompt),
+        // The transcript was frozen when the prompt was accepted (and judged with it).
+        let prompt = match &plan.context {
+            Some(ctx) => format!("{}\n\n---\nRequest from @{} in Mattermost:\n{}", ctx.text, plan.user.username, plan.prompt),
             None => plan.prompt.clone(),
         };
         info!(mode = mode.as_str(), resume = ?resume, sandbox = plan.sandbox.as_str(), model = ?plan.model, timeout_secs = plan.timeout.as_secs(), "starting codex");
@@ -1264,59 +1283,120 @@ impl Host {
         Ok(())
     }
 
-    /// What people said in the thread after `since`, oldest first, newest kept within `budget`.
-    async fn transcript(&self, root_id: &str, since: i64, exclude: Option<&str>, budget: usize) -> Option<String> {
-        let posts = match self.chat.thread(root_id).await {
-            Ok(p) => p,
-            Err(e) => {
+    /// The thread's posts since Codex last looked, read at acceptance and frozen for the run:
+    /// each labelled with its author, whether the policy allows that author here and whether a
+    /// bot, webhook or plugin posted it; all but the requester's own fenced behind a delimiter
+    /// random to this run. Also the thread's next "seen until" mark (the newest post read, in
+    /// the server's clock); `None` when the thread could not be read, so the mark stays.
+    #[allow(clippy::too_many_arguments)]
+    async fn freeze_context(
+        &self,
+        cfg: &Config,
+        requester: &User,
+        channel: &Channel,
+        project: &Project,
+        root_id: &str,
+        exclude: Option<&str>,
+        run_id: &str,
+    ) -> (Option<render::Transcript>, Option<i64>) {
+        let deadline = tokio::time::Instant::now() + TRANSCRIPT_READ_LIMIT;
+        let posts = match tokio::time::timeout_at(deadline, self.chat.thread(root_id)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
                 warn!(error = %e, "could not read the thread for context; running without it");
-                return None;
+                return (None, None);
+            }
+            Err(_) => {
+                warn!("reading the thread for context took too long; running without it");
+                return (None, None);
             }
         };
+        let mark = posts.iter().map(|p| p.create_at).max().unwrap_or_else(now_ms);
+        let since = self.store.thread(root_id).ok().flatten().map_or(0, |t| t.seen_until);
         let bot = self.bot_id();
         let fresh: Vec<&Post> = posts
             .iter()
             .filter(|p| p.create_at > since && p.user_id != bot && Some(p.id.as_str()) != exclude && !p.kind.starts_with("system_"))
             .collect();
         if fresh.is_empty() {
-            return None;
+            return (None, Some(mark));
         }
         let mut ids: Vec<String> = fresh.iter().map(|p| p.user_id.clone()).collect();
         ids.sort();
         ids.dedup();
-        let names = self.chat.usernames(&ids).await.unwrap_or_default();
-        let mut lines: Vec<String> = Vec::new();
-        let mut used = 0;
-        let mut omitted = 0;
-        for p in fresh.iter().rev() {
-            let when = chrono::DateTime::from_timestamp_millis(p.create_at).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
-            let who = names.get(&p.user_id).cloned().unwrap_or_else(|| p.user_id.clone());
-            let files = attachment_names(p);
-            let files = if files.is_empty() { String::new() } else { format!(" (attachments: {})", files.join(", ")) };
-            let line = format!("[{when}] @{who}: {}{files}", p.message.trim());
-            if used + line.len() > budget {
-                omitted += 1;
-                continue;
+        let known = match tokio::time::timeout_at(deadline, self.chat.users(&ids)).await {
+            Ok(Ok(u)) => u,
+            Ok(Err(e)) => {
+                warn!(error = %e, "could not look up the thread's authors; they are labelled by id");
+                HashMap::new()
             }
-            used += line.len();
-            lines.push(line);
-        }
-        lines.reverse();
-        let mut out = String::from("Context: messages in this Mattermost thread that you have not seen yet (oldest first):\n");
-        if omitted > 0 {
-            out.push_str(&format!("({omitted} older message{} omitted to fit the context budget)\n", if omitted == 1 { "" } else { "s" }));
-        }
-        out.push_str(&lines.join("\n"));
-        Some(out)
+            Err(_) => {
+                warn!("looking up the thread's authors took too long; they are labelled by id");
+                HashMap::new()
+            }
+        };
+        // One question to the policy per author, as if they asked to continue here themselves.
+        let authors: HashMap<&str, (User, bool)> = ids
+            .iter()
+            .map(|id| {
+                let u = known.get(id).cloned().unwrap_or_else(|| User { id: id.clone(), username: id.clone(), ..Default::default() });
+                let allowed = self.author_allowed(cfg, &u, channel, project, root_id, run_id);
+                (id.as_str(), (u, allowed))
+            })
+            .collect();
+        let files: Vec<Vec<String>> = fresh.iter().map(|p| attachment_names(p)).collect();
+        let messages: Vec<render::ContextMessage> = fresh
+            .iter()
+            .zip(&files)
+            .map(|(p, files)| {
+                let (author, allowed) = &authors[p.user_id.as_str()];
+                render::ContextMessage {
+                    author: &author.username,
+                    at_ms: p.create_at,
+                    text: &p.message,
+                    attachments: files,
+                    source: post_source(p, author.is_bot),
+                    shown_as: p.props.get("override_username").and_then(Value::as_str),
+                    allowed: *allowed,
+                    by_requester: p.user_id == requester.id,
+                }
+            })
+            .collect();
+        let budget = cfg.settings.transcript_budget_chars;
+        (render::transcript(&messages, &requester.username, &new_fence(), budget), Some(mark))
+    }
+
+    /// Whether the policy chain would let `author` continue here: a label for the transcript,
+    /// audited, never enforced. Anything but an allow (a deny, an approval, a failing module)
+    /// counts as not allowed.
+    fn author_allowed(&self, cfg: &Config, author: &User, channel: &Channel, project: &Project, root_id: &str, run_id: &str) -> bool {
+        let request_id = new_id();
+        let sandbox = project.sandbox.unwrap_or(cfg.default_sandbox);
+        let req = GateRequest {
+            request_id: &request_id,
+            user: author,
+            channel,
+            action: Action::Continue,
+            prompt: "",
+            project: Some((&project.name, &project.repo)),
+            sandbox,
+            root_id,
+            attachments: 0,
+            context: None,
+        };
+        let ruling = self.gate.decide(&req, cfg);
+        let allowed = matches!(ruling.decision, Decision::Allow { .. });
+        let _ = self.store.audit("decision.context_author", Some(run_id), &author.id, &channel.id, &json!({"request_id": request_id, "allowed": allowed, "rules": ruling.rules}));
+        allowed
     }
 
     /// Runs a prompt for `codex-host run`: same pipeline, printed to the terminal.
-    pub fn submit_local(self: &Arc<Self>, project: &str, prompt: &str) -> Result<Accepted, String> {
+    pub async fn submit_local(self: &Arc<Self>, project: &str, prompt: &str) -> Result<Accepted, String> {
         let cfg = self.config().ok_or("no configuration")?;
         let user = User { id: "local".into(), username: std::env::var("USER").unwrap_or_else(|_| "local".into()), ..Default::default() };
         let channel = Channel { id: "terminal".into(), name: "terminal".into(), kind: ChannelKind::Direct, ..Default::default() };
         self.store.set_channel_project(&channel.id, project, &user.id).map_err(internal)?;
-        self.submit(&cfg, &user, &channel, "", Intent::New, prompt, None)
+        self.submit(&cfg, &user, &channel, "", Intent::New, prompt, None).await
     }
 
     /// Stops accepting work, ends runs in flight as interrupted (telling their threads) and waits
@@ -1406,6 +1486,27 @@ fn no_project(cfg: &Config) -> String {
 fn internal(e: anyhow::Error) -> String {
     warn!(error = %format!("{e:#}"), "state database error");
     "The Codex host could not save this request (its database failed); nothing was started. Ask an admin to check the host log.".into()
+}
+
+/// What put a post in the thread, from the flags Mattermost sets on it (`"true"` strings).
+fn post_source(p: &Post, bot_account: bool) -> render::Source {
+    let flag = |k: &str| p.props.get(k).is_some_and(|v| v == "true" || v == true);
+    if flag("from_webhook") {
+        render::Source::Webhook
+    } else if flag("from_plugin") {
+        render::Source::Plugin
+    } else if flag("from_bot") || bot_account {
+        render::Source::Bot
+    } else {
+        render::Source::Person
+    }
+}
+
+/// The transcript delimiter of one run: 128 random bits, so no message can know it in advance.
+fn new_fence() -> String {
+    use rand::Rng;
+    let bits: u128 = rand::rng().random();
+    format!("{bits:032x}")
 }
 
 fn new_id() -> String {
