@@ -248,7 +248,7 @@ async fn tool_calls_file_changes_and_failures_are_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_from_mattermost_are_retried() {
     let env = Env::start(|_| {}).await;
-    env.mm.inject_fault(Fault { status: 429, count: 2, path_prefix: "/api/v4/posts".into(), method: Some("POST".into()) });
+    env.mm.inject_fault(Fault { status: 429, count: 2, path_prefix: "/api/v4/posts".into(), method: Some("POST".into()), after: false });
     env.command("hello despite limits").await;
     let out = env.outcomes(1).await.remove(0);
     assert!(out.post.message.starts_with("Mock answer: hello despite limits"));

@@ -1,6 +1,7 @@
 //! Client of the Mattermost REST API v4, authenticated as the plugin's bot.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -18,11 +19,24 @@ const MAX_WAIT: Duration = Duration::from_secs(10);
 struct Target {
     base: String,
     token: String,
+    bot_user_id: String,
 }
 
 pub struct MattermostClient {
     http: reqwest::Client,
     target: RwLock<Option<Target>>,
+    /// The millisecond of the last generated `pending_post_id`; strictly increasing, so two
+    /// creates in the same millisecond never share one (the server would answer the second with
+    /// the first's post).
+    last_pending_ms: AtomicI64,
+}
+
+/// A create as sent: the post plus the `pending_post_id` the server de-duplicates retries on.
+#[derive(serde::Serialize)]
+struct CreateBody<'a> {
+    #[serde(flatten)]
+    post: &'a NewPost,
+    pending_post_id: &'a str,
 }
 
 impl Default for MattermostClient {
@@ -39,21 +53,44 @@ impl MattermostClient {
             .user_agent(concat!("codex-host/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("building the HTTP client");
-        MattermostClient { http, target: RwLock::new(None) }
+        MattermostClient { http, target: RwLock::new(None), last_pending_ms: AtomicI64::new(0) }
     }
 
     /// Points the client at a server and bot token (from `PUT /v1/config`).
-    pub fn configure(&self, url: &str, token: &str) {
+    pub fn configure(&self, url: &str, token: &str, bot_user_id: &str) {
         let base = format!("{}/api/v4", url.trim_end_matches('/'));
-        *self.target.write().unwrap_or_else(|p| p.into_inner()) = Some(Target { base, token: token.to_string() });
+        let target = Target { base, token: token.to_string(), bot_user_id: bot_user_id.to_string() };
+        *self.target.write().unwrap_or_else(|p| p.into_inner()) = Some(target);
     }
 
     pub fn is_configured(&self) -> bool {
         self.target.read().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
-    pub async fn create_post(&self, post: &NewPost) -> Result<Post, ChatError> {
-        self.json(Method::POST, "/posts", "creating a post", |r| r.json(post)).await
+    /// Creates a post. Every attempt of this create (`send` retries 5xx, 429 and unreachable
+    /// servers) carries the same `pending_post_id`, so when an attempt was saved but its answer
+    /// lost, the server answers the retry with that post instead of saving a second one. The
+    /// caller passes one to de-duplicate across separate creates too (an outcome re-sent after a
+    /// restart); otherwise a fresh one in the web app's format, `<user id>:<millis>`, is used.
+    pub async fn create_post(&self, post: &NewPost, pending_post_id: Option<&str>) -> Result<Post, ChatError> {
+        let fresh;
+        let pending_post_id = match pending_post_id {
+            Some(p) => p,
+            None => {
+                fresh = self.fresh_pending_post_id();
+                &fresh
+            }
+        };
+        let body = CreateBody { post, pending_post_id };
+        self.json(Method::POST, "/posts", "creating a post", |r| r.json(&body)).await
+    }
+
+    fn fresh_pending_post_id(&self) -> String {
+        let bot = self.target.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|t| t.bot_user_id.clone()).unwrap_or_default();
+        let now = chrono::Utc::now().timestamp_millis();
+        let next = |last: i64| now.max(last + 1);
+        let last = self.last_pending_ms.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| Some(next(l))).unwrap_or_else(|l| l);
+        format!("{bot}:{}", next(last))
     }
 
     pub async fn patch_post(&self, post_id: &str, message: &str, props: Option<Value>) -> Result<(), ChatError> {
@@ -215,4 +252,23 @@ async fn status_error(resp: Response, what: &str) -> ChatError {
         .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from))
         .unwrap_or_else(|| text.chars().take(300).collect());
     ChatError::Status { status, what: what.into(), message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_pending_post_ids_follow_the_web_app_and_never_repeat() {
+        let c = MattermostClient::new();
+        c.configure("http://mm.example", "token", "bot1bot1bot1bot1bot1bot1bo");
+        let ids: Vec<String> = (0..100).map(|_| c.fresh_pending_post_id()).collect();
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "two creates in one millisecond must not share a pending id");
+        let (user, millis) = ids[0].split_once(':').unwrap();
+        assert_eq!(user, "bot1bot1bot1bot1bot1bot1bo");
+        assert!(millis.parse::<i64>().unwrap() > 1_600_000_000_000);
+    }
 }

@@ -72,9 +72,19 @@ pub enum Chat {
 }
 
 impl Chat {
+    /// Creates a post; its own retries never make a second one (see `MattermostClient::create_post`).
     pub async fn create_post(&self, post: NewPost) -> Result<Post, ChatError> {
         match self {
-            Chat::Mattermost(c) => c.create_post(&post).await,
+            Chat::Mattermost(c) => c.create_post(&post, None).await,
+            Chat::Terminal(t) => Ok(t.create_post(post)),
+        }
+    }
+
+    /// Creates a post with a caller-chosen `pending_post_id`: another create with the same id
+    /// within the server's window (30 s) returns this post instead of making a second one.
+    pub async fn create_post_once(&self, post: NewPost, pending_post_id: &str) -> Result<Post, ChatError> {
+        match self {
+            Chat::Mattermost(c) => c.create_post(&post, Some(pending_post_id)).await,
             Chat::Terminal(t) => Ok(t.create_post(post)),
         }
     }

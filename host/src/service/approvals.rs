@@ -244,17 +244,17 @@ impl Host {
     /// An outcome for a run that never started Codex (denied, expired, withdrawn, no room).
     async fn finish_early(&self, plan: &Plan, root_id: &str, status: RunStatus, body: &str) {
         let res = RunResult { summary: render::one_line(body, 500), ..Default::default() };
-        if !self.store.finish_run(&plan.run_id, status, &res).unwrap_or(false) {
-            return;
-        }
-        let _ = self.store.audit("run.finished", Some(&plan.run_id), &plan.user.id, &plan.channel.id, &json!({"status": status.as_str()}));
         let footer = render::footer(&render::Footer { project: &plan.project.name, ..Default::default() });
-        match self.post_outcome(&plan.channel.id, root_id, &plan.run_id, status, body, &footer).await {
-            Ok(()) => {
-                let _ = self.store.mark_outcome_posted(&plan.run_id);
-            }
-            Err(e) => warn!(error = %e, "could not post the outcome"),
-        }
+        let outcome = Outcome {
+            run_id: plan.run_id.clone(),
+            channel_id: plan.channel.id.clone(),
+            root_id: root_id.to_string(),
+            status,
+            text: OutcomeText { body: body.to_string(), footer },
+        };
+        let Some(recorded) = self.record_outcome(&outcome, res) else { return };
+        let _ = self.store.audit("run.finished", Some(&plan.run_id), &plan.user.id, &plan.channel.id, &json!({"status": status.as_str()}));
+        self.deliver_in_run(outcome, recorded).await;
     }
 
     /// Restarts the waits of approvals that were pending when the host last stopped. Each wait

@@ -21,10 +21,10 @@ use crate::chat::{Chat, NewPost, Post};
 use crate::config::{Config, Project, Sandbox};
 use crate::gate::{Action, Decision, Gate, GateRequest, Limits, Ruling, RunTerms};
 use crate::model::{RunMode, RunStatus};
-use crate::render::{self, Redactor, POST_MAX_RUNES};
+use crate::render::{self, Redactor};
 use crate::runner::isolation::{Isolation, IsolationInfo, RunSpace};
 use crate::runner::{self, Admission, Ending, Invocation, RunState, Scheduler, SpawnError};
-use crate::store::{now_ms, RunResult, RunRow, Store, ThreadRow};
+use crate::store::{now_ms, OutcomeText, RunResult, RunRow, Store, ThreadRow};
 
 /// Progress posts are edited at most this often.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(1500);
@@ -35,9 +35,11 @@ const MAX_ANSWER_PARTS: usize = 4;
 /// How long accepting a prompt may spend reading its thread: the plugin waits 5 s for the answer.
 const TRANSCRIPT_READ_LIMIT: Duration = Duration::from_secs(3);
 mod approvals;
+mod delivery;
 mod images;
 
 use approvals::{ApprovalSpec, PlanRecord};
+use delivery::{Deliveries, Outcome};
 
 const SUBCOMMANDS: &[&str] = &["help", "new", "continue", "project", "projects", "status", "last", "cancel", "policy"];
 
@@ -153,6 +155,7 @@ pub struct Host {
     secrets: Vec<String>,
     tasks: TaskTracker,
     stopping: CancellationToken,
+    deliveries: Deliveries,
 }
 
 impl Host {
@@ -175,6 +178,7 @@ impl Host {
             secrets,
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
+            deliveries: Deliveries::default(),
         })
     }
 
@@ -266,7 +270,7 @@ impl Host {
         }
         if require_mattermost {
             if let Chat::Mattermost(c) = &self.chat {
-                c.configure(&req.mattermost_url, &req.bot_token);
+                c.configure(&req.mattermost_url, &req.bot_token, &req.bot_user_id);
             }
             *self.bot_user_id.write().unwrap() = req.bot_user_id.clone();
             *self.mattermost_url.write().unwrap() = req.mattermost_url.trim_end_matches('/').to_string();
@@ -295,43 +299,12 @@ impl Host {
             self.resume_approvals(&cfg);
         }
         let host = self.clone();
-        self.tasks.spawn(async move { host.tell_interrupted().await });
+        self.tasks.spawn(async move { host.redeliver().await });
         if let Some(problem) = gate_problem {
             tracing::error!(problem = %problem, "the policy chain did not load; every request is refused until the settings are fixed");
             return Err(vec![problem]);
         }
         Ok(warnings)
-    }
-
-    /// Tells the threads of interrupted runs, once.
-    async fn tell_interrupted(&self) {
-        let runs = match self.store.untold_interrupted() {
-            Ok(r) => r,
-            Err(e) => return warn!(error = %e, "reading interrupted runs"),
-        };
-        for r in runs {
-            if r.root_id.is_empty() {
-                let _ = self.store.mark_outcome_posted(&r.id);
-                continue;
-            }
-            let elapsed = Duration::from_millis((now_ms() - r.created_at).max(0) as u64);
-            if let Some(pid) = &r.progress_post_id {
-                let _ = self.chat.update_post(pid, &render::progress_final(RunStatus::Interrupted, &r.project, elapsed), Some(progress_props(&r.id, RunStatus::Interrupted, None))).await;
-            }
-            let post = NewPost {
-                channel_id: r.channel_id.clone(),
-                root_id: r.root_id.clone(),
-                message: render::interrupted(),
-                props: outcome_props(&r.id, RunStatus::Interrupted, self.buttons(&r.id, &[ButtonAction::Retry], RETRY_TTL_S)),
-                file_ids: vec![],
-            };
-            match self.chat.create_post(post).await {
-                Ok(_) => {
-                    let _ = self.store.mark_outcome_posted(&r.id);
-                }
-                Err(e) => warn!(run = %r.id, error = %e, "could not tell the thread about an interrupted run; will retry on the next config push"),
-            }
-        }
     }
 
     pub fn health(&self) -> Health {
@@ -1221,66 +1194,22 @@ impl Host {
             input_tokens: state.usage.input_tokens,
             output_tokens: state.usage.output_tokens,
             files_changed: state.files_changed.len(),
+            outcome: None,
         };
-        if !self.store.finish_run(&plan.run_id, status, &result).unwrap_or(false) {
-            warn!("run already had an outcome; not posting another");
-            return status;
-        }
+        let outcome = Outcome {
+            run_id: plan.run_id.clone(),
+            channel_id: plan.channel.id.clone(),
+            root_id: root_id.to_string(),
+            status,
+            text: OutcomeText { body, footer },
+        };
+        let Some(recorded) = self.record_outcome(&outcome, result) else { return status };
         let _ = self.store.audit("run.finished", Some(&plan.run_id), &plan.user.id, &plan.channel.id, &json!({"status": status.as_str(), "exit_code": exit_code, "elapsed_ms": elapsed.as_millis() as u64}));
         if let Some(pid) = progress_id {
             let _ = self.chat.update_post(pid, &render::progress_final(status, &plan.project.name, elapsed), Some(progress_props(&plan.run_id, status, None))).await;
         }
-        match self.post_outcome(&plan.channel.id, root_id, &plan.run_id, status, &body, &footer).await {
-            Ok(()) => {
-                let _ = self.store.mark_outcome_posted(&plan.run_id);
-            }
-            Err(e) => warn!(error = %e, status = status.as_str(), "could not post the outcome; it is kept in the runs table"),
-        }
+        self.deliver_in_run(outcome, recorded).await;
         status
-    }
-
-    /// Posts an outcome, split into parts or attached as a file when it is too long for one post.
-    async fn post_outcome(&self, channel_id: &str, root_id: &str, run_id: &str, status: RunStatus, body: &str, footer: &str) -> Result<(), crate::chat::ChatError> {
-        let post = |message: String, props: Value, file_ids: Vec<String>| NewPost {
-            channel_id: channel_id.to_string(),
-            root_id: root_id.to_string(),
-            message,
-            props,
-            file_ids,
-        };
-        let retry = matches!(status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Interrupted)
-            .then(|| self.buttons(run_id, &[ButtonAction::Retry], RETRY_TTL_S))
-            .flatten();
-        let outcome = outcome_props(run_id, status, retry);
-        let full = format!("{body}{footer}");
-        if full.chars().count() <= POST_MAX_RUNES {
-            self.chat.create_post(post(full, outcome, vec![])).await?;
-            return Ok(());
-        }
-        let label_room = 32;
-        let parts = render::split_message(body, POST_MAX_RUNES - footer.chars().count() - label_room);
-        if parts.len() <= MAX_ANSWER_PARTS {
-            let n = parts.len();
-            for (i, part) in parts.into_iter().enumerate() {
-                let label = format!("*(part {} of {n})*\n", i + 1);
-                if i + 1 < n {
-                    let props = json!({"codex_kind": "answer_part", "codex_run_id": run_id});
-                    self.chat.create_post(post(format!("{label}{part}"), props, vec![])).await?;
-                } else {
-                    self.chat.create_post(post(format!("{label}{part}{footer}"), outcome.clone(), vec![])).await?;
-                }
-            }
-            return Ok(());
-        }
-        let name = format!("codex-answer-{}.md", &run_id[..8.min(run_id.len())]);
-        let file_id = self.chat.upload_file(channel_id, &name, body.as_bytes().to_vec()).await?;
-        let head = render::split_message(body, 3000).into_iter().next().unwrap_or_default();
-        let message = format!(
-            "{head}\n\n*… the full answer ({} characters) is attached as `{name}`.*{footer}",
-            body.chars().count()
-        );
-        self.chat.create_post(post(message, outcome, vec![file_id])).await?;
-        Ok(())
     }
 
     /// The thread's posts since Codex last looked, read at acceptance and frozen for the run:

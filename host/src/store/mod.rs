@@ -79,6 +79,11 @@ CREATE TABLE approvals (
     state       TEXT NOT NULL DEFAULT 'pending',
     decided_by  TEXT
 );
+"#, r#"
+-- An outcome post's full text (redacted, as posted), kept until the post is confirmed, so that a
+-- post that failed can be sent again after a restart.
+ALTER TABLE runs ADD COLUMN outcome_body TEXT;
+ALTER TABLE runs ADD COLUMN outcome_footer TEXT;
 "#];
 
 /// A pending or decided approval: `spec` and `plan` are the service's own JSON.
@@ -129,10 +134,19 @@ pub struct RunRow {
 pub struct RunResult {
     pub exit_code: Option<i32>,
     pub summary: String,
+    /// The outcome post to deliver, when there is one (none for a run that has no thread).
+    pub outcome: Option<OutcomeText>,
     pub output_tail: String,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub files_changed: usize,
+}
+
+/// An outcome post's text exactly as posted (already redacted), kept until the post is confirmed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutcomeText {
+    pub body: String,
+    pub footer: String,
 }
 
 pub struct Store {
@@ -299,12 +313,14 @@ impl Store {
         })
     }
 
-    /// Records a run's outcome. Only the first outcome counts: a run that already ended keeps it.
+    /// Records a run's outcome, and the text of its outcome post until [`Store::mark_outcome_posted`].
+    /// Only the first outcome counts: a run that already ended keeps it (false).
     pub fn finish_run(&self, run_id: &str, status: RunStatus, res: &RunResult) -> Result<bool> {
+        let (body, footer) = res.outcome.as_ref().map(|o| (o.body.as_str(), o.footer.as_str())).unzip();
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET status = ?2, finished_at = ?3, exit_code = ?4, summary = ?5, output_tail = ?6,
-                        input_tokens = ?7, output_tokens = ?8, files_changed = ?9
+                        input_tokens = ?7, output_tokens = ?8, files_changed = ?9, outcome_body = ?10, outcome_footer = ?11
                  WHERE id = ?1 AND status IN ('awaiting_approval', 'queued', 'running')",
                 params![
                     run_id,
@@ -315,7 +331,9 @@ impl Store {
                     res.output_tail,
                     res.input_tokens as i64,
                     res.output_tokens as i64,
-                    res.files_changed as i64
+                    res.files_changed as i64,
+                    body,
+                    footer
                 ],
             )
             .map(|n| n == 1)
@@ -356,16 +374,30 @@ impl Store {
         })
     }
 
+    /// The run's outcome post is confirmed: its kept text is dropped.
     pub fn mark_outcome_posted(&self, run_id: &str) -> Result<()> {
-        self.with(|c| c.execute("UPDATE runs SET outcome_posted = 1 WHERE id = ?1", [run_id]).map(|_| ()))
+        self.with(|c| {
+            c.execute("UPDATE runs SET outcome_posted = 1, outcome_body = NULL, outcome_footer = NULL WHERE id = ?1", [run_id])
+                .map(|_| ())
+        })
     }
 
-    /// Interrupted runs whose threads have not been told yet (the host had no Mattermost
-    /// connection when it found them).
-    pub fn untold_interrupted(&self) -> Result<Vec<RunRow>> {
+    /// Finished runs whose outcome post is not confirmed: interrupted runs whose threads have not
+    /// been told (the host had no Mattermost connection when it found them), and outcomes whose
+    /// post failed, with their kept text.
+    pub fn undelivered_outcomes(&self) -> Result<Vec<(RunRow, Option<OutcomeText>)>> {
         self.with(|c| {
-            let mut st = c.prepare(&format!("{RUN_SELECT} WHERE status = 'interrupted' AND outcome_posted = 0 ORDER BY created_at, rowid"))?;
-            let rows = st.query_map([], run_row)?.collect();
+            let mut st = c.prepare(&format!(
+                "{RUN_SELECT_OUTCOME} WHERE outcome_posted = 0 AND (status = 'interrupted' OR outcome_body IS NOT NULL)
+                 ORDER BY created_at, rowid"
+            ))?;
+            let rows = st
+                .query_map([], |r| {
+                    let body: Option<String> = r.get(15)?;
+                    let footer: Option<String> = r.get(16)?;
+                    Ok((run_row(r)?, body.map(|body| OutcomeText { body, footer: footer.unwrap_or_default() })))
+                })?
+                .collect();
             rows
         })
     }
@@ -483,6 +515,8 @@ impl Store {
 
 const RUN_SELECT: &str = "SELECT id, root_id, channel_id, user_id, username, project, prompt, mode, status, progress_post_id,
     created_at, started_at, finished_at, exit_code, summary FROM runs";
+const RUN_SELECT_OUTCOME: &str = "SELECT id, root_id, channel_id, user_id, username, project, prompt, mode, status, progress_post_id,
+    created_at, started_at, finished_at, exit_code, summary, outcome_body, outcome_footer FROM runs";
 
 fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     let status: String = r.get(8)?;
@@ -568,6 +602,30 @@ mod tests {
         assert_eq!(s.run("r1").unwrap().unwrap().status, RunStatus::Interrupted);
         assert_eq!(s.run("r3").unwrap().unwrap().status, RunStatus::Answered);
         assert!(s.interrupt_leftovers().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_outcome_is_kept_in_full_until_its_post_is_confirmed() {
+        let s = Store::open_in_memory().unwrap();
+        for id in ["answered", "no-thread", "left"] {
+            s.insert_run(&run(id, "c")).unwrap();
+        }
+        let body = "x".repeat(20_000);
+        let outcome = OutcomeText { body: body.clone(), footer: "\n---\nfooter".into() };
+        let res = RunResult { summary: body.chars().take(500).collect(), outcome: Some(outcome.clone()), ..Default::default() };
+        assert!(s.finish_run("answered", RunStatus::Answered, &res).unwrap());
+        s.finish_run("no-thread", RunStatus::Failed, &RunResult::default()).unwrap();
+        s.interrupt_leftovers().unwrap();
+        let undelivered = s.undelivered_outcomes().unwrap();
+        let ids: Vec<&str> = undelivered.iter().map(|(r, _)| r.id.as_str()).collect();
+        assert_eq!(ids, ["answered", "left"]);
+        assert_eq!(undelivered[0].1.as_ref(), Some(&outcome));
+        assert_eq!(undelivered[1].1, None);
+        s.mark_outcome_posted("answered").unwrap();
+        s.mark_outcome_posted("left").unwrap();
+        assert!(s.undelivered_outcomes().unwrap().is_empty());
+        let kept: Option<String> = s.with(|c| c.query_row("SELECT outcome_body FROM runs WHERE id = 'answered'", [], |r| r.get(0))).unwrap();
+        assert_eq!(kept, None, "the text is dropped once posted");
     }
 
     #[test]

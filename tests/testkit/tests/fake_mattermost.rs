@@ -364,7 +364,155 @@ async fn injected_429_then_success() {
         count: 1,
         path_prefix: "/api/v4/files".into(),
         method: None,
+        after: false,
     });
+    let (status, _) = call(&client, &mm, reqwest::Method::GET, "/users/me", None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_pending_post_id_deduplicates_creates_for_30_seconds() {
+    let (mm, client) = start().await;
+    let body = json!({ "channel_id": CHANNEL, "message": "answer", "pending_post_id": format!("{BOT_ID}:1700000000000") });
+    let (status, first) = call(
+        &client,
+        &mm,
+        reqwest::Method::POST,
+        "/posts",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    // The same pending id again: the post the first create made, same id, same status.
+    let (status, again) = call(
+        &client,
+        &mm,
+        reqwest::Method::POST,
+        "/posts",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(mm.posts().len(), 1);
+
+    // Without a pending id there is no de-duplication; another pending id is another post.
+    let plain = json!({ "channel_id": CHANNEL, "message": "answer" });
+    for _ in 0..2 {
+        let (status, _) = call(
+            &client,
+            &mm,
+            reqwest::Method::POST,
+            "/posts",
+            Some(plain.clone()),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    let other = json!({ "channel_id": CHANNEL, "message": "answer", "pending_post_id": format!("{BOT_ID}:1700000000001") });
+    let (_, third) = call(&client, &mm, reqwest::Method::POST, "/posts", Some(other)).await;
+    assert_ne!(third["id"], first["id"]);
+    assert_eq!(mm.posts().len(), 4);
+
+    // Once the 30 s window has passed, the same pending id creates a new post.
+    assert_eq!(
+        codex_testkit::mattermost::PENDING_POST_ID_TTL,
+        Duration::from_secs(30)
+    );
+    mm.expire_pending_post_ids();
+    let (status, late) = call(&client, &mm, reqwest::Method::POST, "/posts", Some(body)).await;
+    assert_eq!(status, 201);
+    assert_ne!(late["id"], first["id"]);
+    assert_eq!(mm.posts().len(), 5);
+}
+
+#[tokio::test]
+async fn a_fault_after_the_request_answers_an_error_for_work_done() {
+    let (mm, client) = start().await;
+    // Over HTTP, like every other fault: the post is saved, then a 502 is answered.
+    let fault =
+        json!({ "status": 502, "path_prefix": "/api/v4/posts", "method": "POST", "after": true });
+    let response = client
+        .post(format!("{}/_test/faults", mm.url()))
+        .json(&fault)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body =
+        json!({ "channel_id": CHANNEL, "message": "slow answer", "pending_post_id": "p-after" });
+    let (status, error) = call(
+        &client,
+        &mm,
+        reqwest::Method::POST,
+        "/posts",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert_eq!(error["id"], "testkit.fault_injected.app_error");
+    assert_eq!(mm.posts().len(), 1, "the request took effect");
+    // A retry with the same pending id gets the saved post, not a second one.
+    let (status, retried) = call(&client, &mm, reqwest::Method::POST, "/posts", Some(body)).await;
+    assert_eq!(status, 201);
+    assert_eq!(retried["id"], mm.posts()[0].post.id);
+    assert_eq!(mm.posts().len(), 1);
+
+    // A fault before the request (the default) leaves nothing behind: the retry creates it.
+    mm.inject_fault(Fault {
+        status: 500,
+        count: 1,
+        path_prefix: "/api/v4/posts".into(),
+        method: None,
+        after: false,
+    });
+    let body =
+        json!({ "channel_id": CHANNEL, "message": "refused first", "pending_post_id": "p-before" });
+    let (status, _) = call(
+        &client,
+        &mm,
+        reqwest::Method::POST,
+        "/posts",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert_eq!(mm.posts().len(), 1);
+    let (status, _) = call(&client, &mm, reqwest::Method::POST, "/posts", Some(body)).await;
+    assert_eq!(status, 201);
+    assert_eq!(mm.posts().len(), 2);
+
+    // `after` on a patch: the edit is applied, the answer is the fault.
+    let id = mm.posts()[1].post.id.clone();
+    mm.inject_fault(Fault {
+        status: 504,
+        count: 1,
+        path_prefix: format!("/api/v4/posts/{id}/patch"),
+        method: None,
+        after: true,
+    });
+    let (status, _) = call(
+        &client,
+        &mm,
+        reqwest::Method::PUT,
+        &format!("/posts/{id}/patch"),
+        Some(json!({ "message": "edited" })),
+    )
+    .await;
+    assert_eq!(status, 504);
+    assert_eq!(mm.posts()[1].post.message, "edited");
+
+    // Faults not used up can be cleared.
+    mm.inject_fault(Fault {
+        status: 503,
+        count: 100,
+        path_prefix: "/api/v4/".into(),
+        method: None,
+        after: false,
+    });
+    mm.clear_faults();
+    let statuses: Vec<u16> = mm.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [502, 201, 500, 201, 504]);
     let (status, _) = call(&client, &mm, reqwest::Method::GET, "/users/me", None).await;
     assert_eq!(status, 200);
 }

@@ -9,7 +9,8 @@
 //! `GET /api/v4/users/me`, `GET /api/v4/users/{id}`.
 //!
 //! Test control (no auth): `POST /_test/users`, `POST /_test/posts`, `GET /_test/posts`,
-//! `GET /_test/files/{id}`, `POST /_test/faults`, `GET /_test/requests`.
+//! `GET /_test/files/{id}`, `POST /_test/faults`, `DELETE /_test/faults`,
+//! `POST /_test/pending_post_ids/expire`, `GET /_test/requests`.
 
 pub mod model;
 mod state;
@@ -28,6 +29,7 @@ pub use model::{AppError, FileInfo, Post, PostList, PostPatch, User};
 use state::ApiError;
 pub use state::{
     Fault, MattermostState, NewPost, NewUser, PostVersion, RecordedRequest, StoredFile, TestPost,
+    PENDING_POST_ID_TTL,
 };
 
 use crate::server::{self, Handler, Recorded, Running};
@@ -124,6 +126,16 @@ impl FakeMattermost {
         self.inner.state.update(|s| s.faults.push(fault));
     }
 
+    /// Drops every fault not yet used up: the server is healthy again.
+    pub fn clear_faults(&self) {
+        self.inner.state.update(|s| s.faults.clear());
+    }
+
+    /// Forgets every `pending_post_id` seen so far, as if their 30 s had passed.
+    pub fn expire_pending_post_ids(&self) {
+        self.inner.state.update(|s| s.expire_pending_post_ids());
+    }
+
     /// Reads the current state (posts, files, users, request log) in one consistent view.
     pub fn read<R>(&self, f: impl FnOnce(&MattermostState) -> R) -> R {
         self.inner.state.read(f)
@@ -189,10 +201,26 @@ impl Inner {
         path: &str,
         request_id: &str,
     ) -> server::Response {
-        // Rate limiting and other injected faults come before authentication, as on the server.
-        if let Some(status) = self.state.update(|s| s.take_fault(method.as_str(), path)) {
-            return fault_response(status, request_id);
+        // Rate limiting and other injected faults come before authentication, as on the server;
+        // an `after` fault lets the request take effect and then answers in its place.
+        let fault = self.state.update(|s| s.take_fault(method.as_str(), path));
+        match fault {
+            Some(f) if f.after => {
+                let _ = self.serve(req, method, path, request_id).await;
+                fault_response(f.status, request_id)
+            }
+            Some(f) => fault_response(f.status, request_id),
+            None => self.serve(req, method, path, request_id).await,
         }
+    }
+
+    async fn serve(
+        &self,
+        req: Request<Incoming>,
+        method: &Method,
+        path: &str,
+        request_id: &str,
+    ) -> server::Response {
         let token = bearer_token(&req);
         let Some(user_id) = self
             .state
@@ -270,7 +298,7 @@ impl Inner {
             serde_json::from_value(request.clone()).map_err(|_| ApiError::invalid_param("post"))?;
         let post = self
             .state
-            .update(|s| s.create_post(user_id, new, request))?;
+            .update(|s| s.create_post_deduplicated(user_id, new, request))?;
         Ok((StatusCode::CREATED, json!(post)))
     }
 
@@ -430,6 +458,14 @@ impl Inner {
                 }
                 Err(e) => bad_request(e),
             },
+            (Method::DELETE, "/_test/faults") => {
+                self.state.update(|s| s.faults.clear());
+                server::json(StatusCode::OK, &json!({ "ok": true }))
+            }
+            (Method::POST, "/_test/pending_post_ids/expire") => {
+                self.state.update(|s| s.expire_pending_post_ids());
+                server::json(StatusCode::OK, &json!({ "ok": true }))
+            }
             (Method::GET, p) if p.starts_with("/_test/files/") => {
                 let id = &p["/_test/files/".len()..];
                 match self.state.read(|s| s.file(id).cloned()) {

@@ -2,6 +2,9 @@
 //! files with their bytes, the request log and pending injected faults — and the server rules
 //! that apply to them (validation, attaching files, reply counts, thread order). No HTTP here.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -23,6 +26,9 @@ pub struct MattermostState {
     /// Every `/api/v4` request in arrival order, with the status it got.
     pub requests: Vec<RecordedRequest>,
     pub(crate) faults: Vec<Fault>,
+    /// `pending_post_id` → the post created with it, until it expires (the server's
+    /// `seenPendingPostIdsCache`).
+    pending_post_ids: HashMap<String, (String, Instant)>,
     last_millis: i64,
 }
 
@@ -59,6 +65,9 @@ pub struct RecordedRequest {
 
 /// The next `count` requests whose path starts with `path_prefix` (and whose method matches, if
 /// given) get `status` instead of being served. A 429 looks like Mattermost's rate limiter.
+///
+/// With `after`, the request is served first — a post is saved, a patch applied — and only then
+/// answered with `status`, as when a proxy times out on a slow server that finished the work.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fault {
     pub status: u16,
@@ -68,7 +77,12 @@ pub struct Fault {
     pub path_prefix: String,
     #[serde(default)]
     pub method: Option<String>,
+    #[serde(default)]
+    pub after: bool,
 }
+
+/// `app.PendingPostIDsCacheTTL`: how long the server remembers a `pending_post_id`.
+pub const PENDING_POST_ID_TTL: Duration = Duration::from_secs(30);
 
 fn one() -> u32 {
     1
@@ -159,6 +173,7 @@ impl MattermostState {
             files: Vec::new(),
             requests: Vec::new(),
             faults: Vec::new(),
+            pending_post_ids: HashMap::new(),
             last_millis: 0,
         };
         let now = state.tick();
@@ -245,8 +260,8 @@ impl MattermostState {
         user
     }
 
-    /// Takes the first matching fault, if any, and returns its status.
-    pub(crate) fn take_fault(&mut self, method: &str, path: &str) -> Option<u16> {
+    /// Takes the first matching fault, if any.
+    pub(crate) fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
         let index = self.faults.iter().position(|f| {
             path.starts_with(&f.path_prefix)
                 && f.method
@@ -254,12 +269,49 @@ impl MattermostState {
                     .is_none_or(|m| m.eq_ignore_ascii_case(method))
         })?;
         let fault = &mut self.faults[index];
-        let status = fault.status;
+        let taken = fault.clone();
         fault.count = fault.count.saturating_sub(1);
         if fault.count == 0 {
             self.faults.remove(index);
         }
-        Some(status)
+        Some(taken)
+    }
+
+    /// Forgets every `pending_post_id`, as if `PENDING_POST_ID_TTL` had passed.
+    pub(crate) fn expire_pending_post_ids(&mut self) {
+        self.pending_post_ids.clear();
+    }
+
+    /// `POST /api/v4/posts` as `App.CreatePost` does it: a `pending_post_id` seen within the last
+    /// 30 s returns the post created with it (same id, 201) instead of creating another; without
+    /// one there is no de-duplication. The fake saves atomically, so the server's other answer —
+    /// 500 `api.post.deduplicate_create_post.pending` while the first create is still saving —
+    /// never arises here.
+    pub(crate) fn create_post_deduplicated(
+        &mut self,
+        user_id: &str,
+        new: NewPost,
+        request: Value,
+    ) -> Result<Post, ApiError> {
+        let pending = new.pending_post_id.clone();
+        let now = Instant::now();
+        self.pending_post_ids
+            .retain(|_, (_, expires)| *expires > now);
+        // (The server ignores a pending id whose post the caller may not read; the fake has no
+        // channel membership, so every post is readable.)
+        let found = self
+            .pending_post_ids
+            .get(&pending)
+            .and_then(|(id, _)| self.post(id));
+        if let Some(found) = found {
+            return Ok(self.render(found.post.clone()));
+        }
+        let post = self.create_post(user_id, new, request)?;
+        if !pending.is_empty() {
+            self.pending_post_ids
+                .insert(pending, (post.id.clone(), now + PENDING_POST_ID_TTL));
+        }
+        Ok(post)
     }
 
     pub(crate) fn create_post(

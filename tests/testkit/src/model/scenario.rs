@@ -111,10 +111,18 @@ fn message_text(message: &Value) -> Option<String> {
 
 /// What the tool that ends the input printed, as Codex reports it (a string, or text parts).
 pub fn tool_output_text(body: &Value) -> String {
-    let output = body.get("input").and_then(Value::as_array).and_then(|i| i.last()).and_then(|l| l.get("output"));
+    let output = body
+        .get("input")
+        .and_then(Value::as_array)
+        .and_then(|i| i.last())
+        .and_then(|l| l.get("output"));
     match output {
         Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
         Some(other) => other.to_string(),
         None => String::new(),
     }
@@ -338,8 +346,14 @@ mod tests {
             Scenario::Long { chars: 500 }
         );
         assert_eq!(Scenario::from_prompt("[[mock:nope]]"), Scenario::Echo);
-        assert_eq!(Scenario::from_prompt("try [[mock:sh: cat /etc/hostname ]]"), Scenario::Shell);
-        assert_eq!(shell_command("try [[mock:sh: cat /etc/hostname ]]"), Some("cat /etc/hostname"));
+        assert_eq!(
+            Scenario::from_prompt("try [[mock:sh: cat /etc/hostname ]]"),
+            Scenario::Shell
+        );
+        assert_eq!(
+            shell_command("try [[mock:sh: cat /etc/hostname ]]"),
+            Some("cat /etc/hostname")
+        );
         assert_eq!(Scenario::from_prompt("[[mock:sh: ]]"), Scenario::Echo);
     }
 
