@@ -188,11 +188,15 @@ pub fn check(
     let info = &chain.modules()[0];
     writeln!(out, "module:  {name} ({})", module.display())?;
     writeln!(out, "hash:    {}", info.hash)?;
+    let world = if info.world == crate::WORLD_VERSION {
+        info.world.clone()
+    } else {
+        format!("{} (current: {})", info.world, crate::WORLD_VERSION)
+    };
     writeln!(
         out,
-        "world:   {} (exports {})",
-        crate::WORLD_VERSION,
-        crate::wasm::POLICY_EXPORT
+        "world:   {world} (exports mattermost-codex:policy/policy@{})",
+        info.world
     )?;
     writeln!(out, "config:  accepted")?;
     writeln!(
