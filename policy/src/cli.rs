@@ -188,14 +188,14 @@ pub fn check(
     let info = &chain.modules()[0];
     writeln!(out, "module:  {name} ({})", module.display())?;
     writeln!(out, "hash:    {}", info.hash)?;
-    let world = if info.world == crate::WORLD_VERSION {
-        info.world.clone()
+    let older = if info.world == crate::WORLD_VERSION {
+        String::new()
     } else {
-        format!("{} (current: {})", info.world, crate::WORLD_VERSION)
+        format!("; the current version is {}", crate::WORLD_VERSION)
     };
     writeln!(
         out,
-        "world:   {world} (exports mattermost-codex:policy/policy@{})",
+        "world:   {0} (exports mattermost-codex:policy/policy@{0}{older})",
         info.world
     )?;
     writeln!(out, "config:  accepted")?;
