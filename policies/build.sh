@@ -3,6 +3,9 @@
 # `cargo build --target wasm32-wasip2` (see .cargo/config.toml here), and the Python example into
 # target/policy-fixtures/ (kept out of the plugin bundle: it embeds CPython, ~18 MB) with
 # componentize-py installed from PyPI into target/py-venv. Incremental: run it as often as you like.
+# The Rust examples target the current world (wit/policy.wit) except business-hours, which stays
+# on 0.1.0 (wit/0.1.0/); the Python example is built against 0.1.0 too, so that both kinds of
+# toolchain keep proving that 0.1.0 modules load.
 # Set POLICIES_SKIP_PYTHON=1 to skip the Python example (the engine's tests then fail, saying so).
 set -euo pipefail
 
@@ -39,7 +42,8 @@ fi
 py_src="$here/python-no-full-access"
 mkdir -p "$root/target/policy-fixtures"
 py_out="$root/target/policy-fixtures/python-no-full-access.wasm"
-if [ ! -f "$py_out" ] || [ -n "$(find "$py_src" "$root/wit" -newer "$py_out" \( -name '*.py' -o -name '*.wit' \) -print -quit)" ]; then
-  (cd "$py_src" && "$venv/bin/componentize-py" -d "$root/wit" -w policy-module componentize app -o "$py_out.tmp" >/dev/null)
+py_wit="$root/wit/0.1.0"
+if [ ! -f "$py_out" ] || [ -n "$(find "$py_src" "$py_wit" -newer "$py_out" \( -name '*.py' -o -name '*.wit' \) -print -quit)" ]; then
+  (cd "$py_src" && "$venv/bin/componentize-py" -d "$py_wit" -w policy-module componentize app -o "$py_out.tmp" >/dev/null)
   mv "$py_out.tmp" "$py_out"
 fi

@@ -15,7 +15,7 @@ use cedar_policy::{
     RestrictedExpression,
 };
 use codex_policy::{
-    Action, Chain, ChannelKind, EngineOptions, FinalDecision, ModuleSpec, PolicyEngine,
+    Chain, ChannelKind, EngineOptions, FinalDecision, ModuleSpec, PolicyEngine,
     PolicyRequest, SandboxMode,
 };
 use serde_json::json;
@@ -143,15 +143,7 @@ impl Cedar {
 fn cedar_request(r: &PolicyRequest) -> anyhow::Result<(Request, Entities)> {
     let user = EntityUid::from_type_name_and_id("User".parse()?, r.user.id.parse()?);
     let channel = EntityUid::from_type_name_and_id("Channel".parse()?, r.channel.id.parse()?);
-    let action_name = match r.action {
-        Action::New => "new",
-        Action::Continue => "continue",
-        Action::Retry => "retry",
-        Action::Approve => "approve",
-        Action::Reject => "reject",
-        Action::Cancel => "cancel",
-        Action::PolicyQuery => "policy-query",
-    };
+    let action_name = r.action.as_str();
     let action = EntityUid::from_type_name_and_id("Action".parse()?, action_name.parse()?);
     let kind = match r.channel.kind {
         ChannelKind::Public => "public",

@@ -354,6 +354,7 @@ fn policy_request(req: &GateRequest) -> PolicyRequest {
             Action::Query => A::PolicyQuery,
         },
         prompt: req.prompt.to_string(),
+        context: None,
         project: req.project.map(|(name, repo)| codex_policy::Project { name: name.to_string(), repo_path: repo.display().to_string() }),
         requested_sandbox: match req.sandbox {
             Sandbox::ReadOnly => SandboxMode::ReadOnly,

@@ -14,13 +14,11 @@ use crate::combine::combine;
 use crate::engine::{content_hash, ModuleSource, ModuleSpec, PolicyEngine};
 use crate::error::LoadError;
 use crate::types::{
-    ChainReport, FailureKind, FinalDecision, ModuleFailure, ModuleOutcome, ModuleReport,
-    PolicyRequest,
+    ChainReport, Decision, FailureKind, FinalDecision, ModuleFailure, ModuleOutcome, ModuleReport,
+    PolicyRequest, Verdict,
 };
-use crate::wasm::{
-    self, mattermost_codex::policy::types::Request as WitRequest, MemoryCapExceeded, PolicyModule,
-    PolicyModulePre, State, POLICY_EXPORT, POLICY_EXPORT_PREFIX,
-};
+use crate::wasm::{self, MemoryCapExceeded, State};
+use crate::world::{self, Detected, Instance, Lowered, ModulePre, WorldVersion};
 
 /// An ordered, immutable set of loaded modules. Evaluate from any number of threads at once.
 pub struct Chain {
@@ -37,7 +35,7 @@ pub(crate) struct LoadedModule {
     pub(crate) hash: String,
     pub(crate) monitor: bool,
     config: Arc<str>,
-    pre: PolicyModulePre<State>,
+    pre: ModulePre,
     /// Fresh, never-used instances (see `EngineOptions::prewarm`).
     ready: Mutex<Vec<Ready>>,
     /// Set while a top-up request is queued, so requests do not flood the prewarm thread.
@@ -50,7 +48,7 @@ pub(crate) struct LoadedModule {
 /// An instance made ahead of a request, with its own store.
 struct Ready {
     store: Store<State>,
-    instance: PolicyModule,
+    instance: Instance,
 }
 
 /// A module of a loaded chain, as reported by `/v1/health` and `policy check`.
@@ -59,6 +57,8 @@ pub struct ModuleInfo {
     pub name: String,
     pub hash: String,
     pub monitor: bool,
+    /// The policy world version the module was built for, e.g. `0.2.0`.
+    pub world: String,
 }
 
 impl Chain {
@@ -91,6 +91,7 @@ impl Chain {
                 name: m.name.clone(),
                 hash: m.hash.clone(),
                 monitor: m.monitor,
+                world: m.pre.version().as_str().to_owned(),
             })
             .collect()
     }
@@ -131,7 +132,7 @@ impl Chain {
                 elapsed_us: started.elapsed().as_micros() as u64,
             };
         }
-        let wit_request = wasm::request_to_wit(request);
+        let wit_request = Lowered::new(request);
         let modules: Vec<ModuleReport> = self
             .modules
             .iter()
@@ -183,7 +184,7 @@ impl LoadedModule {
         }
         let hash = content_hash(&bytes);
         let component = engine.compile(&name, &bytes, &hash)?;
-        check_world(engine, &name, &component)?;
+        let version = check_world(engine, &name, &component)?;
         let instance_pre = engine
             .inner
             .linker
@@ -192,7 +193,7 @@ impl LoadedModule {
                 name: name.clone(),
                 message: format!("{e:#}"),
             })?;
-        let pre = PolicyModulePre::new(instance_pre).map_err(|e| LoadError::Link {
+        let pre = ModulePre::new(version, instance_pre).map_err(|e| LoadError::Link {
             name: name.clone(),
             message: format!("{e:#}"),
         })?;
@@ -265,8 +266,7 @@ impl LoadedModule {
         let _ticking = engine.tick_guard();
         let result = match self.pre.instantiate(&mut store) {
             Ok(instance) => instance
-                .mattermost_codex_policy_policy()
-                .call_validate_config(&mut store, &self.config)
+                .validate_config(&mut store, &self.config)
                 .map_err(|e| classify(engine, &store, e, FailureKind::Trap)),
             Err(e) => Err(classify(engine, &store, e, FailureKind::Instantiate)),
         };
@@ -283,7 +283,10 @@ impl LoadedModule {
         }
     }
 
-    fn evaluate(self: &Arc<Self>, engine: &PolicyEngine, request: &WitRequest) -> ModuleReport {
+    fn evaluate(self: &Arc<Self>, engine: &PolicyEngine, request: &Lowered) -> ModuleReport {
+        if !self.pre.version().asks(&request.request().action) {
+            return self.not_asked();
+        }
         let started = Instant::now();
         let ready = self.ready.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let outcome;
@@ -312,11 +315,10 @@ impl LoadedModule {
             match instantiated {
                 Ok((mut store, instance)) => {
                     outcome = instance
-                        .mattermost_codex_policy_policy()
-                        .call_evaluate(&mut store, request)
+                        .evaluate(&mut store, request)
                         .map_err(|e| classify(engine, &store, e, FailureKind::Trap))
                         .and_then(|v| {
-                            wasm::verdict_from_wit(v).map_err(|message| ModuleFailure {
+                            wasm::check_verdict(v).map_err(|message| ModuleFailure {
                                 kind: FailureKind::MalformedResult,
                                 message,
                             })
@@ -347,6 +349,24 @@ impl LoadedModule {
             elapsed_us,
             logs: state.logs,
             logs_dropped: state.logs_dropped,
+        }
+    }
+}
+
+impl LoadedModule {
+    /// The report of a module whose world has no such action: it is not run, and abstains.
+    fn not_asked(&self) -> ModuleReport {
+        ModuleReport {
+            name: self.name.clone(),
+            hash: self.hash.clone(),
+            monitor: self.monitor,
+            outcome: ModuleOutcome::Verdict(Verdict {
+                decision: Decision::Abstain,
+                rule_id: None,
+            }),
+            elapsed_us: 0,
+            logs: Vec::new(),
+            logs_dropped: 0,
         }
     }
 }
@@ -436,27 +456,29 @@ fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
     })
 }
 
-/// Checks the component exports the policy interface of the version this host speaks, before
-/// the linker's more cryptic type errors get a chance.
-fn check_world(engine: &PolicyEngine, name: &str, component: &Component) -> Result<(), LoadError> {
+/// Finds which world version the component implements from its exports, before the linker's
+/// more cryptic type errors get a chance. A version this host does not know is refused.
+fn check_world(
+    engine: &PolicyEngine,
+    name: &str,
+    component: &Component,
+) -> Result<WorldVersion, LoadError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty
         .exports(&engine.inner.engine)
         .map(|(n, _)| n.to_owned())
         .collect();
-    if exports.iter().any(|e| e == POLICY_EXPORT) {
-        return Ok(());
-    }
-    if let Some(other) = exports.iter().find(|e| e.starts_with(POLICY_EXPORT_PREFIX)) {
-        return Err(LoadError::UnsupportedVersion {
+    match world::detect(exports.iter().map(String::as_str)) {
+        Detected::Version(version) => Ok(version),
+        Detected::UnknownVersion(found) => Err(LoadError::UnsupportedVersion {
             name: name.to_owned(),
-            found: other[POLICY_EXPORT_PREFIX.len()..].to_owned(),
-        });
+            found,
+        }),
+        Detected::NotAPolicy => Err(LoadError::WrongWorld {
+            name: name.to_owned(),
+            exports,
+        }),
     }
-    Err(LoadError::WrongWorld {
-        name: name.to_owned(),
-        exports,
-    })
 }
 
 impl std::fmt::Debug for Chain {

@@ -188,11 +188,15 @@ pub fn check(
     let info = &chain.modules()[0];
     writeln!(out, "module:  {name} ({})", module.display())?;
     writeln!(out, "hash:    {}", info.hash)?;
+    let older = if info.world == crate::WORLD_VERSION {
+        String::new()
+    } else {
+        format!("; the current version is {}", crate::WORLD_VERSION)
+    };
     writeln!(
         out,
-        "world:   {} (exports {})",
-        crate::WORLD_VERSION,
-        crate::wasm::POLICY_EXPORT
+        "world:   {0} (exports mattermost-codex:policy/policy@{0}{older})",
+        info.world
     )?;
     writeln!(out, "config:  accepted")?;
     writeln!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::types::ModuleFailure;
-use crate::wasm::{POLICY_EXPORT, WORLD_VERSION};
+use crate::world::{WorldVersion, POLICY_EXPORT};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
@@ -22,15 +22,17 @@ pub enum LoadError {
     Compile { name: String, message: String },
 
     #[error(
-        "policy module `{name}`: is not a policy module: it exports {}, but not `{POLICY_EXPORT}`. \
-         Build it against the `policy-module` world in wit/ (docs/policies.md).",
+        "policy module `{name}`: is not a policy module: it exports {}, but not `{POLICY_EXPORT}` \
+         (or an earlier version of it). Build it against the `policy-module` world in wit/ \
+         (docs/policies.md).",
         if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
     )]
     WrongWorld { name: String, exports: Vec<String> },
 
     #[error(
         "policy module `{name}`: was built for policy world version {found}, but this host \
-         supports only {WORLD_VERSION}. Rebuild it against this host's wit/ directory."
+         supports only {}. Rebuild it against this host's wit/ directory.",
+        WorldVersion::supported()
     )]
     UnsupportedVersion { name: String, found: String },
 

@@ -1,6 +1,7 @@
 //! codex-policy: the policy engine of Codex for Mattermost.
 //!
-//! Policy modules are WebAssembly components built against the `policy-module` world in `wit/`.
+//! Policy modules are WebAssembly components built against the `policy-module` world in `wit/`
+//! (the current version, or an older one the host still loads: `world` maps each to `types`).
 //! This crate loads them into one wasmtime engine, runs them as an ordered chain (first deny
 //! wins, approvals merge, tightest limits, fail closed) in a fresh sandboxed instance per module
 //! per decision, reloads them when their files or settings change, and offers the `policy
@@ -18,9 +19,9 @@
 //! ```
 //!
 //! Layout: `types` (serde data crossing into the host), `combine` (chain semantics, pure),
-//! `wasm` (bindings, store state, conversions), `engine` (wasmtime engine, cache, ticker),
-//! `chain` (loading and evaluating modules), `service` (hot reload, watcher), `cases` and `cli`
-//! (the tools).
+//! `world` (one set of bindings per WIT version, and the conversions), `wasm` (store state,
+//! verdict checks), `engine` (wasmtime engine, cache, ticker), `chain` (loading and evaluating
+//! modules), `service` (hot reload, watcher), `cases` and `cli` (the tools).
 
 pub mod cases;
 mod chain;
@@ -31,6 +32,7 @@ mod error;
 mod service;
 pub mod types;
 mod wasm;
+mod world;
 
 pub use chain::{Chain, ModuleInfo};
 pub use combine::{ALL_ABSTAINED_REASON, NO_POLICY_REASON};
@@ -38,4 +40,4 @@ pub use engine::{content_hash, EngineOptions, ModuleSource, ModuleSpec, PolicyEn
 pub use error::LoadError;
 pub use service::{PolicyService, ReloadReport, WatchHandle};
 pub use types::*;
-pub use wasm::{POLICY_EXPORT, WORLD_VERSION};
+pub use world::{WorldVersion, POLICY_EXPORT, WORLD_VERSION};

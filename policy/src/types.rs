@@ -1,6 +1,7 @@
 //! The engine's public data: the request a chain decides, each module's verdict, the chain's
-//! final decision and the report the host audits. Plain serde structs mirroring `wit/policy.wit`;
-//! the wasmtime bindings never leave `wasm.rs`.
+//! final decision and the report the host audits. Plain serde structs mirroring the current WIT
+//! (`wit/policy.wit`); every world version a module may target is mapped to and from these in
+//! `world/`, and the wasmtime bindings never leave it.
 //!
 //! Every request field has a default so that test-case files only spell out what matters.
 
@@ -16,6 +17,10 @@ pub struct PolicyRequest {
     pub action: Action,
     /// Prompt text without the `/codex` trigger.
     pub prompt: String,
+    /// The thread transcript Codex receives with the prompt (messages anyone posted in the
+    /// thread before it), as given to Codex; `None` when Codex gets the prompt alone. Shown to
+    /// modules built for 0.2.0 and later.
+    pub context: Option<String>,
     pub project: Option<Project>,
     /// The sandbox the run would get before any policy tightens it.
     pub requested_sandbox: SandboxMode,
@@ -61,7 +66,9 @@ pub enum ChannelKind {
     Group,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What is being asked (WIT `action`). In case files and JSON a plain action is its name
+/// (`"new"`); `command` and `file-change` carry their payload: `{"command": {"argv": [...], ...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     #[default]
@@ -72,6 +79,62 @@ pub enum Action {
     Cancel,
     Retry,
     PolicyQuery,
+    /// Codex, during a run, asks to run a command. Asked of 0.2.0 modules only.
+    Command(Command),
+    /// Codex, during a run, asks to change files. Asked of 0.2.0 modules only.
+    FileChange(FileChange),
+}
+
+impl Action {
+    /// The WIT name of the action, e.g. `policy-query`, `file-change`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::New => "new",
+            Action::Continue => "continue",
+            Action::Approve => "approve",
+            Action::Reject => "reject",
+            Action::Cancel => "cancel",
+            Action::Retry => "retry",
+            Action::PolicyQuery => "policy-query",
+            Action::Command(_) => "command",
+            Action::FileChange(_) => "file-change",
+        }
+    }
+}
+
+/// A command Codex asks to run (WIT `command`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Command {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Absolute working directory.
+    pub cwd: String,
+    /// Why Codex says it needs the command.
+    pub reason: Option<String>,
+    /// Asks to run outside the sandbox (Codex's escalated permissions).
+    pub escalated: bool,
+    /// Needs network access.
+    pub network: bool,
+}
+
+/// Files Codex asks to change (WIT `file-change`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileChange {
+    pub files: Vec<FileEdit>,
+    /// Why Codex says it needs the change.
+    pub reason: Option<String>,
+}
+
+/// One file of a [`FileChange`] (WIT `file-edit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileEdit {
+    /// Relative to the project's repository when inside it, absolute otherwise.
+    pub path: String,
+    pub added_lines: u32,
+    pub removed_lines: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,33 +1,19 @@
-//! The wasm side of the engine: bindings generated from `wit/policy.wit`, the per-store state a
-//! module sees (config, capped log, a WASI context that grants nothing, the memory limiter) and
-//! the conversions between the bindings and the serde types in `types`.
+//! The wasm side of the engine that every world version shares: the per-store state a module sees
+//! (config, capped log, a WASI context that grants nothing, the memory limiter), the linker, and
+//! the checks on a verdict. The bindings of each version live in `world`.
 //!
 //! Nothing here decides anything; `chain` calls into it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::types;
-
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "policy-module",
-});
-
-use mattermost_codex::policy::host::Level;
-use mattermost_codex::policy::types as wit;
-
-/// The WIT package version this host implements.
-pub const WORLD_VERSION: &str = "0.1.0";
-/// The interface a module must export.
-pub const POLICY_EXPORT: &str = "mattermost-codex:policy/policy@0.1.0";
-/// Prefix of the policy export in any version, to recognise a module built for another one.
-pub const POLICY_EXPORT_PREFIX: &str = "mattermost-codex:policy/policy@";
+use crate::world;
 
 /// Per-evaluation caps on what a module may log.
 #[derive(Debug, Clone, Copy)]
@@ -158,10 +144,9 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-impl mattermost_codex::policy::types::Host for State {}
-
-impl mattermost_codex::policy::host::Host for State {
-    fn log(&mut self, level: Level, message: String) {
+impl State {
+    /// A line the module logs through `host.log`, kept within the per-evaluation caps.
+    pub(crate) fn push_log(&mut self, level: &str, message: String) {
         let caps = self.log_caps;
         if self.logs.len() >= caps.max_lines as usize || self.log_bytes >= caps.max_bytes {
             self.logs_dropped = self.logs_dropped.saturating_add(1);
@@ -175,30 +160,24 @@ impl mattermost_codex::policy::host::Host for State {
             message
         };
         self.log_bytes += message.len();
-        let level = match level {
-            Level::Trace => "trace",
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        };
         self.logs.push(types::LogLine {
             level: level.to_owned(),
             message,
         });
     }
 
-    fn config(&mut self) -> String {
+    /// What `host.config` returns.
+    pub(crate) fn config_text(&self) -> String {
         self.config.to_string()
     }
 }
 
-/// The linker every module is instantiated with: the `host` interface and WASI p2 (which, with
-/// the context above, grants nothing).
+/// The linker every module is instantiated with: the `host` interface of every world version and
+/// WASI p2 (which, with the context above, grants nothing).
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    PolicyModule::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    world::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -215,65 +194,6 @@ pub fn truncate(s: &str, max: usize) -> String {
     format!("{}{marker}", &s[..end])
 }
 
-pub fn request_to_wit(r: &types::PolicyRequest) -> wit::Request {
-    wit::Request {
-        request_id: r.request_id.clone(),
-        user: wit::User {
-            id: r.user.id.clone(),
-            username: r.user.username.clone(),
-            roles: r.user.roles.clone(),
-        },
-        channel: wit::Channel {
-            id: r.channel.id.clone(),
-            name: r.channel.name.clone(),
-            team: wit::Team {
-                id: r.channel.team.id.clone(),
-                name: r.channel.team.name.clone(),
-            },
-            kind: match r.channel.kind {
-                types::ChannelKind::Public => wit::ChannelKind::Public,
-                types::ChannelKind::Private => wit::ChannelKind::Private,
-                types::ChannelKind::Direct => wit::ChannelKind::Direct,
-                types::ChannelKind::Group => wit::ChannelKind::Group,
-            },
-        },
-        action: match r.action {
-            types::Action::New => wit::Action::New,
-            types::Action::Continue => wit::Action::Continue,
-            types::Action::Approve => wit::Action::Approve,
-            types::Action::Reject => wit::Action::Reject,
-            types::Action::Cancel => wit::Action::Cancel,
-            types::Action::Retry => wit::Action::Retry,
-            types::Action::PolicyQuery => wit::Action::PolicyQuery,
-        },
-        prompt: r.prompt.clone(),
-        project: r.project.as_ref().map(|p| wit::Project {
-            name: p.name.clone(),
-            repo_path: p.repo_path.clone(),
-        }),
-        requested_sandbox: sandbox_to_wit(r.requested_sandbox),
-        thread_root_id: r.thread_root_id.clone(),
-        time_unix_ms: r.time_unix_ms,
-        attachment_count: r.attachment_count,
-    }
-}
-
-fn sandbox_to_wit(s: types::SandboxMode) -> wit::SandboxMode {
-    match s {
-        types::SandboxMode::ReadOnly => wit::SandboxMode::ReadOnly,
-        types::SandboxMode::WorkspaceWrite => wit::SandboxMode::WorkspaceWrite,
-        types::SandboxMode::DangerFullAccess => wit::SandboxMode::DangerFullAccess,
-    }
-}
-
-fn sandbox_from_wit(s: wit::SandboxMode) -> types::SandboxMode {
-    match s {
-        wit::SandboxMode::ReadOnly => types::SandboxMode::ReadOnly,
-        wit::SandboxMode::WorkspaceWrite => types::SandboxMode::WorkspaceWrite,
-        wit::SandboxMode::DangerFullAccess => types::SandboxMode::DangerFullAccess,
-    }
-}
-
 /// Bounds on what a verdict may carry; past them the verdict is malformed (or, for prose, cut).
 const MAX_REASON_BYTES: usize = 2000;
 const MAX_RULE_ID_BYTES: usize = 200;
@@ -281,9 +201,10 @@ const MAX_MODEL_BYTES: usize = 200;
 const MAX_APPROVERS: usize = 100;
 const MAX_APPROVER_BYTES: usize = 100;
 
-/// Converts and checks a module's verdict. Over-long prose is cut; anything the host could not
-/// act on faithfully is refused, which the chain turns into a deny naming the module.
-pub fn verdict_from_wit(v: wit::Verdict) -> Result<types::Verdict, String> {
+/// Checks a module's verdict, whatever its world version. Over-long prose is cut; anything the
+/// host could not act on faithfully is refused, which the chain turns into a deny naming the
+/// module.
+pub fn check_verdict(v: types::Verdict) -> Result<types::Verdict, String> {
     let rule_id = match v.rule_id {
         Some(id) if id.len() > MAX_RULE_ID_BYTES => {
             return Err(format!(
@@ -294,7 +215,7 @@ pub fn verdict_from_wit(v: wit::Verdict) -> Result<types::Verdict, String> {
         other => other,
     };
     let decision = match v.decision {
-        wit::Decision::Allow(l) => {
+        types::Decision::Allow(l) => {
             if l.model
                 .as_ref()
                 .is_some_and(|m| m.len() > MAX_MODEL_BYTES || m.is_empty())
@@ -304,20 +225,16 @@ pub fn verdict_from_wit(v: wit::Verdict) -> Result<types::Verdict, String> {
             if l.timeout_secs == Some(0) {
                 return Err("allow sets a timeout of 0 seconds".into());
             }
-            types::Decision::Allow(types::Limits {
-                sandbox: l.sandbox.map(sandbox_from_wit),
-                timeout_secs: l.timeout_secs,
-                model: l.model,
-            })
+            types::Decision::Allow(l)
         }
-        wit::Decision::Deny(reason) => types::Decision::Deny {
+        types::Decision::Deny { reason } => types::Decision::Deny {
             reason: if reason.trim().is_empty() {
                 "Denied by policy.".to_owned()
             } else {
                 truncate(&reason, MAX_REASON_BYTES)
             },
         },
-        wit::Decision::RequireApproval(a) => {
+        types::Decision::RequireApproval(a) => {
             if a.approvers.is_empty() || a.approvers.len() > MAX_APPROVERS {
                 return Err(format!(
                     "require-approval names {} approvers; it needs between 1 and {MAX_APPROVERS}",
@@ -338,14 +255,11 @@ pub fn verdict_from_wit(v: wit::Verdict) -> Result<types::Verdict, String> {
                 ));
             }
             types::Decision::RequireApproval(types::Approval {
-                approvers: a.approvers,
-                min_approvals: a.min_approvals,
                 reason: truncate(&a.reason, MAX_REASON_BYTES),
-                expiry_secs: a.expiry_secs,
-                allow_self_approval: a.allow_self_approval,
+                ..a
             })
         }
-        wit::Decision::Abstain => types::Decision::Abstain,
+        types::Decision::Abstain => types::Decision::Abstain,
     };
     Ok(types::Verdict { decision, rule_id })
 }

@@ -45,6 +45,7 @@ fn readonly_public_cases() {
 #[test]
 fn approval_for_risky_cases() {
     run_cases("policies/approval-for-risky/cases.toml");
+    run_cases("policies/approval-for-risky/cases-commands.toml");
 }
 
 #[test]

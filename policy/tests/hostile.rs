@@ -147,7 +147,7 @@ fn an_approval_nobody_can_give_is_malformed() {
 #[test]
 fn a_rejected_config_stops_the_load() {
     let wat = hostile_wat(ALLOW, "(i32.const 4096)");
-    let bytes = component_from_wat(&wit_source(), "policy-module", &wat);
+    let bytes = component_from_wat(&wit_v0_1(), "policy-module", &wat);
     let err = engine()
         .load_chain(&[ModuleSpec::from_bytes("picky", bytes, "{}")])
         .unwrap_err();
@@ -164,7 +164,7 @@ fn a_rejected_config_stops_the_load() {
 #[test]
 fn a_trap_in_validate_config_stops_the_load() {
     let wat = hostile_wat(ALLOW, "unreachable");
-    let bytes = component_from_wat(&wit_source(), "policy-module", &wat);
+    let bytes = component_from_wat(&wit_v0_1(), "policy-module", &wat);
     let err = engine()
         .load_chain(&[ModuleSpec::from_bytes("fragile", bytes, "{}")])
         .unwrap_err();
@@ -192,7 +192,7 @@ fn a_module_of_another_world_is_refused_at_load() {
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{message}");
     assert!(
         message.contains(
-            "exports other:thing/api@1.0.0, but not `mattermost-codex:policy/policy@0.1.0`"
+            "exports other:thing/api@1.0.0, but not `mattermost-codex:policy/policy@0.2.0`"
         ),
         "{message}"
     );
@@ -200,16 +200,18 @@ fn a_module_of_another_world_is_refused_at_load() {
 
 #[test]
 fn a_module_of_an_unknown_world_version_is_refused_at_load() {
-    let wit = wit_source().replace("@0.1.0", "@0.2.0");
+    let wit = wit_current().replace("@0.2.0", "@9.0.0");
     let spec = ModuleSpec::from_bytes("future", dummy_component(&wit, "policy-module"), "{}");
     let err = engine().load_chain(&[spec]).unwrap_err();
     assert!(
-        matches!(&err, LoadError::UnsupportedVersion { found, .. } if found == "0.2.0"),
+        matches!(&err, LoadError::UnsupportedVersion { name, found } if name == "future" && found == "9.0.0"),
         "{err}"
     );
-    assert!(err
-        .to_string()
-        .contains("built for policy world version 0.2.0, but this host supports only 0.1.0"));
+    assert_eq!(
+        err.to_string(),
+        "policy module `future`: was built for policy world version 9.0.0, but this host \
+         supports only 0.2.0, 0.1.0. Rebuild it against this host's wit/ directory."
+    );
 }
 
 #[test]
@@ -280,7 +282,7 @@ fn a_module_whose_initial_memory_exceeds_the_cap_is_refused_at_load() {
         r#"(memory (export "memory") 24)"#,
         r#"(memory (export "memory") 300)"#,
     );
-    let bytes = component_from_wat(&wit_source(), "policy-module", &wat);
+    let bytes = component_from_wat(&wit_v0_1(), "policy-module", &wat);
     let err = engine()
         .load_chain(&[ModuleSpec::from_bytes("huge", bytes, "{}")])
         .unwrap_err();

@@ -1,4 +1,4 @@
-//! approval-for-risky: prompts that look risky wait for a configured approver.
+//! approval-for-risky: requests that look risky wait for a configured approver.
 //!
 //! Config (JSON):
 //! ```json
@@ -8,17 +8,23 @@
 //!  "allow_self_approval": false,
 //!  "actions": ["new", "continue", "retry"]}
 //! ```
-//! - `patterns`: regular expressions (Rust `regex` syntax, via regex-lite) matched against the
-//!   prompt. A match requires approval.
+//! - `patterns`: regular expressions (Rust `regex` syntax, via regex-lite) matched against what
+//!   Codex is told: the prompt and the context (the thread transcript Codex receives with it), so
+//!   "deploy to prod" posted earlier in the thread is caught when the prompt is "do what I said
+//!   above". For the `command` action they are matched against the command line (argv joined by
+//!   spaces), for `file-change` against each file path. A match requires approval.
 //! - `sandboxes`: requested sandbox modes that require approval whatever the prompt says.
 //! - `approvers` (required, non-empty): usernames or user ids who may approve.
 //! - `min_approvals` (default 1), `expiry_secs` (default: the host's), `allow_self_approval`
 //!   (default false).
-//! - `actions`: which actions are checked (default `new`, `continue`, `retry`). Others abstain.
+//! - `actions`: which actions are checked (default `new`, `continue`, `retry`; `command` and
+//!   `file-change` may be added). Others abstain.
 //!
 //! A prompt that matches nothing abstains, so this module combines with an allowlist.
 
-use codex_policy_sdk::{self as sdk, export, Approval, Guest, Request, Verdict};
+use std::borrow::Cow;
+
+use codex_policy_sdk::{self as sdk, export, Action, Approval, Guest, Request, Verdict};
 use regex_lite::Regex;
 use serde::Deserialize;
 
@@ -48,7 +54,7 @@ fn default_actions() -> Vec<String> {
     vec!["new".into(), "continue".into(), "retry".into()]
 }
 
-const ACTIONS: [&str; 7] = [
+const ACTIONS: [&str; 9] = [
     "new",
     "continue",
     "approve",
@@ -56,6 +62,8 @@ const ACTIONS: [&str; 7] = [
     "cancel",
     "retry",
     "policy-query",
+    "command",
+    "file-change",
 ];
 
 fn check(config: &Config) -> Result<Vec<Regex>, String> {
@@ -104,8 +112,14 @@ impl Guest for ApprovalForRisky {
             return sdk::abstain();
         }
         let patterns = check(&config).unwrap_or_else(|e| panic!("{e}"));
-        let reason = if let Some(p) = patterns.iter().find(|p| p.is_match(&request.prompt)) {
-            format!("The prompt matches the risky pattern `{}`.", p.as_str())
+        let matched = subjects(&request).into_iter().find_map(|(what, text)| {
+            patterns
+                .iter()
+                .find(|p| p.is_match(&text))
+                .map(|p| (what, p))
+        });
+        let reason = if let Some((what, p)) = matched {
+            format!("{what} matches the risky pattern `{}`.", p.as_str())
         } else if config
             .sandboxes
             .iter()
@@ -128,6 +142,25 @@ impl Guest for ApprovalForRisky {
             },
             "risky-prompt",
         )
+    }
+}
+
+/// The texts the patterns are matched against, each with how the reason names it.
+fn subjects(request: &Request) -> Vec<(&'static str, Cow<'_, str>)> {
+    match &request.action {
+        Action::Command(command) => vec![("The command", command.argv.join(" ").into())],
+        Action::FileChange(change) => change
+            .files
+            .iter()
+            .map(|f| ("A changed file", f.path.as_str().into()))
+            .collect(),
+        _ => {
+            let mut texts = vec![("The prompt", request.prompt.as_str().into())];
+            if let Some(context) = &request.context {
+                texts.push(("The thread Codex receives with the prompt", context.into()));
+            }
+            texts
+        }
     }
 }
 

@@ -17,9 +17,19 @@
 //! - `start` < `end`, both `HH:MM` local time; a request at `end` is outside.
 //! - `outside`: `deny` (default) or `require-approval` (then `approvers` must be non-empty).
 //! - Inside business hours, and for actions not listed, the module abstains.
+//!
+//! Built against the frozen 0.1.0 world (`wit/0.1.0`), on purpose and without the SDK (which
+//! targets the current world): it needs nothing 0.2.0 added, and it keeps a real module proving
+//! that 0.1.0 modules still load and decide. The host never asks it about `command` or
+//! `file-change`.
 
-use codex_policy_sdk::{self as sdk, export, Approval, Guest, Request, Verdict};
 use serde::Deserialize;
+
+wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "policy-module" });
+
+use exports::mattermost_codex::policy::policy::Guest;
+use mattermost_codex::policy::host;
+use mattermost_codex::policy::types::{Action, Approval, Decision, Request, Verdict};
 
 #[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -225,14 +235,18 @@ struct BusinessHours;
 
 impl Guest for BusinessHours {
     fn validate_config(config: String) -> Result<(), String> {
-        let config: Config = sdk::parse_config(&config)?;
+        let config: Config = parse_config(&config)?;
         parse(&config).map(|_| ())
     }
 
     fn evaluate(request: Request) -> Verdict {
-        let config: Config = sdk::config();
-        if !config.actions.iter().any(|a| a == request.action.as_str()) {
-            return sdk::abstain();
+        let config: Config = parse_config(&host::config()).unwrap_or_else(|e| panic!("{e}"));
+        if !config
+            .actions
+            .iter()
+            .any(|a| a == action_name(request.action))
+        {
+            return verdict(Decision::Abstain, None);
         }
         let hours = parse(&config).unwrap_or_else(|e| panic!("{e}"));
         let offset = offset_at(&hours, request.time_unix_ms);
@@ -240,7 +254,7 @@ impl Guest for BusinessHours {
         let day = weekday(local.div_euclid(DAY_MS));
         let minute = local.rem_euclid(DAY_MS) / MINUTE_MS;
         if hours.days[day] && (hours.start_min..hours.end_min).contains(&minute) {
-            return sdk::abstain();
+            return verdict(Decision::Abstain, None);
         }
         let open_days: Vec<&str> = (0..7)
             .map(|i| (i + 1) % 7)
@@ -257,18 +271,42 @@ impl Guest for BusinessHours {
             fmt_min(minute),
         );
         if config.outside == "require-approval" {
-            return sdk::require_approval(
-                Approval {
+            return verdict(
+                Decision::RequireApproval(Approval {
                     approvers: config.approvers,
                     min_approvals: config.min_approvals,
                     reason,
                     expiry_secs: None,
                     allow_self_approval: false,
-                },
-                "outside-business-hours",
+                }),
+                Some("outside-business-hours"),
             );
         }
-        sdk::deny(reason, "outside-business-hours")
+        verdict(Decision::Deny(reason), Some("outside-business-hours"))
+    }
+}
+
+fn parse_config(json: &str) -> Result<Config, String> {
+    let json = if json.trim().is_empty() { "{}" } else { json };
+    serde_json::from_str(json).map_err(|e| format!("config is not valid: {e}"))
+}
+
+fn verdict(decision: Decision, rule: Option<&str>) -> Verdict {
+    Verdict {
+        decision,
+        rule_id: rule.map(str::to_owned),
+    }
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::New => "new",
+        Action::Continue => "continue",
+        Action::Approve => "approve",
+        Action::Reject => "reject",
+        Action::Cancel => "cancel",
+        Action::Retry => "retry",
+        Action::PolicyQuery => "policy-query",
     }
 }
 

@@ -1,5 +1,7 @@
-//! SDK for policy modules written in Rust: the bindings of the `policy-module` world
-//! (`wit/policy.wit`) plus small helpers for reading the config and building verdicts.
+//! SDK for policy modules written in Rust: the bindings of the current `policy-module` world
+//! (`wit/policy.wit`, 0.2.0) plus small helpers for reading the config and building verdicts.
+//! A module that must stay on an older world generates its own bindings from `wit/<version>/`
+//! (as `policies/business-hours` does for 0.1.0) instead of using this crate.
 //!
 //! A policy implements [`Guest`] and registers itself with [`export!`]:
 //!
@@ -27,8 +29,8 @@ wit_bindgen::generate!({
 pub use exports::mattermost_codex::policy::policy::Guest;
 pub use mattermost_codex::policy::host::{self, Level};
 pub use mattermost_codex::policy::types::{
-    Action, Approval, Channel, ChannelKind, Decision, Limits, Project, Request, SandboxMode, Team,
-    User, Verdict,
+    Action, Approval, Channel, ChannelKind, Command, Decision, FileChange, FileEdit, Limits,
+    Project, Request, SandboxMode, Team, User, Verdict,
 };
 
 /// Parses the module's config (`host.config()`, a JSON text) into `T`.
@@ -120,8 +122,8 @@ impl SandboxMode {
 }
 
 impl Action {
-    /// The WIT name of the action, e.g. `policy-query`.
-    pub fn as_str(self) -> &'static str {
+    /// The WIT name of the action, e.g. `policy-query`, `file-change`.
+    pub fn as_str(&self) -> &'static str {
         match self {
             Action::New => "new",
             Action::Continue => "continue",
@@ -130,6 +132,8 @@ impl Action {
             Action::Cancel => "cancel",
             Action::Retry => "retry",
             Action::PolicyQuery => "policy-query",
+            Action::Command(_) => "command",
+            Action::FileChange(_) => "file-change",
         }
     }
 }

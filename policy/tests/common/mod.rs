@@ -86,8 +86,13 @@ pub fn request(username: &str, channel: &str) -> PolicyRequest {
     .unwrap()
 }
 
-/// The policy WIT as published in wit/.
-pub fn wit_source() -> String {
+/// The 0.1.0 policy WIT (wit/0.1.0/), which the hand-written WAT fixtures below implement.
+pub fn wit_v0_1() -> String {
+    std::fs::read_to_string(repo_root().join("wit/0.1.0/policy.wit")).unwrap()
+}
+
+/// The current policy WIT as published in wit/.
+pub fn wit_current() -> String {
     std::fs::read_to_string(repo_root().join("wit/policy.wit")).unwrap()
 }
 
@@ -142,7 +147,7 @@ pub fn dummy_component(wit: &str, world: &str) -> Vec<u8> {
 /// A policy module in WAT whose `evaluate` body is `evaluate` and `validate-config` body is
 /// `validate`. Both must leave an i32 address on the stack: the verdict (or result) in memory.
 ///
-/// Canonical ABI layouts used (wit/policy.wit 0.1.0): `verdict` is 48 bytes: the `decision`
+/// The module targets world 0.1.0. Canonical ABI layouts used (wit/0.1.0/policy.wit): `verdict` is 48 bytes: the `decision`
 /// discriminant (u8) at 0 and its payload at 4; `rule-id` at 36. Prepared in data segments:
 /// - 1024: all zeros = allow with no limits, no rule id.
 /// - 2048: deny, reason = 1,000,000 NUL bytes at 65536.
@@ -182,10 +187,10 @@ pub fn hostile_wat(evaluate: &str, validate: &str) -> String {
 pub const OK_CONFIG: &str = "(i32.const 8192)";
 pub const ALLOW: &str = "(i32.const 1024)";
 
-/// A hostile (or not) module spec named `name` with the given evaluate body.
+/// A hostile (or not) 0.1.0 module spec named `name` with the given evaluate body.
 pub fn hostile(name: &str, evaluate: &str) -> ModuleSpec {
     let bytes = component_from_wat(
-        &wit_source(),
+        &wit_v0_1(),
         "policy-module",
         &hostile_wat(evaluate, OK_CONFIG),
     );
