@@ -354,7 +354,8 @@ fn policy_request(req: &GateRequest) -> PolicyRequest {
             Action::Query => A::PolicyQuery,
         },
         prompt: req.prompt.to_string(),
-        context: None,
+        // The thread transcript Codex will receive; modules built for WIT 0.1.0 never see it.
+        context: req.context.map(String::from),
         project: req.project.map(|(name, repo)| codex_policy::Project { name: name.to_string(), repo_path: repo.display().to_string() }),
         requested_sandbox: match req.sandbox {
             Sandbox::ReadOnly => SandboxMode::ReadOnly,
@@ -364,7 +365,6 @@ fn policy_request(req: &GateRequest) -> PolicyRequest {
         thread_root_id: (!req.root_id.is_empty()).then(|| req.root_id.to_string()),
         time_unix_ms: chrono::Utc::now().timestamp_millis(),
         attachment_count: req.attachments,
-        // `req.context` is passed to modules from WIT 0.2.0.
     }
 }
 
