@@ -649,6 +649,23 @@ async fn approval_post(env: &Env) -> codex_testkit::mattermost::TestPost {
     env.wait_post("an approval request", |p| kind(p) == "approval" && button_context(p, "approve").is_some()).await
 }
 
+/// The policy judges what Codex will receive: "deploy" said earlier in the thread, then
+/// "/codex do what was said above", needs approval just as "/codex deploy" would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_risky_request_in_the_thread_context_needs_approval() {
+    let (env, _carol, _dave, mallory) = approval_env(1, 600).await;
+    let channel = env.channel["id"].as_str().unwrap().to_string();
+    let root = env
+        .mm
+        .inject_post(NewPost { user_id: mallory["id"].as_str().unwrap().into(), channel_id: channel, message: "please deploy to prod tonight".into(), ..Default::default() })
+        .unwrap();
+    let ack = env.command_in(&root.id, "do what was said above").await;
+    assert!(ack["text"].as_str().unwrap().contains("needs approval"), "the context escaped the policy: {ack}");
+    let request = approval_post(&env).await;
+    assert!(request.post.message.contains("thread context from @mallory"), "{}", request.post.message);
+    assert!(env.model.requests().is_empty(), "nothing runs before approval");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approver_approves_and_codex_runs() {
     let (env, carol, _dave, mallory) = approval_env(1, 600).await;
