@@ -99,7 +99,7 @@ fn context_reaches_0_2_0_modules() {
 
     req.context = Some("@alice: we should deploy to prod tonight\n".into());
     let report = chain.evaluate(&req);
-    let FinalDecision::RequireApproval(a) = &report.decision else {
+    let FinalDecision::RequireApproval { approval: a, .. } = &report.decision else {
         panic!("{report:?}")
     };
     assert_eq!(a.approvers, ["bob"]);
@@ -131,7 +131,7 @@ fn command_and_file_change_are_asked_of_0_2_0_modules_only() {
 
     let report = ask(command(&["git", "push", "origin", "main"]));
     assert!(abstained_unasked(outcome(&report, "crash")), "{report:?}");
-    let FinalDecision::RequireApproval(a) = &report.decision else {
+    let FinalDecision::RequireApproval { approval: a, .. } = &report.decision else {
         panic!("{report:?}")
     };
     assert_eq!(
