@@ -11,7 +11,7 @@ use codex_policy::{
 };
 use common::*;
 
-const ALICE: &str = r#"{"users": ["alice"]}"#;
+const ALICE: &str = r#"{"users": ["u-alice"]}"#;
 /// Business hours 09:00-18:00 at UTC+01:00: `request()`'s time (Mon 08:00 UTC) is inside.
 const HOURS_CET: &str = r#"{"utc_offset": "+01:00"}"#;
 /// The same hours in UTC: `request()`'s time is outside.
