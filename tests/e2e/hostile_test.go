@@ -188,8 +188,17 @@ func TestWebhooksAndBotsNeverTriggerRuns(t *testing.T) {
 		const control = "a person's reply (e2e-bot-control)"
 		s.reply(t, s.alice, s.public, root.Id, control)
 		out := s.waitOutcome(t, root.Id, 2, runTimeout)
-		assert.Contains(t, out.Message, "Mock answer: "+control)
-		assert.Len(t, s.mockRequests(t), requestsBefore+1, "only alice's reply reached the model")
+		assert.Equal(t, "answered", status(out), out.Message)
+		requests := s.mockRequests(t)
+		require.Len(t, requests, requestsBefore+1, "only alice's reply reached the model")
+		// The bot's words reach Codex only as the thread's context, ahead of the person's request.
+		// (The mock echoes just the start of the prompt, so the request itself is read.)
+		ran := requests[len(requests)-1]
+		request := strings.Index(ran, "Request from @alice")
+		require.Greater(t, request, 0, "the run carries alice's request after the thread's context: %.600s", ran)
+		assert.Greater(t, strings.Index(ran[request:], control), 0, "alice's words are the request")
+		botAt := strings.Index(ran, "e2e-bot-reply")
+		assert.True(t, botAt >= 0 && botAt < request, "the bot's words are context, not the request (at %d; the request at %d)", botAt, request)
 		assert.False(t, s.modelSaw(t, "e2e-bot-command"), "the bot's command reached the model")
 		assert.Empty(t, s.botPostsContaining(t, s.public, "e2e-bot-command"))
 		assert.Len(t, ofKind(s.thread(t, root.Id), "outcome"), 2, describe(s.thread(t, root.Id)))
