@@ -220,7 +220,8 @@ func TestRenamingOneselfChangesNothing(t *testing.T) {
 
 	t.Run("alice, renamed, is still allowed", func(t *testing.T) {
 		const prompt = "still me after the rename (e2e-renamed)"
-		s.mustCommand(t, s.alice, s.public, "", "/codex "+prompt)
+		resp := s.mustCommand(t, s.alice, s.public, "", "/codex "+prompt)
+		require.NotContains(t, resp.Text, "Codex did not run")
 		out := s.waitOutcome(t, s.botRoot(t, s.public, prompt).Id, 1, runTimeout)
 		assert.Equal(t, "answered", status(out), out.Message)
 	})
