@@ -36,6 +36,8 @@ type suite struct {
 	public, private, offList *model.Channel
 	botID                    string
 	settings                 map[string]any
+	// sql reads Mattermost's database directly, for what the server hides from every client.
+	sql sqlQuery
 }
 
 // actor is one logged-in user and the REST client they act through.
@@ -132,11 +134,12 @@ func setUp(teardown *[]func()) (logDir string, err error) {
 	}
 
 	logf("starting PostgreSQL")
-	dsn, stopPG, err := startPostgres(ctx, filepath.Join(work, "pg"), filepath.Join(logDir, "postgres.log"))
+	dsn, query, stopPG, err := startPostgres(ctx, filepath.Join(work, "pg"), filepath.Join(logDir, "postgres.log"))
 	if err != nil {
 		return logDir, err
 	}
 	*teardown = append(*teardown, stopPG)
+	s.sql = query
 
 	modelAddr, stopModel, err := startMockModel(ctx, testkit, work, filepath.Join(logDir, "mock-model.log"))
 	if err != nil {

@@ -199,42 +199,46 @@ func postgresCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
+// sqlQuery runs one statement on Mattermost's database as PostgreSQL's superuser and returns its
+// rows, one a line, columns separated by '|'. Only for reading what the server keeps from clients.
+type sqlQuery func(ctx context.Context, sql string) (string, error)
+
 // startPostgres initialises a cluster in dir, serves it on a free loopback port and creates the
-// database Mattermost uses; it returns Mattermost's data source.
-func startPostgres(ctx context.Context, dir, logPath string) (dsn string, stop func(), err error) {
+// database Mattermost uses; it returns Mattermost's data source and a way to query that database.
+func startPostgres(ctx context.Context, dir, logPath string) (dsn string, query sqlQuery, stop func(), err error) {
 	bin, err := postgresBinDir(ctx)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	cred, err := postgresCredential()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "sock")
 	for _, d := range []string{dir, data, sock} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		if cred != nil {
 			if err := os.Chown(d, int(cred.Uid), int(cred.Gid)); err != nil {
-				return "", nil, err
+				return "", nil, nil, err
 			}
 		}
 	}
 	env := []string{"PATH=" + bin + ":/usr/bin:/bin", "LANG=C", "LC_ALL=C"}
 	if _, err := run(ctx, dir, env, cred, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	port, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", sock, "-h", "127.0.0.1", "-p", strconv.Itoa(port),
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
 	cmd.Dir, cmd.Env, cmd.SysProcAttr = dir, env, childAttr(cred)
 	waited, err := startLogged(cmd, logPath)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	stop = func() { stopProcess(cmd, waited, syscall.SIGINT, 30*time.Second) }
 
@@ -250,21 +254,25 @@ func startPostgres(ctx context.Context, dir, logPath string) (dsn string, stop f
 		select {
 		case <-waited:
 			stop()
-			return "", nil, fmt.Errorf("PostgreSQL exited during startup; see %s", logPath)
+			return "", nil, nil, fmt.Errorf("PostgreSQL exited during startup; see %s", logPath)
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", nil, fmt.Errorf("PostgreSQL did not accept connections within 60s (%v); see %s", err, logPath)
+			return "", nil, nil, fmt.Errorf("PostgreSQL did not accept connections within 60s (%v); see %s", err, logPath)
 		}
 	}
 	for _, sql := range []string{"CREATE ROLE mmuser LOGIN PASSWORD 'mmuser-e2e'", "CREATE DATABASE mattermost OWNER mmuser"} {
 		if err := psql(sql); err != nil {
 			stop()
-			return "", nil, err
+			return "", nil, nil, err
 		}
 	}
-	return fmt.Sprintf("postgres://mmuser:mmuser-e2e@127.0.0.1:%d/mattermost?sslmode=disable&connect_timeout=10", port), stop, nil
+	query = func(ctx context.Context, sql string) (string, error) {
+		out, err := run(ctx, dir, env, nil, filepath.Join(bin, "psql"), "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "-d", "mattermost", "-v", "ON_ERROR_STOP=1", "-XAtqc", sql)
+		return strings.TrimSpace(string(out)), err
+	}
+	return fmt.Sprintf("postgres://mmuser:mmuser-e2e@127.0.0.1:%d/mattermost?sslmode=disable&connect_timeout=10", port), query, stop, nil
 }
 
 // ---------------------------------------------------------------------------------------------
