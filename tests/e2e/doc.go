@@ -16,6 +16,4 @@
 //	CODEX_MM_TESTKIT   the codex-testkit binary (mock model)
 //	CODEX_MM_E2E_LOGS  directory for the logs of this run
 //	CODEX_MM_E2E_CACHE where built Mattermost binaries are kept (default: the user cache dir)
-//	CODEX_MM_E2E_RENAME=1 runs TestRenamingOneselfChangesNothing, which needs the allowlist
-//	                   resolved to user ids (issue 12 item 6, another branch); skipped otherwise
 package e2e

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -206,14 +205,8 @@ func TestWebhooksAndBotsNeverTriggerRuns(t *testing.T) {
 }
 
 // Renaming oneself must not change who is allowed: the plugin resolves the Allowed users names
-// to user ids when the settings are pushed.
-//
-// Skipped until the branch that resolves the names is merged (issue 12 item 6): before it, the
-// allowlist compares the current username and both halves fail. Enable with CODEX_MM_E2E_RENAME=1.
+// to user ids when the settings are pushed, and the allowlist compares ids only.
 func TestRenamingOneselfChangesNothing(t *testing.T) {
-	if os.Getenv("CODEX_MM_E2E_RENAME") != "1" {
-		t.Skip("needs the allowlist resolved to user ids (issue 12 item 6); set CODEX_MM_E2E_RENAME=1 once merged")
-	}
 	mallory := s.member(t, "mallory")
 	rename(t, s.alice, "alice-renamed")
 	t.Cleanup(func() { rename(t, s.alice, "alice") })
