@@ -103,9 +103,12 @@ impl Runner {
             .arg(&s.repo)
             .arg("--state-dir")
             .arg(self.state.path());
-        cmd.arg("--codex")
-            .arg(&self.codex_bin)
-            .args(["--model", codex::MODEL, "--env", codex::API_KEY_ENV]);
+        cmd.arg("--codex").arg(&self.codex_bin).args([
+            "--model",
+            codex::MODEL,
+            "--env",
+            codex::API_KEY_ENV,
+        ]);
         for o in &self.overrides {
             cmd.args(["-c", o]);
         }

@@ -15,8 +15,8 @@ use cedar_policy::{
     RestrictedExpression,
 };
 use codex_policy::{
-    Chain, ChannelKind, EngineOptions, FinalDecision, ModuleSpec, PolicyEngine,
-    PolicyRequest, SandboxMode,
+    Chain, ChannelKind, EngineOptions, FinalDecision, ModuleSpec, PolicyEngine, PolicyRequest,
+    SandboxMode,
 };
 use serde_json::json;
 
@@ -26,7 +26,10 @@ use crate::Common;
 /// The three example modules and the configuration the chain runs them with.
 fn module_specs(dir: &Path) -> anyhow::Result<Vec<ModuleSpec>> {
     let modules = [
-        ("allowlist", json!({"users": ["u-alice", "u-bob", "u-carol"]})),
+        (
+            "allowlist",
+            json!({"users": ["u-alice", "u-bob", "u-carol"]}),
+        ),
         ("readonly-public", json!({})),
         (
             "approval-for-risky",

@@ -29,8 +29,9 @@ use crate::service::Host;
 use contract::*;
 
 const MAX_BODY: usize = 1 << 20;
-/// Connections served at once; the plugin uses a small pool, so more means something is wrong.
-const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once. The plugin keeps a pool of keep-alive connections that grows with
+/// bursts of commands; far more than a burst needs means something is wrong.
+const MAX_CONNECTIONS: usize = 512;
 /// A client that has not sent its request headers by then is disconnected.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -113,6 +113,8 @@ pub struct RunSpace<'a> {
     pub read_only: &'a [PathBuf],
     /// The names of the `Codex environment` setting.
     pub pass_env: &'a [String],
+    /// The Codex thread this run resumes, if any.
+    pub resume: Option<&'a str>,
 }
 
 /// How to start Codex for one run.
@@ -215,6 +217,9 @@ impl Isolation {
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("`{codex_path}` was not found")))?;
         let sessions = self.sessions_dir.join(safe_key(space.thread_key));
         std::fs::create_dir_all(&sessions)?;
+        if let (Some(id), Some(admin)) = (space.resume, &admin_home) {
+            adopt_session(&admin.join("sessions"), &sessions, id)?;
+        }
 
         let mut args = base_args();
         args.extend(system_binds());
@@ -301,6 +306,40 @@ fn codex_env(host_env: &[(String, String)], pass: &[String], home: Option<&str>,
         env.push(("CODEX_HOME".into(), c.display().to_string()));
     }
     env
+}
+
+/// A thread started before runs were isolated keeps its session in the admin's Codex home: copy
+/// that one rollout (found by the thread id in its file name) into the thread's own sessions, so
+/// the thread resumes instead of failing. Nothing else of the admin's sessions is exposed.
+fn adopt_session(admin_sessions: &Path, thread_sessions: &Path, thread_id: &str) -> std::io::Result<()> {
+    let suffix = format!("{thread_id}.jsonl");
+    if thread_id.is_empty() || find_file(thread_sessions, &suffix, 4).is_some() {
+        return Ok(());
+    }
+    let Some(found) = find_file(admin_sessions, &suffix, 4) else { return Ok(()) };
+    let Ok(relative) = found.strip_prefix(admin_sessions) else { return Ok(()) };
+    let target = thread_sessions.join(relative);
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::copy(&found, &target).map(|_| ())
+}
+
+/// The first file under `dir` (at most `depth` levels down) whose name ends with `suffix`.
+fn find_file(dir: &Path, suffix: &str, depth: usize) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let kind = entry.file_type().ok()?;
+        if kind.is_file() && entry.file_name().to_string_lossy().ends_with(suffix) {
+            return Some(path);
+        }
+        if kind.is_dir() && depth > 0 {
+            if let Some(found) = find_file(&path, suffix, depth - 1) {
+                return Some(found);
+            }
+        }
+    }
+    None
 }
 
 /// A thread key as a directory name.
@@ -424,6 +463,25 @@ mod tests {
         std::fs::write(bin.join("codex.js"), "#!/usr/bin/env node\n").unwrap();
         let dirs = program_dirs(&bin.join("codex.js"), "/usr/bin:/bin");
         assert_eq!(dirs.first(), Some(&dir.path().join("node_modules")));
+    }
+
+    #[test]
+    fn a_thread_from_before_isolation_takes_only_its_own_session_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = dir.path().join("admin/sessions/2026/11/27");
+        std::fs::create_dir_all(&admin).unwrap();
+        std::fs::write(admin.join("rollout-2026-11-27T09-00-00-th-1.jsonl"), "mine").unwrap();
+        std::fs::write(admin.join("rollout-2026-11-27T09-01-00-th-2.jsonl"), "someone else's").unwrap();
+        let thread = dir.path().join("state/sessions/root-1");
+        std::fs::create_dir_all(&thread).unwrap();
+        adopt_session(&dir.path().join("admin/sessions"), &thread, "th-1").unwrap();
+        let copied = thread.join("2026/11/27/rollout-2026-11-27T09-00-00-th-1.jsonl");
+        assert_eq!(std::fs::read_to_string(&copied).unwrap(), "mine");
+        assert!(find_file(&thread, "th-2.jsonl", 4).is_none(), "another thread's session was copied");
+        // Once the thread has its session, the admin's copy is not read again.
+        std::fs::write(&copied, "continued").unwrap();
+        adopt_session(&dir.path().join("admin/sessions"), &thread, "th-1").unwrap();
+        assert_eq!(std::fs::read_to_string(&copied).unwrap(), "continued");
     }
 
     #[tokio::test]

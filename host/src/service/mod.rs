@@ -1033,6 +1033,7 @@ impl Host {
             admin_codex_home: admin_home.as_deref(),
             read_only: &image_dirs,
             pass_env: &cfg.codex_env,
+            resume: resume.as_deref(),
         };
         let launch = match self.isolation().launch(&cfg.settings.codex_path, &space) {
             Ok(l) => l,
