@@ -123,7 +123,9 @@ impl Signer {
 
     /// The `integration.context` of a button.
     pub fn context(&self, action: ButtonAction, run_id: &str, now_s: i64, ttl_s: i64) -> Value {
-        let nonce: String = (0..16).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        let nonce: String = (0..16)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
         let exp = now_s + ttl_s;
         let sig = self.mac(action.as_str(), run_id, now_s, exp, &nonce);
         json!({"action": action.as_str(), "run_id": run_id, "iat": now_s, "exp": exp, "nonce": nonce, "sig": sig})
@@ -143,11 +145,22 @@ impl Signer {
         if now_s > exp || iat > now_s + 300 {
             return Err(Refusal::Expired);
         }
-        Ok(Click { action, run_id: run_id.to_string(), nonce: nonce.to_string() })
+        Ok(Click {
+            action,
+            run_id: run_id.to_string(),
+            nonce: nonce.to_string(),
+        })
     }
 
     /// A message attachment holding buttons, as Mattermost's `props.attachments` expects.
-    pub fn attachment(&self, actions_url: &str, run_id: &str, buttons: &[ButtonAction], now_s: i64, ttl_s: i64) -> Value {
+    pub fn attachment(
+        &self,
+        actions_url: &str,
+        run_id: &str,
+        buttons: &[ButtonAction],
+        now_s: i64,
+        ttl_s: i64,
+    ) -> Value {
         let actions: Vec<Value> = buttons
             .iter()
             .map(|b| {
@@ -187,7 +200,10 @@ mod tests {
         let s = Signer::random();
         let c = ctx(s.context(ButtonAction::Cancel, "run1", 1000, 60));
         let click = s.verify(&c, 1010).unwrap();
-        assert_eq!((click.action, click.run_id.as_str()), (ButtonAction::Cancel, "run1"));
+        assert_eq!(
+            (click.action, click.run_id.as_str()),
+            (ButtonAction::Cancel, "run1")
+        );
         assert_eq!(s.verify(&c, 1061), Err(Refusal::Expired));
     }
 
@@ -203,7 +219,10 @@ mod tests {
         let other = Signer::random();
         let c = ctx(other.context(ButtonAction::Retry, "run1", 1000, 60));
         assert_eq!(s.verify(&c, 1001), Err(Refusal::BadSignature));
-        assert_eq!(s.verify(&ctx(json!({"action": "retry"})), 1001), Err(Refusal::Malformed));
+        assert_eq!(
+            s.verify(&ctx(json!({"action": "retry"})), 1001),
+            Err(Refusal::Malformed)
+        );
     }
 
     #[test]
@@ -213,7 +232,11 @@ mod tests {
         let b = Signer::from_state_dir(dir.path()).unwrap();
         let c = ctx(a.context(ButtonAction::Cancel, "r", 10, 60));
         assert!(b.verify(&c, 11).is_ok());
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.path().join("button.key")).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("button.key"))
+                .unwrap()
+                .permissions(),
+        );
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -140,7 +140,11 @@ impl Config {
             match parse_project(line) {
                 Ok(p) => {
                     if projects.contains_key(&p.name) {
-                        problems.push(format!("Projects, line {}: the name `{}` is used twice.", i + 1, p.name));
+                        problems.push(format!(
+                            "Projects, line {}: the name `{}` is used twice.",
+                            i + 1,
+                            p.name
+                        ));
                     }
                     projects.insert(p.name.clone(), p);
                 }
@@ -180,10 +184,15 @@ impl Config {
             ));
         }
         if settings.queue_limit > 10_000 {
-            problems.push(format!("Queue limit: {} is out of range; accepted: 0 to 10000.", settings.queue_limit));
+            problems.push(format!(
+                "Queue limit: {} is out of range; accepted: 0 to 10000.",
+                settings.queue_limit
+            ));
         }
         if settings.codex_path.trim().is_empty() {
-            problems.push("Codex path: empty; give `codex` (found on PATH) or an absolute path.".into());
+            problems.push(
+                "Codex path: empty; give `codex` (found on PATH) or an absolute path.".into(),
+            );
         }
         let codex_overrides: Vec<String> = settings
             .codex_config
@@ -194,21 +203,40 @@ impl Config {
             .collect();
         for o in &codex_overrides {
             if !o.contains('=') {
-                problems.push(format!("Codex config overrides: `{o}` is not of the form key=value."));
+                problems.push(format!(
+                    "Codex config overrides: `{o}` is not of the form key=value."
+                ));
             }
         }
         let isolation = IsolationMode::parse(&settings.run_isolation).unwrap_or_else(|| {
-            problems.push(format!("Run isolation: `{}` is not an isolation mode; accepted: {}.", settings.run_isolation, IsolationMode::ACCEPTED));
+            problems.push(format!(
+                "Run isolation: `{}` is not an isolation mode; accepted: {}.",
+                settings.run_isolation,
+                IsolationMode::ACCEPTED
+            ));
             IsolationMode::Bubblewrap
         });
-        let codex_env: Vec<String> =
-            settings.codex_env.split(|c: char| c == ',' || c.is_whitespace()).filter(|n| !n.is_empty()).map(String::from).collect();
+        let codex_env: Vec<String> = settings
+            .codex_env
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect();
         problems.extend(check_env_names(&codex_env));
         if !problems.is_empty() {
             return Err(problems);
         }
         let run_timeout = Duration::from_secs_f64(settings.run_timeout_minutes * 60.0);
-        Ok(Config { settings, projects, default_project, default_sandbox, run_timeout, codex_overrides, isolation, codex_env })
+        Ok(Config {
+            settings,
+            projects,
+            default_project,
+            default_sandbox,
+            run_timeout,
+            codex_overrides,
+            isolation,
+            codex_env,
+        })
     }
 
     pub fn project_names(&self) -> String {
@@ -232,25 +260,48 @@ fn parse_project(line: &str) -> Result<Project, String> {
         .ok_or_else(|| format!("`{head}` is not of the form `name = /absolute/path`."))?;
     let name = name.trim();
     let path = path.trim();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(format!("`{name}` is not a valid project name; use letters, digits, `-`, `_` or `.`."));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "`{name}` is not a valid project name; use letters, digits, `-`, `_` or `.`."
+        ));
     }
     if !path.starts_with('/') {
-        return Err(format!("the path of `{name}` must be absolute, got `{path}`."));
+        return Err(format!(
+            "the path of `{name}` must be absolute, got `{path}`."
+        ));
     }
-    let mut project = Project { name: name.into(), repo: PathBuf::from(path), sandbox: None, model: None, notes: String::new() };
+    let mut project = Project {
+        name: name.into(),
+        repo: PathBuf::from(path),
+        sandbox: None,
+        model: None,
+        notes: String::new(),
+    };
     for opt in parts.filter(|p| !p.is_empty()) {
-        let (k, v) = opt.split_once('=').ok_or_else(|| format!("option `{opt}` of `{name}` is not key=value."))?;
+        let (k, v) = opt
+            .split_once('=')
+            .ok_or_else(|| format!("option `{opt}` of `{name}` is not key=value."))?;
         let v = v.trim();
         match k.trim() {
             "sandbox" => {
                 project.sandbox = Some(Sandbox::parse(v).ok_or_else(|| {
-                    format!("sandbox `{v}` of `{name}` is not a sandbox mode; accepted: {}.", Sandbox::ACCEPTED)
+                    format!(
+                        "sandbox `{v}` of `{name}` is not a sandbox mode; accepted: {}.",
+                        Sandbox::ACCEPTED
+                    )
                 })?)
             }
             "model" => project.model = Some(v.to_string()),
             "notes" => project.notes = v.to_string(),
-            other => return Err(format!("unknown option `{other}` for `{name}`; accepted: sandbox, model, notes.")),
+            other => {
+                return Err(format!(
+                    "unknown option `{other}` for `{name}`; accepted: sandbox, model, notes."
+                ))
+            }
         }
     }
     Ok(project)
@@ -278,8 +329,14 @@ mod tests {
 
     #[test]
     fn single_project_is_the_default() {
-        let s = Settings { projects: "api = /srv/api".into(), ..Settings::default() };
-        assert_eq!(Config::from_settings(s).unwrap().default_project.as_deref(), Some("api"));
+        let s = Settings {
+            projects: "api = /srv/api".into(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            Config::from_settings(s).unwrap().default_project.as_deref(),
+            Some("api")
+        );
     }
 
     #[test]
@@ -296,21 +353,38 @@ mod tests {
         };
         let errs = Config::from_settings(s).unwrap_err();
         let all = errs.join("\n");
-        assert!(all.contains("Projects, line 1: the path of `api` must be absolute"), "{all}");
+        assert!(
+            all.contains("Projects, line 1: the path of `api` must be absolute"),
+            "{all}"
+        );
         assert!(all.contains("Projects, line 2"), "{all}");
         assert!(all.contains("Default project: `nope`"), "{all}");
-        assert!(all.contains("Default sandbox: `yolo`") && all.contains("read-only, workspace-write"), "{all}");
+        assert!(
+            all.contains("Default sandbox: `yolo`") && all.contains("read-only, workspace-write"),
+            "{all}"
+        );
         assert!(all.contains("Max concurrent runs"), "{all}");
         assert!(all.contains("Codex config overrides"), "{all}");
-        assert!(all.contains("Run isolation: `none`") && all.contains("bubblewrap, off"), "{all}");
-        assert!(all.contains("`CODEX_HOST_SECRET` belongs to the Codex host") && !all.contains("`OPENAI_API_KEY`"), "{all}");
+        assert!(
+            all.contains("Run isolation: `none`") && all.contains("bubblewrap, off"),
+            "{all}"
+        );
+        assert!(
+            all.contains("`CODEX_HOST_SECRET` belongs to the Codex host")
+                && !all.contains("`OPENAI_API_KEY`"),
+            "{all}"
+        );
     }
 
     #[test]
     fn isolation_is_on_unless_turned_off() {
         let c = Config::from_settings(Settings::default()).unwrap();
         assert_eq!(c.isolation, IsolationMode::Bubblewrap);
-        let s = Settings { run_isolation: "off".into(), codex_env: "OPENAI_API_KEY\nSSL_CERT_FILE".into(), ..Settings::default() };
+        let s = Settings {
+            run_isolation: "off".into(),
+            codex_env: "OPENAI_API_KEY\nSSL_CERT_FILE".into(),
+            ..Settings::default()
+        };
         let c = Config::from_settings(s).unwrap();
         assert_eq!(c.isolation, IsolationMode::Off);
         assert_eq!(c.codex_env, ["OPENAI_API_KEY", "SSL_CERT_FILE"]);

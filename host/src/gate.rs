@@ -12,7 +12,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use codex_policy::{EngineOptions, FinalDecision, ModuleOutcome, ModuleSpec, PolicyEngine, PolicyRequest, PolicyService, SandboxMode};
+use codex_policy::{
+    EngineOptions, FinalDecision, ModuleOutcome, ModuleSpec, PolicyEngine, PolicyRequest,
+    PolicyService, SandboxMode,
+};
 use serde_json::{json, Value};
 
 use crate::api::contract::{Channel, ChannelKind, User};
@@ -64,8 +67,12 @@ impl Limits {
     /// policy's model over the project's.
     pub fn apply(&self, defaults: RunTerms) -> RunTerms {
         RunTerms {
-            sandbox: self.sandbox.map_or(defaults.sandbox, |s| s.min(defaults.sandbox)),
-            timeout: self.timeout.map_or(defaults.timeout, |t| t.min(defaults.timeout)),
+            sandbox: self
+                .sandbox
+                .map_or(defaults.sandbox, |s| s.min(defaults.sandbox)),
+            timeout: self
+                .timeout
+                .map_or(defaults.timeout, |t| t.min(defaults.timeout)),
             model: self.model.clone().or(defaults.model),
         }
     }
@@ -75,10 +82,19 @@ impl Limits {
 pub enum Decision {
     /// Allowed, within `limits`.
     Allow(Limits),
-    Deny { reason: String },
+    Deny {
+        reason: String,
+    },
     /// Allowed once approved by `min_approvals` distinct people among `approvers`, and then
     /// within `limits`: an approval lifts the wait, never a limit.
-    RequireApproval { approvers: Vec<String>, min_approvals: u32, reason: String, expiry: Duration, allow_self_approval: bool, limits: Limits },
+    RequireApproval {
+        approvers: Vec<String>,
+        min_approvals: u32,
+        reason: String,
+        expiry: Duration,
+        allow_self_approval: bool,
+        limits: Limits,
+    },
 }
 
 /// A decision with what explains it.
@@ -141,10 +157,20 @@ impl PolicyGate {
     /// `builtin_dir` holds the modules shipped in the bundle (`allowlist.wasm`); compiled modules
     /// are cached in `cache_dir`. Until [`Gate::configure`] runs, the chain is empty: deny all.
     pub fn new(builtin_dir: Option<PathBuf>, cache_dir: PathBuf) -> Result<PolicyGate> {
-        std::fs::create_dir_all(&cache_dir).with_context(|| format!("creating the policy cache {}", cache_dir.display()))?;
-        let engine = PolicyEngine::new(EngineOptions { cache_dir: Some(cache_dir), ..EngineOptions::default() })?;
+        std::fs::create_dir_all(&cache_dir)
+            .with_context(|| format!("creating the policy cache {}", cache_dir.display()))?;
+        let engine = PolicyEngine::new(EngineOptions {
+            cache_dir: Some(cache_dir),
+            ..EngineOptions::default()
+        })?;
         let service = Arc::new(PolicyService::new(engine, vec![]));
-        Ok(PolicyGate { service, builtin_dir, state: Arc::default(), watch: Mutex::new(None), dir_watch: Mutex::new(None) })
+        Ok(PolicyGate {
+            service,
+            builtin_dir,
+            state: Arc::default(),
+            watch: Mutex::new(None),
+            dir_watch: Mutex::new(None),
+        })
     }
 
     /// Starts (once) the thread that re-reads the policy directory: a new or removed `.wasm`, an
@@ -156,7 +182,11 @@ impl PolicyGate {
             return;
         }
         let (stop, stopped) = mpsc::channel::<()>();
-        let (service, state, builtin) = (Arc::downgrade(&self.service), self.state.clone(), self.builtin_dir.clone());
+        let (service, state, builtin) = (
+            Arc::downgrade(&self.service),
+            self.state.clone(),
+            self.builtin_dir.clone(),
+        );
         let spawned = std::thread::Builder::new().name("policy-dir-watch".into()).spawn(move || loop {
             if !matches!(stopped.recv_timeout(DIRECTORY_POLL), Err(mpsc::RecvTimeoutError::Timeout)) {
                 return;
@@ -198,7 +228,11 @@ impl PolicyGate {
     }
 
     fn broken(&self) -> Option<String> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).broken.clone()
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .broken
+            .clone()
     }
 }
 
@@ -232,15 +266,29 @@ fn chain_specs(builtin_dir: Option<&Path>, settings: &Settings) -> Result<Vec<Mo
 /// `<dir>/*.wasm` in file-name order; config from `<name>.json` beside it (default `{}`), monitor
 /// mode when `<name>.monitor` exists.
 fn admin_modules(dir: &Path) -> Result<Vec<ModuleSpec>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("Policy directory: cannot read {}: {e}", dir.display()))?;
-    let mut wasm: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("Policy directory: cannot read {}: {e}", dir.display()))?;
+    let mut wasm: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
     wasm.sort();
     wasm.into_iter()
         .map(|path| {
-            let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+            let name = path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             let config_path = path.with_extension("json");
             let config = if config_path.is_file() {
-                std::fs::read_to_string(&config_path).map_err(|e| format!("Policy directory: cannot read {}: {e}", config_path.display()))?
+                std::fs::read_to_string(&config_path).map_err(|e| {
+                    format!(
+                        "Policy directory: cannot read {}: {e}",
+                        config_path.display()
+                    )
+                })?
             } else {
                 "{}".to_string()
             };
@@ -259,7 +307,10 @@ impl Gate for PolicyGate {
             if st.broken.is_none() && st.specs_key == key {
                 return Ok((key, None));
             }
-            self.service.reload(specs).map(|r| (key, Some(r))).map_err(|e| format!("Policy: {e}"))
+            self.service
+                .reload(specs)
+                .map(|r| (key, Some(r)))
+                .map_err(|e| format!("Policy: {e}"))
         });
         let report = match loaded {
             Ok((key, report)) => {
@@ -272,7 +323,9 @@ impl Gate for PolicyGate {
                 let _ = self.service.reload(vec![]);
                 st.specs_key = String::new();
                 st.broken = Some(e.clone());
-                return Err(format!("{e}. Until the settings are fixed, Codex refuses every request."));
+                return Err(format!(
+                    "{e}. Until the settings are fixed, Codex refuses every request."
+                ));
             }
         };
         drop(st);
@@ -288,20 +341,32 @@ impl Gate for PolicyGate {
                         }
                     }));
                 }
-                Ok(report.modules.iter().map(|m| format!("policy `{}` loaded", m.name)).collect())
+                Ok(report
+                    .modules
+                    .iter()
+                    .map(|m| format!("policy `{}` loaded", m.name))
+                    .collect())
             }
         }
     }
 
     fn describe(&self) -> Vec<Value> {
-        self.service.modules().iter().map(|m| serde_json::to_value(m).unwrap_or(Value::Null)).collect()
+        self.service
+            .modules()
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap_or(Value::Null))
+            .collect()
     }
 
     fn decide(&self, req: &GateRequest, _cfg: &Config) -> Ruling {
         if let Some(problem) = self.broken() {
-            let reason = format!("Codex is switched off until a system admin fixes the policy settings: {problem}");
+            let reason = format!(
+                "Codex is switched off until a system admin fixes the policy settings: {problem}"
+            );
             return Ruling {
-                decision: Decision::Deny { reason: reason.clone() },
+                decision: Decision::Deny {
+                    reason: reason.clone(),
+                },
                 rules: vec!["policy-settings-invalid".into()],
                 explanation: vec![format!("the policy chain did not load: {problem}")],
                 report: json!({"gate": "broken", "problem": problem}),
@@ -314,17 +379,30 @@ impl Gate for PolicyGate {
             .map(|m| {
                 let what = match &m.outcome {
                     ModuleOutcome::Verdict(v) => {
-                        let rule = v.rule_id.as_deref().map(|r| format!(" (rule `{r}`)")).unwrap_or_default();
+                        let rule = v
+                            .rule_id
+                            .as_deref()
+                            .map(|r| format!(" (rule `{r}`)"))
+                            .unwrap_or_default();
                         format!("{}{rule}", v.decision.kind())
                     }
                     ModuleOutcome::Failed(f) => format!("failed: {}", f.message),
                 };
-                let monitor = if m.monitor { " — monitor only, not enforced" } else { "" };
+                let monitor = if m.monitor {
+                    " — monitor only, not enforced"
+                } else {
+                    ""
+                };
                 format!("`{}`: {what}{monitor}", m.name)
             })
             .collect();
         let decision = from_policy_decision(&report.decision);
-        Ruling { decision, rules: report.rule_ids.clone(), explanation, report: serde_json::to_value(&report).unwrap_or(Value::Null) }
+        Ruling {
+            decision,
+            rules: report.rule_ids.clone(),
+            explanation,
+            report: serde_json::to_value(&report).unwrap_or(Value::Null),
+        }
     }
 }
 
@@ -332,11 +410,18 @@ fn policy_request(req: &GateRequest) -> PolicyRequest {
     use codex_policy::{Action as A, ChannelKind as K};
     PolicyRequest {
         request_id: req.request_id.to_string(),
-        user: codex_policy::User { id: req.user.id.clone(), username: req.user.username.clone(), roles: req.user.roles.clone() },
+        user: codex_policy::User {
+            id: req.user.id.clone(),
+            username: req.user.username.clone(),
+            roles: req.user.roles.clone(),
+        },
         channel: codex_policy::Channel {
             id: req.channel.id.clone(),
             name: req.channel.name.clone(),
-            team: codex_policy::Team { id: req.channel.team_id.clone(), name: req.channel.team_name.clone() },
+            team: codex_policy::Team {
+                id: req.channel.team_id.clone(),
+                name: req.channel.team_name.clone(),
+            },
             kind: match req.channel.kind {
                 ChannelKind::Public => K::Public,
                 ChannelKind::Private => K::Private,
@@ -356,7 +441,10 @@ fn policy_request(req: &GateRequest) -> PolicyRequest {
         prompt: req.prompt.to_string(),
         // The thread transcript Codex will receive; modules built for WIT 0.1.0 never see it.
         context: req.context.map(String::from),
-        project: req.project.map(|(name, repo)| codex_policy::Project { name: name.to_string(), repo_path: repo.display().to_string() }),
+        project: req.project.map(|(name, repo)| codex_policy::Project {
+            name: name.to_string(),
+            repo_path: repo.display().to_string(),
+        }),
         requested_sandbox: match req.sandbox {
             Sandbox::ReadOnly => SandboxMode::ReadOnly,
             Sandbox::WorkspaceWrite => SandboxMode::WorkspaceWrite,
@@ -371,12 +459,20 @@ fn policy_request(req: &GateRequest) -> PolicyRequest {
 fn from_policy_decision(d: &FinalDecision) -> Decision {
     match d {
         FinalDecision::Allow(l) => Decision::Allow(from_policy_limits(l)),
-        FinalDecision::Deny { reason, .. } => Decision::Deny { reason: reason.clone() },
-        FinalDecision::RequireApproval { approval: a, limits } => Decision::RequireApproval {
+        FinalDecision::Deny { reason, .. } => Decision::Deny {
+            reason: reason.clone(),
+        },
+        FinalDecision::RequireApproval {
+            approval: a,
+            limits,
+        } => Decision::RequireApproval {
             approvers: a.approvers.clone(),
             min_approvals: a.min_approvals.max(1),
             reason: a.reason.clone(),
-            expiry: a.expiry_secs.map(|s| Duration::from_secs(s as u64)).unwrap_or(DEFAULT_APPROVAL_EXPIRY),
+            expiry: a
+                .expiry_secs
+                .map(|s| Duration::from_secs(s as u64))
+                .unwrap_or(DEFAULT_APPROVAL_EXPIRY),
             allow_self_approval: a.allow_self_approval,
             limits: from_policy_limits(limits),
         },
@@ -384,7 +480,11 @@ fn from_policy_decision(d: &FinalDecision) -> Decision {
 }
 
 fn from_policy_limits(l: &codex_policy::Limits) -> Limits {
-    Limits { sandbox: l.sandbox.map(from_policy_sandbox), timeout: l.timeout_secs.map(|s| Duration::from_secs(s as u64)), model: l.model.clone() }
+    Limits {
+        sandbox: l.sandbox.map(from_policy_sandbox),
+        timeout: l.timeout_secs.map(|s| Duration::from_secs(s as u64)),
+        model: l.model.clone(),
+    }
 }
 
 fn from_policy_sandbox(s: SandboxMode) -> Sandbox {
@@ -414,29 +514,67 @@ mod tests {
     use super::*;
 
     fn terms(sandbox: Sandbox, secs: u64, model: Option<&str>) -> RunTerms {
-        RunTerms { sandbox, timeout: Duration::from_secs(secs), model: model.map(String::from) }
+        RunTerms {
+            sandbox,
+            timeout: Duration::from_secs(secs),
+            model: model.map(String::from),
+        }
     }
 
     #[test]
     fn limits_only_tighten_the_project_defaults() {
         let defaults = terms(Sandbox::WorkspaceWrite, 600, Some("project-model"));
         assert_eq!(Limits::default().apply(defaults.clone()), defaults);
-        let tight = Limits { sandbox: Some(Sandbox::ReadOnly), timeout: Some(Duration::from_secs(60)), model: Some("policy-model".into()) };
-        assert_eq!(tight.apply(defaults.clone()), terms(Sandbox::ReadOnly, 60, Some("policy-model")));
+        let tight = Limits {
+            sandbox: Some(Sandbox::ReadOnly),
+            timeout: Some(Duration::from_secs(60)),
+            model: Some("policy-model".into()),
+        };
+        assert_eq!(
+            tight.apply(defaults.clone()),
+            terms(Sandbox::ReadOnly, 60, Some("policy-model"))
+        );
         // A looser sandbox or a longer timeout than the project's is no loosening.
-        let loose = Limits { sandbox: Some(Sandbox::DangerFullAccess), timeout: Some(Duration::from_secs(6000)), model: None };
+        let loose = Limits {
+            sandbox: Some(Sandbox::DangerFullAccess),
+            timeout: Some(Duration::from_secs(6000)),
+            model: None,
+        };
         assert_eq!(loose.apply(defaults.clone()), defaults);
     }
 
     #[test]
     fn an_approval_carries_the_chains_limits() {
         let chain = FinalDecision::RequireApproval {
-            approval: codex_policy::Approval { approvers: vec!["carol".into()], min_approvals: 1, ..Default::default() },
-            limits: codex_policy::Limits { sandbox: Some(SandboxMode::ReadOnly), timeout_secs: Some(90), model: Some("m".into()) },
+            approval: codex_policy::Approval {
+                approvers: vec!["carol".into()],
+                min_approvals: 1,
+                ..Default::default()
+            },
+            limits: codex_policy::Limits {
+                sandbox: Some(SandboxMode::ReadOnly),
+                timeout_secs: Some(90),
+                model: Some("m".into()),
+            },
         };
-        let Decision::RequireApproval { limits, approvers, expiry, .. } = from_policy_decision(&chain) else { panic!("{chain:?}") };
+        let Decision::RequireApproval {
+            limits,
+            approvers,
+            expiry,
+            ..
+        } = from_policy_decision(&chain)
+        else {
+            panic!("{chain:?}")
+        };
         assert_eq!(approvers, ["carol"]);
         assert_eq!(expiry, DEFAULT_APPROVAL_EXPIRY);
-        assert_eq!(limits, Limits { sandbox: Some(Sandbox::ReadOnly), timeout: Some(Duration::from_secs(90)), model: Some("m".into()) });
+        assert_eq!(
+            limits,
+            Limits {
+                sandbox: Some(Sandbox::ReadOnly),
+                timeout: Some(Duration::from_secs(90)),
+                model: Some("m".into())
+            }
+        );
     }
 }

@@ -21,7 +21,11 @@ use codex_host::service::Host;
 use codex_host::store::Store;
 
 #[derive(Parser)]
-#[command(name = "codex-host", version, about = "Runs the OpenAI Codex CLI for Mattermost chat requests.")]
+#[command(
+    name = "codex-host",
+    version,
+    about = "Runs the OpenAI Codex CLI for Mattermost chat requests."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,7 +123,11 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = rt.block_on(async {
         match cli.command {
             Command::Serve(a) => serve(a).await,
@@ -140,8 +148,11 @@ fn main() -> ExitCode {
 }
 
 fn init_logs(default: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CODEX_HOST_LOG").unwrap_or_else(|_| default.into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CODEX_HOST_LOG")
+        .unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_ansi(false).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -181,7 +192,10 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
 /// Everything `serve` needs before it accepts connections; an error here is a configuration error.
 async fn start(a: ServeArgs) -> Result<(Arc<Host>, tokio::net::UnixListener, api::ServerOptions)> {
     let secret = match &a.secret_file {
-        Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading the secret file {}", f.display()))?.trim().to_string(),
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the secret file {}", f.display()))?
+            .trim()
+            .to_string(),
         None => std::env::var("CODEX_HOST_SECRET").unwrap_or_default(),
     };
     if secret.len() < 16 {
@@ -190,12 +204,25 @@ async fn start(a: ServeArgs) -> Result<(Arc<Host>, tokio::net::UnixListener, api
     let store = open_store(&a.state_dir)?;
     let signer = Signer::from_state_dir(&a.state_dir)?;
     let policy_dir = a.policy_dir.clone().or_else(bundled_policy_dir);
-    let gate = PolicyGate::new(policy_dir, a.state_dir.join("policy-cache")).context("starting the policy engine")?;
+    let gate = PolicyGate::new(policy_dir, a.state_dir.join("policy-cache"))
+        .context("starting the policy engine")?;
     let isolation = Isolation::new(IsolationMode::default(), &a.bwrap, &a.state_dir);
-    let host = Host::new(store, Chat::Mattermost(MattermostClient::new()), Arc::new(gate), signer, vec![secret.clone()], isolation);
+    let host = Host::new(
+        store,
+        Chat::Mattermost(MattermostClient::new()),
+        Arc::new(gate),
+        signer,
+        vec![secret.clone()],
+        isolation,
+    );
     let interrupted = host.recover()?;
     info!(version = env!("CARGO_PKG_VERSION"), interrupted, state_dir = %a.state_dir.display(), "codex-host starting");
-    let opts = api::ServerOptions { socket: a.socket, secret, allow_uids: a.allow_uids, socket_group: a.socket_group };
+    let opts = api::ServerOptions {
+        socket: a.socket,
+        secret,
+        allow_uids: a.allow_uids,
+        socket_group: a.socket_group,
+    };
     let listener = api::bind(&opts)?;
     Ok((host, listener, opts))
 }
@@ -211,7 +238,8 @@ async fn wait_for_signal() {
 }
 
 fn open_store(dir: &Path) -> Result<Store> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the state directory {}", dir.display()))?;
     Store::open(&dir.join("codex-host.db"))
 }
 
@@ -219,8 +247,10 @@ async fn run(a: RunArgs) -> Result<ExitCode> {
     init_logs("warn", LogFormat::Text);
     let mut settings: Settings = match &a.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("{} is not a valid settings file", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("{} is not a valid settings file", path.display()))?
         }
         None => Settings::default(),
     };
@@ -260,13 +290,26 @@ async fn run(a: RunArgs) -> Result<ExitCode> {
     let store = open_store(&state_dir)?;
     let chat = Chat::Terminal(TerminalChat::new(state_dir.join("attachments")));
     let isolation = Isolation::new(IsolationMode::default(), &a.bwrap, &state_dir);
-    let host = Host::new(store, chat, Arc::new(LocalGate), Signer::random(), vec![], isolation);
+    let host = Host::new(
+        store,
+        chat,
+        Arc::new(LocalGate),
+        Signer::random(),
+        vec![],
+        isolation,
+    );
     host.recover()?;
-    let req = ConfigRequest { settings, ..Default::default() };
+    let req = ConfigRequest {
+        settings,
+        ..Default::default()
+    };
     if let Err(problems) = host.apply_config(req, false).await {
         bail!("the settings are invalid:\n  {}", problems.join("\n  "));
     }
-    let accepted = host.submit_local(&project, &a.prompt).await.map_err(anyhow::Error::msg)?;
+    let accepted = host
+        .submit_local(&project, &a.prompt)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let status = tokio::select! {
         s = accepted.outcome() => s,
         _ = wait_for_signal() => {
@@ -274,7 +317,11 @@ async fn run(a: RunArgs) -> Result<ExitCode> {
             RunStatus::Interrupted
         }
     };
-    Ok(if status == RunStatus::Answered { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if status == RunStatus::Answered {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// In the plugin bundle the host is `<bundle>/server/dist/codex-host-<platform>` and the modules
@@ -289,6 +336,8 @@ fn default_state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("codex-host");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/state/codex-host")
 }

@@ -49,7 +49,10 @@ impl RunStatus {
     }
 
     pub fn is_final(self) -> bool {
-        !matches!(self, RunStatus::AwaitingApproval | RunStatus::Queued | RunStatus::Running)
+        !matches!(
+            self,
+            RunStatus::AwaitingApproval | RunStatus::Queued | RunStatus::Running
+        )
     }
 }
 

@@ -67,7 +67,10 @@ pub struct CommandResponse {
 
 impl CommandResponse {
     pub fn ephemeral(text: impl Into<String>) -> Self {
-        CommandResponse { response_type: "ephemeral".into(), text: text.into() }
+        CommandResponse {
+            response_type: "ephemeral".into(),
+            text: text.into(),
+        }
     }
 }
 

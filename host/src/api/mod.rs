@@ -52,10 +52,18 @@ pub fn bind(opts: &ServerOptions) -> Result<UnixListener> {
 
 /// Serves on `listener` until `shutdown` fires; then stops accepting and lets open connections
 /// finish their current request.
-pub async fn serve(host: Arc<Host>, listener: UnixListener, opts: ServerOptions, shutdown: CancellationToken) -> Result<()> {
+pub async fn serve(
+    host: Arc<Host>,
+    listener: UnixListener,
+    opts: ServerOptions,
+    shutdown: CancellationToken,
+) -> Result<()> {
     info!(socket = %opts.socket.display(), "listening");
     let own_uid = unsafe { libc::geteuid() };
-    let auth = Arc::new(Auth { secret: opts.secret, uids: std::iter::once(own_uid).chain(opts.allow_uids).collect() });
+    let auth = Arc::new(Auth {
+        secret: opts.secret,
+        uids: std::iter::once(own_uid).chain(opts.allow_uids).collect(),
+    });
     let conns = tokio_util::task::TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -73,7 +81,10 @@ pub async fn serve(host: Arc<Host>, listener: UnixListener, opts: ServerOptions,
             continue;
         }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            warn!(limit = MAX_CONNECTIONS, "refused a connection: too many open connections");
+            warn!(
+                limit = MAX_CONNECTIONS,
+                "refused a connection: too many open connections"
+            );
             continue;
         };
         let (host, auth, shutdown) = (host.clone(), auth.clone(), shutdown.clone());
@@ -105,21 +116,28 @@ pub async fn serve(host: Arc<Host>, listener: UnixListener, opts: ServerOptions,
 
 fn bind_path(path: &Path, group: Option<&str>) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating the socket directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the socket directory {}", dir.display()))?;
     }
     if path.exists() {
         // A live host would answer; a stale file from a crash would block bind.
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!("another codex-host is already listening on {}; stop it or choose another --socket", path.display());
+            anyhow::bail!(
+                "another codex-host is already listening on {}; stop it or choose another --socket",
+                path.display()
+            );
         }
-        std::fs::remove_file(path).with_context(|| format!("removing the stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("setting mode 0660 on {}", path.display()))?;
     if let Some(group) = group {
         let gid = group_id(group)?;
-        std::os::unix::fs::chown(path, None, Some(gid)).with_context(|| format!("giving {} to the group {group}", path.display()))?;
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("giving {} to the group {group}", path.display()))?;
     }
     Ok(listener)
 }
@@ -145,7 +163,11 @@ struct Auth {
 }
 
 impl Auth {
-    fn check(&self, peer_uid: Option<u32>, req: &Request<Incoming>) -> Result<(), (StatusCode, String)> {
+    fn check(
+        &self,
+        peer_uid: Option<u32>,
+        req: &Request<Incoming>,
+    ) -> Result<(), (StatusCode, String)> {
         match peer_uid {
             Some(uid) if self.uids.contains(&uid) => {}
             other => {
@@ -168,7 +190,12 @@ impl Auth {
     }
 }
 
-async fn handle(host: &Arc<Host>, auth: &Auth, peer_uid: Option<u32>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    host: &Arc<Host>,
+    auth: &Auth,
+    peer_uid: Option<u32>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     if let Err((status, msg)) = auth.check(peer_uid, &req) {
         warn!(%status, path = %req.uri().path(), "refused a socket request");
         return error(status, msg);
@@ -198,15 +225,30 @@ async fn handle(host: &Arc<Host>, auth: &Auth, peer_uid: Option<u32>, req: Reque
                 Ok(warnings) => json(StatusCode::OK, &ConfigResponse { ok: true, warnings }),
                 Err(problems) => {
                     warn!(problems = %problems.join(" | "), "rejected a configuration");
-                    error(StatusCode::BAD_REQUEST, format!("The settings were not applied: {}", problems.join(" ")))
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        format!("The settings were not applied: {}", problems.join(" ")),
+                    )
                 }
             },
             Err(e) => e,
         },
-        (_, "/v1/health" | "/v1/commands" | "/v1/posts" | "/v1/actions" | "/v1/autocomplete/projects" | "/v1/config") => {
-            error(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {path}", req.method()))
-        }
-        _ => error(StatusCode::NOT_FOUND, format!("no route {path}; see docs/socket-contract.md")),
+        (
+            _,
+            "/v1/health"
+            | "/v1/commands"
+            | "/v1/posts"
+            | "/v1/actions"
+            | "/v1/autocomplete/projects"
+            | "/v1/config",
+        ) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed on {path}", req.method()),
+        ),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            format!("no route {path}; see docs/socket-contract.md"),
+        ),
     }
 }
 
@@ -214,13 +256,23 @@ async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Response
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
-        .map_err(|e| error(StatusCode::PAYLOAD_TOO_LARGE, format!("could not read the request body: {e}")))?
+        .map_err(|e| {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("could not read the request body: {e}"),
+            )
+        })?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
 fn query_param(query: &str, key: &str) -> Option<String> {
-    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v.to_string())
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_string())
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {

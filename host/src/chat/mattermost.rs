@@ -53,18 +53,29 @@ impl MattermostClient {
             .user_agent(concat!("codex-host/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("building the HTTP client");
-        MattermostClient { http, target: RwLock::new(None), last_pending_ms: AtomicI64::new(0) }
+        MattermostClient {
+            http,
+            target: RwLock::new(None),
+            last_pending_ms: AtomicI64::new(0),
+        }
     }
 
     /// Points the client at a server and bot token (from `PUT /v1/config`).
     pub fn configure(&self, url: &str, token: &str, bot_user_id: &str) {
         let base = format!("{}/api/v4", url.trim_end_matches('/'));
-        let target = Target { base, token: token.to_string(), bot_user_id: bot_user_id.to_string() };
+        let target = Target {
+            base,
+            token: token.to_string(),
+            bot_user_id: bot_user_id.to_string(),
+        };
         *self.target.write().unwrap_or_else(|p| p.into_inner()) = Some(target);
     }
 
     pub fn is_configured(&self) -> bool {
-        self.target.read().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.target
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// Creates a post. Every attempt of this create (`send` retries 5xx, 429 and unreachable
@@ -72,7 +83,11 @@ impl MattermostClient {
     /// lost, the server answers the retry with that post instead of saving a second one. The
     /// caller passes one to de-duplicate across separate creates too (an outcome re-sent after a
     /// restart); otherwise a fresh one in the web app's format, `<user id>:<millis>`, is used.
-    pub async fn create_post(&self, post: &NewPost, pending_post_id: Option<&str>) -> Result<Post, ChatError> {
+    pub async fn create_post(
+        &self,
+        post: &NewPost,
+        pending_post_id: Option<&str>,
+    ) -> Result<Post, ChatError> {
         let fresh;
         let pending_post_id = match pending_post_id {
             Some(p) => p,
@@ -81,29 +96,60 @@ impl MattermostClient {
                 &fresh
             }
         };
-        let body = CreateBody { post, pending_post_id };
-        self.json(Method::POST, "/posts", "creating a post", |r| r.json(&body)).await
+        let body = CreateBody {
+            post,
+            pending_post_id,
+        };
+        self.json(Method::POST, "/posts", "creating a post", |r| r.json(&body))
+            .await
     }
 
     fn fresh_pending_post_id(&self) -> String {
-        let bot = self.target.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|t| t.bot_user_id.clone()).unwrap_or_default();
+        let bot = self
+            .target
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|t| t.bot_user_id.clone())
+            .unwrap_or_default();
         let now = chrono::Utc::now().timestamp_millis();
         let next = |last: i64| now.max(last + 1);
-        let last = self.last_pending_ms.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| Some(next(l))).unwrap_or_else(|l| l);
+        let last = self
+            .last_pending_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| Some(next(l)))
+            .unwrap_or_else(|l| l);
         format!("{bot}:{}", next(last))
     }
 
-    pub async fn patch_post(&self, post_id: &str, message: &str, props: Option<Value>) -> Result<(), ChatError> {
+    pub async fn patch_post(
+        &self,
+        post_id: &str,
+        message: &str,
+        props: Option<Value>,
+    ) -> Result<(), ChatError> {
         let mut body = json!({ "message": message });
         if let Some(p) = props {
             body["props"] = p;
         }
-        let _: Value = self.json(Method::PUT, &format!("/posts/{post_id}/patch"), "updating a post", |r| r.json(&body)).await?;
+        let _: Value = self
+            .json(
+                Method::PUT,
+                &format!("/posts/{post_id}/patch"),
+                "updating a post",
+                |r| r.json(&body),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn post(&self, post_id: &str) -> Result<Post, ChatError> {
-        self.json(Method::GET, &format!("/posts/{post_id}"), "reading a post", |r| r).await
+        self.json(
+            Method::GET,
+            &format!("/posts/{post_id}"),
+            "reading a post",
+            |r| r,
+        )
+        .await
     }
 
     pub async fn thread(&self, root_id: &str) -> Result<Vec<Post>, ChatError> {
@@ -112,7 +158,14 @@ impl MattermostClient {
             #[serde(default)]
             posts: HashMap<String, Post>,
         }
-        let list: PostList = self.json(Method::GET, &format!("/posts/{root_id}/thread"), "reading a thread", |r| r).await?;
+        let list: PostList = self
+            .json(
+                Method::GET,
+                &format!("/posts/{root_id}/thread"),
+                "reading a thread",
+                |r| r,
+            )
+            .await?;
         let mut posts: Vec<Post> = list.posts.into_values().collect();
         posts.sort_by(|a, b| a.create_at.cmp(&b.create_at).then_with(|| a.id.cmp(&b.id)));
         Ok(posts)
@@ -133,17 +186,34 @@ impl MattermostClient {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let users: Vec<Wire> = self.json(Method::POST, "/users/ids", "looking up users", |r| r.json(ids)).await?;
+        let users: Vec<Wire> = self
+            .json(Method::POST, "/users/ids", "looking up users", |r| {
+                r.json(ids)
+            })
+            .await?;
         Ok(users
             .into_iter()
             .map(|u| {
                 let roles = u.roles.split_whitespace().map(String::from).collect();
-                (u.id.clone(), User { id: u.id, username: u.username, roles, is_bot: u.is_bot })
+                (
+                    u.id.clone(),
+                    User {
+                        id: u.id,
+                        username: u.username,
+                        roles,
+                        is_bot: u.is_bot,
+                    },
+                )
             })
             .collect())
     }
 
-    pub async fn upload_file(&self, channel_id: &str, name: &str, bytes: Vec<u8>) -> Result<String, ChatError> {
+    pub async fn upload_file(
+        &self,
+        channel_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, ChatError> {
         #[derive(serde::Deserialize)]
         struct Uploaded {
             file_infos: Vec<Info>,
@@ -156,26 +226,45 @@ impl MattermostClient {
         let up: Uploaded = self
             .json(Method::POST, "/files", "uploading a file", move |r| {
                 let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone());
-                r.multipart(reqwest::multipart::Form::new().text("channel_id", channel_id.clone()).part("files", part))
+                r.multipart(
+                    reqwest::multipart::Form::new()
+                        .text("channel_id", channel_id.clone())
+                        .part("files", part),
+                )
             })
             .await?;
-        up.file_infos.into_iter().next().map(|f| f.id).ok_or_else(|| ChatError::Status {
-            status: 201,
-            what: "uploading a file".into(),
-            message: "the server returned no file info".into(),
-        })
+        up.file_infos
+            .into_iter()
+            .next()
+            .map(|f| f.id)
+            .ok_or_else(|| ChatError::Status {
+                status: 201,
+                what: "uploading a file".into(),
+                message: "the server returned no file info".into(),
+            })
     }
 
     /// What Mattermost knows of an uploaded file (name, type, size).
     pub async fn file_info(&self, file_id: &str) -> Result<FileInfo, ChatError> {
-        self.json(Method::GET, &format!("/files/{file_id}/info"), "reading a file's info", |r| r).await
+        self.json(
+            Method::GET,
+            &format!("/files/{file_id}/info"),
+            "reading a file's info",
+            |r| r,
+        )
+        .await
     }
 
     /// The bytes of an uploaded file.
     pub async fn file_bytes(&self, file_id: &str) -> Result<Vec<u8>, ChatError> {
         let what = "downloading a file";
-        let resp = self.send(Method::GET, &format!("/files/{file_id}"), what, |r| r).await?;
-        let bytes = resp.bytes().await.map_err(|source| ChatError::Transport { what: what.into(), source })?;
+        let resp = self
+            .send(Method::GET, &format!("/files/{file_id}"), what, |r| r)
+            .await?;
+        let bytes = resp.bytes().await.map_err(|source| ChatError::Transport {
+            what: what.into(),
+            source,
+        })?;
         Ok(bytes.to_vec())
     }
 
@@ -188,7 +277,12 @@ impl MattermostClient {
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<T, ChatError> {
         let resp = self.send(method, path, what, build).await?;
-        resp.json::<T>().await.map_err(|source| ChatError::Transport { what: what.into(), source })
+        resp.json::<T>()
+            .await
+            .map_err(|source| ChatError::Transport {
+                what: what.into(),
+                source,
+            })
     }
 
     /// Sends a request built by `build` (called again for each attempt), retrying 429s, server
@@ -200,18 +294,29 @@ impl MattermostClient {
         what: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, ChatError> {
-        let target = self.target.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(ChatError::NotConfigured)?;
+        let target = self
+            .target
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(ChatError::NotConfigured)?;
         let url = format!("{}{}", target.base, path);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let req = build(self.http.request(method.clone(), &url).bearer_auth(&target.token));
+            let req = build(
+                self.http
+                    .request(method.clone(), &url)
+                    .bearer_auth(&target.token),
+            );
             let wait = match req.send().await {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status();
                     let retry = retry_wait(&resp, attempt);
-                    if attempt >= MAX_ATTEMPTS || !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+                    if attempt >= MAX_ATTEMPTS
+                        || !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+                    {
                         return Err(status_error(resp, what).await);
                     }
                     tracing::warn!(%status, attempt, ?retry, "Mattermost asked to retry {what}");
@@ -219,7 +324,10 @@ impl MattermostClient {
                 }
                 Err(source) => {
                     if attempt >= MAX_ATTEMPTS || source.is_builder() {
-                        return Err(ChatError::Transport { what: what.into(), source });
+                        return Err(ChatError::Transport {
+                            what: what.into(),
+                            source,
+                        });
                     }
                     tracing::warn!(error = %source, attempt, "Mattermost unreachable while {what}; retrying");
                     backoff(attempt)
@@ -236,7 +344,10 @@ fn backoff(attempt: u32) -> Duration {
 
 fn retry_wait(resp: &Response, attempt: u32) -> Duration {
     let header = |name: &str| {
-        resp.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
     };
     match header("retry-after").or_else(|| header("x-ratelimit-reset")) {
         Some(secs) if secs >= 0.0 => Duration::from_secs_f64(secs).min(MAX_WAIT),
@@ -251,7 +362,11 @@ async fn status_error(resp: Response, what: &str) -> ChatError {
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from))
         .unwrap_or_else(|| text.chars().take(300).collect());
-    ChatError::Status { status, what: what.into(), message }
+    ChatError::Status {
+        status,
+        what: what.into(),
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -266,7 +381,11 @@ mod tests {
         let mut unique = ids.clone();
         unique.sort();
         unique.dedup();
-        assert_eq!(unique.len(), ids.len(), "two creates in one millisecond must not share a pending id");
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "two creates in one millisecond must not share a pending id"
+        );
         let (user, millis) = ids[0].split_once(':').unwrap();
         assert_eq!(user, "bot1bot1bot1bot1bot1bot1bo");
         assert!(millis.parse::<i64>().unwrap() > 1_600_000_000_000);

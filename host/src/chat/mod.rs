@@ -59,9 +59,16 @@ pub enum ChatError {
     #[error("the host has no Mattermost connection yet (the plugin has not pushed its config)")]
     NotConfigured,
     #[error("Mattermost answered {status} to {what}: {message}")]
-    Status { status: u16, what: String, message: String },
+    Status {
+        status: u16,
+        what: String,
+        message: String,
+    },
     #[error("could not reach Mattermost for {what}: {source}")]
-    Transport { what: String, source: reqwest::Error },
+    Transport {
+        what: String,
+        source: reqwest::Error,
+    },
 }
 
 /// The two places posts can go. An enum rather than a trait object: there are exactly two, and
@@ -82,7 +89,11 @@ impl Chat {
 
     /// Creates a post with a caller-chosen `pending_post_id`: another create with the same id
     /// within the server's window (30 s) returns this post instead of making a second one.
-    pub async fn create_post_once(&self, post: NewPost, pending_post_id: &str) -> Result<Post, ChatError> {
+    pub async fn create_post_once(
+        &self,
+        post: NewPost,
+        pending_post_id: &str,
+    ) -> Result<Post, ChatError> {
         match self {
             Chat::Mattermost(c) => c.create_post(&post, Some(pending_post_id)).await,
             Chat::Terminal(t) => Ok(t.create_post(post)),
@@ -90,7 +101,12 @@ impl Chat {
     }
 
     /// Replaces a post's message (and props, when given).
-    pub async fn update_post(&self, post_id: &str, message: &str, props: Option<Value>) -> Result<(), ChatError> {
+    pub async fn update_post(
+        &self,
+        post_id: &str,
+        message: &str,
+        props: Option<Value>,
+    ) -> Result<(), ChatError> {
         match self {
             Chat::Mattermost(c) => c.patch_post(post_id, message, props).await,
             Chat::Terminal(t) => {
@@ -116,7 +132,10 @@ impl Chat {
     }
 
     /// The accounts behind user ids, for labelling a transcript.
-    pub async fn users(&self, ids: &[String]) -> Result<HashMap<String, crate::api::contract::User>, ChatError> {
+    pub async fn users(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, crate::api::contract::User>, ChatError> {
         match self {
             Chat::Mattermost(c) => c.users(ids).await,
             Chat::Terminal(_) => Ok(HashMap::new()),
@@ -125,8 +144,14 @@ impl Chat {
 
     /// A file attached to a post: its info, then its bytes when `wanted(info)` says so (the
     /// terminal has no files).
-    pub async fn download(&self, file_id: &str, wanted: impl Fn(&FileInfo) -> bool) -> Result<(FileInfo, Option<Vec<u8>>), ChatError> {
-        let Chat::Mattermost(c) = self else { return Err(ChatError::NotConfigured) };
+    pub async fn download(
+        &self,
+        file_id: &str,
+        wanted: impl Fn(&FileInfo) -> bool,
+    ) -> Result<(FileInfo, Option<Vec<u8>>), ChatError> {
+        let Chat::Mattermost(c) = self else {
+            return Err(ChatError::NotConfigured);
+        };
         let info = c.file_info(file_id).await?;
         if !wanted(&info) {
             return Ok((info, None));
@@ -136,7 +161,12 @@ impl Chat {
     }
 
     /// Uploads a file to a channel and returns its file id.
-    pub async fn upload_file(&self, channel_id: &str, name: &str, bytes: Vec<u8>) -> Result<String, ChatError> {
+    pub async fn upload_file(
+        &self,
+        channel_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, ChatError> {
         match self {
             Chat::Mattermost(c) => c.upload_file(channel_id, name, bytes).await,
             Chat::Terminal(t) => Ok(t.save_file(name, &bytes)),

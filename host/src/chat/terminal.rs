@@ -16,7 +16,11 @@ pub struct TerminalChat {
 impl TerminalChat {
     /// Files that would be attached in Mattermost are written to `files_dir`.
     pub fn new(files_dir: PathBuf) -> Self {
-        TerminalChat { next: AtomicU64::new(1), last_progress: Mutex::new(String::new()), files_dir }
+        TerminalChat {
+            next: AtomicU64::new(1),
+            last_progress: Mutex::new(String::new()),
+            files_dir,
+        }
     }
 
     pub fn create_post(&self, post: NewPost) -> Post {
@@ -29,14 +33,22 @@ impl TerminalChat {
             let _ = writeln!(out, "{}\n", post.message);
             let _ = out.flush();
         }
-        Post { id, channel_id: post.channel_id, root_id: post.root_id, message: post.message, props: post.props, ..Post::default() }
+        Post {
+            id,
+            channel_id: post.channel_id,
+            root_id: post.root_id,
+            message: post.message,
+            props: post.props,
+            ..Post::default()
+        }
     }
 
     /// Progress edits: each new state once, on stderr.
     pub fn update_post(&self, _post_id: &str, message: &str) {
         let mut last = self.last_progress.lock().unwrap_or_else(|p| p.into_inner());
         // The elapsed clock changes every edit; print only when the step itself changes.
-        let key: String = message.lines().skip(1).collect::<Vec<_>>().join("\n") + message.split('·').next().unwrap_or("");
+        let key: String = message.lines().skip(1).collect::<Vec<_>>().join("\n")
+            + message.split('·').next().unwrap_or("");
         if *last != key {
             eprintln!("{}", message.replace('\n', " — "));
             *last = key;

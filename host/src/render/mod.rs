@@ -33,9 +33,17 @@ pub fn progress(p: &Progress) -> String {
             p.project
         );
     }
-    let mut s = format!(":hourglass_flowing_sand: **Working** · `{}` · {}", p.project, clock(p.elapsed));
+    let mut s = format!(
+        ":hourglass_flowing_sand: **Working** · `{}` · {}",
+        p.project,
+        clock(p.elapsed)
+    );
     if p.steps_done > 0 {
-        s.push_str(&format!(" · {} step{} done", p.steps_done, plural(p.steps_done)));
+        s.push_str(&format!(
+            " · {} step{} done",
+            p.steps_done,
+            plural(p.steps_done)
+        ));
     }
     match &p.step {
         Some(step) => s.push_str(&format!("\n{step}")),
@@ -51,7 +59,10 @@ pub fn step_command(r: &Redactor, command: &str) -> String {
 }
 
 pub fn step_files(r: &Redactor, paths: &[String]) -> String {
-    let names: Vec<String> = paths.iter().map(|p| format!("`{}`", file_name(p))).collect();
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| format!("`{}`", file_name(p)))
+        .collect();
     format!("Editing {}", one_line(&r.redact(&names.join(", ")), 160))
 }
 
@@ -79,13 +90,21 @@ pub struct Footer<'a> {
 pub fn footer(f: &Footer) -> String {
     let mut parts = vec![format!("`{}`", f.project), human_duration(f.elapsed)];
     if f.files_changed > 0 {
-        parts.push(format!("{} file{} changed", f.files_changed, plural(f.files_changed)));
+        parts.push(format!(
+            "{} file{} changed",
+            f.files_changed,
+            plural(f.files_changed)
+        ));
     }
     if let Some(code) = f.exit_code {
         parts.push(format!("exit {code}"));
     }
     if f.input_tokens + f.output_tokens > 0 {
-        parts.push(format!("{} in / {} out tokens", thousands(f.input_tokens), thousands(f.output_tokens)));
+        parts.push(format!(
+            "{} in / {} out tokens",
+            thousands(f.input_tokens),
+            thousands(f.output_tokens)
+        ));
     }
     format!("\n\n---\n*{}*", parts.join(" · "))
 }
@@ -99,8 +118,17 @@ pub fn answer(last_message: Option<&str>) -> String {
 }
 
 pub fn failed(exit_code: Option<i32>, message: &str, stderr_tail: &str) -> String {
-    let code = exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
-    let mut s = format!(":x: **Codex failed**{code}: {}", if message.is_empty() { "no error message" } else { message });
+    let code = exit_code
+        .map(|c| format!(" (exit {c})"))
+        .unwrap_or_default();
+    let mut s = format!(
+        ":x: **Codex failed**{code}: {}",
+        if message.is_empty() {
+            "no error message"
+        } else {
+            message
+        }
+    );
     if !stderr_tail.trim().is_empty() {
         s.push_str(&format!("\n```\n{}\n```", stderr_tail.trim()));
     }
@@ -124,15 +152,36 @@ pub fn timed_out(limit: Duration, partial: Option<&str>) -> String {
 
 /// `@a, @b` from usernames (or ids), with or without their leading `@`.
 pub fn mentions(names: &[String]) -> String {
-    names.iter().map(|n| format!("@{}", n.trim().trim_start_matches('@'))).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("@{}", n.trim().trim_start_matches('@')))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What an approver sees: what will run, where, for whom, why, who may decide, until when.
 pub fn approval_request(a: &ApprovalView) -> String {
-    let rules = if a.rules.is_empty() { String::new() } else { format!(" (rule {})", a.rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")) };
+    let rules = if a.rules.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (rule {})",
+            a.rules
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     let who = mentions(a.approvers);
-    let need = if a.min_approvals == 1 { "one of them must approve".to_string() } else { format!("{} of them must approve", a.min_approvals) };
-    let model = a.model.map_or("Codex's default model".to_string(), |m| format!("model `{m}`"));
+    let need = if a.min_approvals == 1 {
+        "one of them must approve".to_string()
+    } else {
+        format!("{} of them must approve", a.min_approvals)
+    };
+    let model = a.model.map_or("Codex's default model".to_string(), |m| {
+        format!("model `{m}`")
+    });
     let mut s = format!(
         ":raised_hand: **Approval needed** · `{}` · requested by @{}\n{}\n**Why:** {}{rules}\n**Runs with:** sandbox `{}` · timeout {} · {model}\n**Approvers:** {who} — {need}. Expires in {}.",
         a.project,
@@ -153,7 +202,10 @@ pub fn approval_request(a: &ApprovalView) -> String {
         _ => "\n**Context:** the prompt only, no thread context.".to_string(),
     });
     if !a.approved_by.is_empty() {
-        s.push_str(&format!("\nApproved so far by {}.", mentions(a.approved_by)));
+        s.push_str(&format!(
+            "\nApproved so far by {}.",
+            mentions(a.approved_by)
+        ));
     }
     s
 }
@@ -177,8 +229,15 @@ pub struct ApprovalView<'a> {
 }
 
 pub fn approval_closed(word: &str, by: &[String], prompt: &str) -> String {
-    let by = if by.is_empty() { String::new() } else { format!(" by {}", mentions(by)) };
-    format!(":raised_hand: **Approval {word}**{by}\n{}", quote(&one_line(prompt, 300)))
+    let by = if by.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", mentions(by))
+    };
+    format!(
+        ":raised_hand: **Approval {word}**{by}\n{}",
+        quote(&one_line(prompt, 300))
+    )
 }
 
 pub fn denied(by: &str, reason: &str) -> String {
@@ -215,11 +274,16 @@ fn with_partial(mut s: String, partial: Option<&str>) -> String {
 
 /// Root post of a thread the bot starts for a channel-level `/codex`.
 pub fn thread_root(username: &str, project: &str, prompt: &str) -> String {
-    format!("@{username} asked Codex in `{project}`:\n{}", quote(&one_line_block(prompt, 2_000)))
+    format!(
+        "@{username} asked Codex in `{project}`:\n{}",
+        quote(&one_line_block(prompt, 2_000))
+    )
 }
 
 pub fn help(projects: &str, active: Option<&str>) -> String {
-    let active = active.map(|a| format!("Active project here: `{a}`.")).unwrap_or_else(|| "No project is active here yet.".into());
+    let active = active
+        .map(|a| format!("Active project here: `{a}`."))
+        .unwrap_or_else(|| "No project is active here yet.".into());
     format!(
         "#### Codex for Mattermost\n\
 `/codex <prompt>` — ask Codex. At channel level this starts a new thread; inside a thread it continues that thread's session.\n\
@@ -283,7 +347,11 @@ fn thousands(n: u64) -> String {
 }
 
 fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn file_name(path: &str) -> &str {
@@ -312,7 +380,10 @@ fn cut(s: &str, max: usize) -> String {
 }
 
 fn quote(s: &str) -> String {
-    s.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("> {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -329,7 +400,10 @@ mod tests {
             input_tokens: 12_345,
             output_tokens: 321,
         });
-        assert_eq!(f, "\n\n---\n*`api` · 1m 12s · 2 files changed · exit 0 · 12,345 in / 321 out tokens*");
+        assert_eq!(
+            f,
+            "\n\n---\n*`api` · 1m 12s · 2 files changed · exit 0 · 12,345 in / 321 out tokens*"
+        );
     }
 
     #[test]
@@ -337,12 +411,19 @@ mod tests {
         let p = progress(&Progress {
             project: "api",
             elapsed: Duration::from_secs(42),
-            step: Some(step_command(&Redactor::default(), "cargo   test\n -p login")),
+            step: Some(step_command(
+                &Redactor::default(),
+                "cargo   test\n -p login",
+            )),
             steps_done: 1,
             queue_position: None,
         });
         assert_eq!(p, ":hourglass_flowing_sand: **Working** · `api` · 0:42 · 1 step done\nRunning `cargo test -p login`");
-        let q = progress(&Progress { project: "api", queue_position: Some(3), ..Default::default() });
+        let q = progress(&Progress {
+            project: "api",
+            queue_position: Some(3),
+            ..Default::default()
+        });
         assert!(q.starts_with(":hourglass: **Queued** · position 3"), "{q}");
     }
 
@@ -351,11 +432,18 @@ mod tests {
         let r = Redactor::new(vec!["bot-token-known-to-the-host".into()]);
         // Both secrets straddle the cut at 119 characters: what is left of them after the cut no
         // longer has the shape (or the whole literal) that would find it.
-        let command = format!("{} gh auth login --with-token ghp_{}", "x".repeat(72), "a1B2c3D4e5".repeat(4));
+        let command = format!(
+            "{} gh auth login --with-token ghp_{}",
+            "x".repeat(72),
+            "a1B2c3D4e5".repeat(4)
+        );
         let step = step_command(&r, &command);
         assert!(step.contains("[redacted GitH"), "{step}");
         assert!(!step.contains("ghp_"), "{step}");
-        let command = format!("curl {}-H 'Auth: bot-token-known-to-the-host'", "y".repeat(85));
+        let command = format!(
+            "curl {}-H 'Auth: bot-token-known-to-the-host'",
+            "y".repeat(85)
+        );
         let step = step_command(&r, &command);
         assert!(step.contains("[redacted secret]"), "{step}");
         assert!(!step.contains("bot-token"), "{step}");
@@ -380,8 +468,14 @@ mod tests {
             context: None,
         };
         let m = approval_request(&view);
-        assert!(m.contains("\n**Runs with:** sandbox `read-only` · timeout 5m 0s · model `gpt-5.5`\n"), "{m}");
-        let m = approval_request(&ApprovalView { model: None, ..view });
+        assert!(
+            m.contains("\n**Runs with:** sandbox `read-only` · timeout 5m 0s · model `gpt-5.5`\n"),
+            "{m}"
+        );
+        let m = approval_request(&ApprovalView {
+            model: None,
+            ..view
+        });
         assert!(m.contains("timeout 5m 0s · Codex's default model\n"), "{m}");
     }
 

@@ -14,7 +14,10 @@ pub fn split_message(text: &str, max: usize) -> Vec<String> {
     let mut rest = text;
     let mut reopen: Option<String> = None;
     while !rest.is_empty() {
-        let prefix = reopen.take().map(|info| format!("```{info}\n")).unwrap_or_default();
+        let prefix = reopen
+            .take()
+            .map(|info| format!("```{info}\n"))
+            .unwrap_or_default();
         let room = budget - prefix.chars().count();
         if rest.chars().count() <= room {
             chunks.push(format!("{prefix}{rest}"));
@@ -38,7 +41,11 @@ pub fn split_message(text: &str, max: usize) -> Vec<String> {
 
 /// Byte index at most `room` characters in, at the best boundary available.
 fn cut_point(s: &str, room: usize) -> usize {
-    let limit = s.char_indices().nth(room).map(|(i, _)| i).unwrap_or(s.len());
+    let limit = s
+        .char_indices()
+        .nth(room)
+        .map(|(i, _)| i)
+        .unwrap_or(s.len());
     let window = &s[..limit];
     let min = limit / 2;
     for sep in ["\n\n", "\n", " "] {
@@ -77,7 +84,9 @@ mod tests {
 
     #[test]
     fn long_text_splits_on_paragraphs_and_loses_nothing() {
-        let text: String = (0..400).map(|i| format!("Paragraph {i}: some words here.\n\n")).collect();
+        let text: String = (0..400)
+            .map(|i| format!("Paragraph {i}: some words here.\n\n"))
+            .collect();
         let chunks = split_message(&text, 1000);
         assert!(chunks.len() > 10);
         assert!(chunks.iter().all(|c| c.chars().count() <= 1000));

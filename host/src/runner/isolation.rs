@@ -30,7 +30,9 @@ const NEVER_PASSED: &[&str] = &["CODEX_HOST_SECRET", "CODEX_HOST_BWRAP"];
 /// System directories bound read-only into every sandbox (when they exist). Deliberately not
 /// `/opt`, `/srv`, `/var`, `/home`, `/root` or `/run`: the Mattermost server and other people's
 /// files usually live there.
-const SYSTEM_DIRS: &[&str] = &["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
 
 const UNPROBED: &str = "the host has not received its settings yet, so bubblewrap was not checked";
 
@@ -68,7 +70,10 @@ impl IsolationMode {
 pub fn check_env_names(names: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
     for n in names {
-        if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || n.starts_with(|c: char| c.is_ascii_digit()) {
+        if n.is_empty()
+            || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || n.starts_with(|c: char| c.is_ascii_digit())
+        {
             problems.push(format!("Codex environment: `{n}` is not a variable name; give one name per line, e.g. OPENAI_API_KEY."));
         } else if NEVER_PASSED.contains(&n.as_str()) || n.starts_with("MM_") {
             problems.push(format!("Codex environment: `{n}` belongs to the Codex host or the Mattermost server and is never passed to Codex."));
@@ -134,12 +139,21 @@ impl Isolation {
     /// An isolation of `mode`, using `bwrap` (a name looked up on `PATH`, or a path), keeping
     /// thread sessions under `state_dir/sessions`. Call [`Isolation::probe`] before use.
     pub fn new(mode: IsolationMode, bwrap: impl Into<PathBuf>, state_dir: &Path) -> Isolation {
-        Isolation { mode, bwrap: bwrap.into(), sessions_dir: state_dir.join("sessions"), problem: Some(UNPROBED.into()) }
+        Isolation {
+            mode,
+            bwrap: bwrap.into(),
+            sessions_dir: state_dir.join("sessions"),
+            problem: Some(UNPROBED.into()),
+        }
     }
 
     /// The same bubblewrap and state directory with another mode, not yet probed.
     pub fn with_mode(&self, mode: IsolationMode) -> Isolation {
-        Isolation { mode, problem: Some(UNPROBED.into()), ..self.clone() }
+        Isolation {
+            mode,
+            problem: Some(UNPROBED.into()),
+            ..self.clone()
+        }
     }
 
     /// Checks that bubblewrap can build a sandbox here (it is installed, and namespaces are
@@ -182,7 +196,11 @@ impl Isolation {
     }
 
     pub fn info(&self) -> IsolationInfo {
-        IsolationInfo { mode: self.mode.as_str().into(), active: self.mode == IsolationMode::Bubblewrap && self.problem.is_none(), problem: self.problem.clone() }
+        IsolationInfo {
+            mode: self.mode.as_str().into(),
+            active: self.mode == IsolationMode::Bubblewrap && self.problem.is_none(),
+            problem: self.problem.clone(),
+        }
     }
 
     /// The message a refused run shows, when isolation is configured but cannot be set up.
@@ -197,7 +215,13 @@ impl Isolation {
     /// The program, arguments and environment for one run.
     pub fn launch(&self, codex_path: &str, space: &RunSpace<'_>) -> std::io::Result<Launch> {
         let host_env: Vec<(String, String)> = std::env::vars().collect();
-        let var = |name: &str| host_env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+        let var = |name: &str| {
+            host_env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
+        };
         // The admin's Codex home: the setting, else the host's own CODEX_HOME, else Codex's default.
         let admin_home = space
             .admin_codex_home
@@ -208,13 +232,22 @@ impl Isolation {
             return Ok(Launch {
                 wrapper: None,
                 program: codex_path.to_string(),
-                env: codex_env(&host_env, space.pass_env, var("HOME"), admin_home.as_deref()),
+                env: codex_env(
+                    &host_env,
+                    space.pass_env,
+                    var("HOME"),
+                    admin_home.as_deref(),
+                ),
                 codex_home: admin_home,
             });
         }
         let path_var = var("PATH").unwrap_or("/usr/bin:/bin");
-        let program = resolve_program(codex_path, path_var)
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("`{codex_path}` was not found")))?;
+        let program = resolve_program(codex_path, path_var).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("`{codex_path}` was not found"),
+            )
+        })?;
         let sessions = self.sessions_dir.join(safe_key(space.thread_key));
         std::fs::create_dir_all(&sessions)?;
         if let (Some(id), Some(admin)) = (space.resume, &admin_home) {
@@ -238,14 +271,32 @@ impl Isolation {
         }
         let repo = space.repo.display().to_string();
         args.extend(["--bind".into(), repo.clone(), repo.clone()]);
-        args.extend(["--tmpfs", INNER_ROOT, "--dir", INNER_HOME, "--dir", INNER_CODEX_HOME].map(String::from));
-        args.extend(["--bind".into(), sessions.display().to_string(), format!("{INNER_CODEX_HOME}/sessions")]);
+        args.extend(
+            [
+                "--tmpfs",
+                INNER_ROOT,
+                "--dir",
+                INNER_HOME,
+                "--dir",
+                INNER_CODEX_HOME,
+            ]
+            .map(String::from),
+        );
+        args.extend([
+            "--bind".into(),
+            sessions.display().to_string(),
+            format!("{INNER_CODEX_HOME}/sessions"),
+        ]);
         if let Some(admin) = &admin_home {
             // The login and the admin's own configuration, never writable by a run.
             for name in ["auth.json", "config.toml", "AGENTS.md"] {
                 let file = admin.join(name);
                 if file.is_file() {
-                    args.extend(["--ro-bind".into(), file.display().to_string(), format!("{INNER_CODEX_HOME}/{name}")]);
+                    args.extend([
+                        "--ro-bind".into(),
+                        file.display().to_string(),
+                        format!("{INNER_CODEX_HOME}/{name}"),
+                    ]);
                 }
             }
         }
@@ -253,7 +304,12 @@ impl Isolation {
         Ok(Launch {
             wrapper: Some((self.bwrap.clone(), args)),
             program: program.display().to_string(),
-            env: codex_env(&host_env, space.pass_env, Some(INNER_HOME), Some(Path::new(INNER_CODEX_HOME))),
+            env: codex_env(
+                &host_env,
+                space.pass_env,
+                Some(INNER_HOME),
+                Some(Path::new(INNER_CODEX_HOME)),
+            ),
             codex_home: Some(PathBuf::from(INNER_CODEX_HOME)),
         })
     }
@@ -262,7 +318,15 @@ impl Isolation {
 /// Namespace options every sandbox gets: its own PIDs (so no other process's `/proc` entry is
 /// visible), its own session (no terminal injection), and it dies with the host.
 fn base_args() -> Vec<String> {
-    ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--new-session"].map(String::from).to_vec()
+    [
+        "--die-with-parent",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--new-session",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// The system's programs and libraries, read-only; merged-/usr symlinks stay symlinks.
@@ -273,10 +337,16 @@ fn system_binds() -> Vec<String> {
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_symlink() => {
                 if let Ok(target) = std::fs::read_link(path) {
-                    args.extend(["--symlink".into(), target.display().to_string(), dir.to_string()]);
+                    args.extend([
+                        "--symlink".into(),
+                        target.display().to_string(),
+                        dir.to_string(),
+                    ]);
                 }
             }
-            Ok(m) if m.is_dir() => args.extend(["--ro-bind".into(), dir.to_string(), dir.to_string()]),
+            Ok(m) if m.is_dir() => {
+                args.extend(["--ro-bind".into(), dir.to_string(), dir.to_string()])
+            }
             _ => {}
         }
     }
@@ -294,11 +364,22 @@ fn under_system_dirs(p: &Path) -> bool {
 
 /// The environment Codex starts with: the base names and the admin's names with the host's
 /// values, then `HOME` and `CODEX_HOME` as the run sees them. Nothing else of the host's.
-fn codex_env(host_env: &[(String, String)], pass: &[String], home: Option<&str>, codex_home: Option<&Path>) -> Vec<(String, String)> {
+fn codex_env(
+    host_env: &[(String, String)],
+    pass: &[String],
+    home: Option<&str>,
+    codex_home: Option<&Path>,
+) -> Vec<(String, String)> {
     let wanted = |k: &str| {
-        BASE_ENV.contains(&k) || k.starts_with("LC_") || (pass.iter().any(|p| p == k) && !NEVER_PASSED.contains(&k) && !k.starts_with("MM_"))
+        BASE_ENV.contains(&k)
+            || k.starts_with("LC_")
+            || (pass.iter().any(|p| p == k) && !NEVER_PASSED.contains(&k) && !k.starts_with("MM_"))
     };
-    let mut env: Vec<(String, String)> = host_env.iter().filter(|(k, _)| wanted(k)).cloned().collect();
+    let mut env: Vec<(String, String)> = host_env
+        .iter()
+        .filter(|(k, _)| wanted(k))
+        .cloned()
+        .collect();
     if let Some(h) = home {
         env.push(("HOME".into(), h.into()));
     }
@@ -311,13 +392,21 @@ fn codex_env(host_env: &[(String, String)], pass: &[String], home: Option<&str>,
 /// A thread started before runs were isolated keeps its session in the admin's Codex home: copy
 /// that one rollout (found by the thread id in its file name) into the thread's own sessions, so
 /// the thread resumes instead of failing. Nothing else of the admin's sessions is exposed.
-fn adopt_session(admin_sessions: &Path, thread_sessions: &Path, thread_id: &str) -> std::io::Result<()> {
+fn adopt_session(
+    admin_sessions: &Path,
+    thread_sessions: &Path,
+    thread_id: &str,
+) -> std::io::Result<()> {
     let suffix = format!("{thread_id}.jsonl");
     if thread_id.is_empty() || find_file(thread_sessions, &suffix, 4).is_some() {
         return Ok(());
     }
-    let Some(found) = find_file(admin_sessions, &suffix, 4) else { return Ok(()) };
-    let Ok(relative) = found.strip_prefix(admin_sessions) else { return Ok(()) };
+    let Some(found) = find_file(admin_sessions, &suffix, 4) else {
+        return Ok(());
+    };
+    let Ok(relative) = found.strip_prefix(admin_sessions) else {
+        return Ok(());
+    };
     let target = thread_sessions.join(relative);
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir)?;
@@ -344,7 +433,16 @@ fn find_file(dir: &Path, suffix: &str, depth: usize) -> Option<PathBuf> {
 
 /// A thread key as a directory name.
 fn safe_key(key: &str) -> String {
-    let s: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let s: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if s.is_empty() {
         "_".into()
     } else {
@@ -357,7 +455,9 @@ fn resolve_program(program: &str, path_var: &str) -> Option<PathBuf> {
     let found = if program.contains('/') {
         PathBuf::from(program)
     } else {
-        std::env::split_paths(path_var).map(|d| d.join(program)).find(|p| p.is_file())?
+        std::env::split_paths(path_var)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())?
     };
     std::fs::canonicalize(found).ok()
 }
@@ -368,7 +468,9 @@ fn resolve_program(program: &str, path_var: &str) -> Option<PathBuf> {
 fn program_dirs(program: &Path, path_var: &str) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if !under_system_dirs(program) {
-        let tree = program.ancestors().find(|a| a.file_name().is_some_and(|n| n == "node_modules"));
+        let tree = program
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == "node_modules"));
         if let Some(dir) = tree.or_else(|| program.parent()) {
             dirs.push(dir.to_path_buf());
         }
@@ -389,7 +491,11 @@ fn interpreter(program: &Path) -> Option<String> {
     use std::io::Read;
     let mut head = [0u8; 256];
     let n = std::fs::File::open(program).ok()?.read(&mut head).ok()?;
-    let line = std::str::from_utf8(&head[..n]).ok()?.strip_prefix("#!")?.lines().next()?;
+    let line = std::str::from_utf8(&head[..n])
+        .ok()?
+        .strip_prefix("#!")?
+        .lines()
+        .next()?;
     let mut words = line.split_whitespace();
     let first = words.next()?;
     if first.ends_with("/env") {
@@ -404,7 +510,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -419,20 +528,54 @@ mod tests {
             ("OPENAI_API_KEY", "sk-x"),
             ("HOME", "/var/lib/mattermost"),
         ]);
-        let pass = vec!["OPENAI_API_KEY".to_string(), "CODEX_HOST_SECRET".to_string(), "MM_SQLSETTINGS_DATASOURCE".to_string()];
-        let env = codex_env(&host, &pass, Some("/codex-run/user"), Some(Path::new("/codex-run/home")));
+        let pass = vec![
+            "OPENAI_API_KEY".to_string(),
+            "CODEX_HOST_SECRET".to_string(),
+            "MM_SQLSETTINGS_DATASOURCE".to_string(),
+        ];
+        let env = codex_env(
+            &host,
+            &pass,
+            Some("/codex-run/user"),
+            Some(Path::new("/codex-run/home")),
+        );
         let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, ["PATH", "LANG", "LC_ALL", "OPENAI_API_KEY", "HOME", "CODEX_HOME"]);
+        assert_eq!(
+            names,
+            [
+                "PATH",
+                "LANG",
+                "LC_ALL",
+                "OPENAI_API_KEY",
+                "HOME",
+                "CODEX_HOME"
+            ]
+        );
         assert!(env.contains(&("HOME".into(), "/codex-run/user".into())));
     }
 
     #[test]
     fn host_credentials_cannot_be_named() {
-        let names = ["OPENAI_API_KEY", "CODEX_HOST_SECRET", "MM_SERVICESETTINGS_SITEURL", "1BAD", "A-B"].map(String::from);
+        let names = [
+            "OPENAI_API_KEY",
+            "CODEX_HOST_SECRET",
+            "MM_SERVICESETTINGS_SITEURL",
+            "1BAD",
+            "A-B",
+        ]
+        .map(String::from);
         let problems = check_env_names(&names).join("\n");
         assert!(!problems.contains("`OPENAI_API_KEY`"), "{problems}");
-        for n in ["CODEX_HOST_SECRET", "MM_SERVICESETTINGS_SITEURL", "1BAD", "A-B"] {
-            assert!(problems.contains(&format!("`{n}`")), "{n} not refused: {problems}");
+        for n in [
+            "CODEX_HOST_SECRET",
+            "MM_SERVICESETTINGS_SITEURL",
+            "1BAD",
+            "A-B",
+        ] {
+            assert!(
+                problems.contains(&format!("`{n}`")),
+                "{n} not refused: {problems}"
+            );
         }
     }
 
@@ -471,13 +614,20 @@ mod tests {
         let admin = dir.path().join("admin/sessions/2026/11/27");
         std::fs::create_dir_all(&admin).unwrap();
         std::fs::write(admin.join("rollout-2026-11-27T09-00-00-th-1.jsonl"), "mine").unwrap();
-        std::fs::write(admin.join("rollout-2026-11-27T09-01-00-th-2.jsonl"), "someone else's").unwrap();
+        std::fs::write(
+            admin.join("rollout-2026-11-27T09-01-00-th-2.jsonl"),
+            "someone else's",
+        )
+        .unwrap();
         let thread = dir.path().join("state/sessions/root-1");
         std::fs::create_dir_all(&thread).unwrap();
         adopt_session(&dir.path().join("admin/sessions"), &thread, "th-1").unwrap();
         let copied = thread.join("2026/11/27/rollout-2026-11-27T09-00-00-th-1.jsonl");
         assert_eq!(std::fs::read_to_string(&copied).unwrap(), "mine");
-        assert!(find_file(&thread, "th-2.jsonl", 4).is_none(), "another thread's session was copied");
+        assert!(
+            find_file(&thread, "th-2.jsonl", 4).is_none(),
+            "another thread's session was copied"
+        );
         // Once the thread has its session, the admin's copy is not read again.
         std::fs::write(&copied, "continued").unwrap();
         adopt_session(&dir.path().join("admin/sessions"), &thread, "th-1").unwrap();
@@ -487,13 +637,28 @@ mod tests {
     #[tokio::test]
     async fn a_missing_bwrap_is_a_problem_named_for_the_admin() {
         let dir = tempfile::tempdir().unwrap();
-        let iso = Isolation::new(IsolationMode::Bubblewrap, dir.path().join("no-bwrap"), dir.path()).probe().await;
+        let iso = Isolation::new(
+            IsolationMode::Bubblewrap,
+            dir.path().join("no-bwrap"),
+            dir.path(),
+        )
+        .probe()
+        .await;
         let info = iso.info();
         assert!(!info.active);
         assert!(info.problem.unwrap().contains("apt-get install bubblewrap"));
         assert!(iso.refusal().unwrap().contains("Run isolation"));
-        let off = Isolation::new(IsolationMode::Off, dir.path().join("no-bwrap"), dir.path()).probe().await;
+        let off = Isolation::new(IsolationMode::Off, dir.path().join("no-bwrap"), dir.path())
+            .probe()
+            .await;
         assert_eq!(off.refusal(), None);
-        assert_eq!(off.info(), IsolationInfo { mode: "off".into(), active: false, problem: None });
+        assert_eq!(
+            off.info(),
+            IsolationInfo {
+                mode: "off".into(),
+                active: false,
+                problem: None
+            }
+        );
     }
 }

@@ -53,12 +53,13 @@ impl RunState {
             Event::ItemCompleted(item) => match &item.kind {
                 ItemKind::AgentMessage { text } => self.last_message = Some(text.clone()),
                 ItemKind::FileChange { changes } => {
-                    self.files_changed.extend(changes.iter().map(|c| c.path.clone()));
+                    self.files_changed
+                        .extend(changes.iter().map(|c| c.path.clone()));
                     self.steps_done += 1;
                 }
-                ItemKind::CommandExecution { .. } | ItemKind::McpToolCall { .. } | ItemKind::WebSearch { .. } => {
-                    self.steps_done += 1
-                }
+                ItemKind::CommandExecution { .. }
+                | ItemKind::McpToolCall { .. }
+                | ItemKind::WebSearch { .. } => self.steps_done += 1,
                 ItemKind::Error { message } => self.last_error = Some(message.clone()),
                 _ => {}
             },
@@ -70,10 +71,19 @@ impl RunState {
 fn describe(kind: &ItemKind, r: &render::Redactor) -> Option<String> {
     Some(match kind {
         ItemKind::CommandExecution { command, .. } => render::step_command(r, command),
-        ItemKind::FileChange { changes } => render::step_files(r, &changes.iter().map(|c| c.path.clone()).collect::<Vec<_>>()),
-        ItemKind::McpToolCall { server, tool } => render::step_other(r, &format!("Using tool `{server}.{tool}`")),
-        ItemKind::WebSearch { query } => render::step_other(r, &format!("Searching the web for “{query}”")),
-        ItemKind::TodoList { done, total } => render::step_other(r, &format!("Plan: {done}/{total} done")),
+        ItemKind::FileChange { changes } => render::step_files(
+            r,
+            &changes.iter().map(|c| c.path.clone()).collect::<Vec<_>>(),
+        ),
+        ItemKind::McpToolCall { server, tool } => {
+            render::step_other(r, &format!("Using tool `{server}.{tool}`"))
+        }
+        ItemKind::WebSearch { query } => {
+            render::step_other(r, &format!("Searching the web for “{query}”"))
+        }
+        ItemKind::TodoList { done, total } => {
+            render::step_other(r, &format!("Plan: {done}/{total} done"))
+        }
         ItemKind::Reasoning { .. } => "Thinking…".to_string(),
         _ => return None,
     })

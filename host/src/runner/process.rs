@@ -41,7 +41,11 @@ impl Invocation {
     /// The argument list after the program name. `-C` and the other exec options come before
     /// `resume`; `--` keeps a prompt that starts with `-` from being read as a flag.
     pub fn args(&self) -> Vec<String> {
-        let mut a: Vec<String> = vec!["exec".into(), "--json".into(), "--skip-git-repo-check".into()];
+        let mut a: Vec<String> = vec![
+            "exec".into(),
+            "--json".into(),
+            "--skip-git-repo-check".into(),
+        ];
         a.push("-C".into());
         a.push(self.repo.display().to_string());
         a.push("-s".into());
@@ -70,7 +74,9 @@ impl Invocation {
     }
 
     fn image_args(&self) -> impl Iterator<Item = String> + '_ {
-        self.images.iter().flat_map(|img| ["-i".to_string(), img.display().to_string()])
+        self.images
+            .iter()
+            .flat_map(|img| ["-i".to_string(), img.display().to_string()])
     }
 }
 
@@ -95,7 +101,10 @@ pub enum SpawnError {
     #[error("the project directory `{0}` does not exist or is not a directory; fix the Projects setting")]
     NoRepo(String),
     #[error("could not start `{path}`: {source}")]
-    Other { path: String, source: std::io::Error },
+    Other {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Runs Codex to completion, calling `on_event` for every parsed event in order.
@@ -128,8 +137,14 @@ pub async fn run(
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| match (e.kind(), &launch.wrapper) {
         (std::io::ErrorKind::NotFound, None) => SpawnError::NotFound(launch.program.clone()),
-        (_, Some((wrapper, _))) => SpawnError::Other { path: wrapper.display().to_string(), source: e },
-        _ => SpawnError::Other { path: launch.program.clone(), source: e },
+        (_, Some((wrapper, _))) => SpawnError::Other {
+            path: wrapper.display().to_string(),
+            source: e,
+        },
+        _ => SpawnError::Other {
+            path: launch.program.clone(),
+            source: e,
+        },
     })?;
     let pgid = child.id().map(|p| p as i32);
     tracing::debug!(pid = ?pgid, "codex started");
@@ -177,10 +192,17 @@ pub async fn run(
     signal_group(pgid, libc::SIGKILL);
     let stderr_tail = stderr_task.await.unwrap_or_default();
     let ending = stopped.unwrap_or(Ending::Exited(status));
-    Ok(Finished { ending, stderr_tail })
+    Ok(Finished {
+        ending,
+        stderr_tail,
+    })
 }
 
-async fn wait_with_grace(child: &mut tokio::process::Child, pgid: Option<i32>, terminating: bool) -> Option<i32> {
+async fn wait_with_grace(
+    child: &mut tokio::process::Child,
+    pgid: Option<i32>,
+    terminating: bool,
+) -> Option<i32> {
     if terminating {
         if let Ok(status) = tokio::time::timeout(KILL_GRACE, child.wait()).await {
             return status.ok().and_then(|s| s.code());
@@ -221,7 +243,12 @@ struct CappedLines<R> {
 
 impl<R: tokio::io::AsyncRead + Unpin> CappedLines<R> {
     fn new(reader: R, max: usize) -> Self {
-        CappedLines { reader: BufReader::new(reader), buf: Vec::new(), skipping: false, max }
+        CappedLines {
+            reader: BufReader::new(reader),
+            buf: Vec::new(),
+            skipping: false,
+            max,
+        }
     }
 
     async fn next_line(&mut self) -> std::io::Result<Option<Line>> {
@@ -280,7 +307,10 @@ async fn read_tail(mut r: impl tokio::io::AsyncRead + Unpin) -> String {
 pub fn kill_leftover_group(pgid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pgid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name: state, ppid, pgrp, ...
-    let pgrp = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2)).and_then(|g| g.parse::<u32>().ok());
+    let pgrp = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+        .and_then(|g| g.parse::<u32>().ok());
     let cmdline = std::fs::read(format!("/proc/{pgid}/cmdline")).unwrap_or_default();
     if pgrp != Some(pgid) || !String::from_utf8_lossy(&cmdline).contains("codex") {
         return false;
@@ -291,8 +321,15 @@ pub fn kill_leftover_group(pgid: u32) -> bool {
 
 /// `codex --version`, for health.
 pub async fn codex_version(codex_path: &str) -> Option<String> {
-    let out = Command::new(codex_path).arg("--version").stdin(Stdio::null()).output().await.ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new(codex_path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 #[cfg(test)]
@@ -303,15 +340,29 @@ mod tests {
     async fn overlong_event_lines_are_skipped_whole() {
         let input: &[u8] = b"{\"a\":1}\n0123456789abcdef\n\nlast";
         let mut lines = CappedLines::new(input, 10);
-        assert_eq!(lines.next_line().await.unwrap(), Some(Line::Text("{\"a\":1}".into())));
+        assert_eq!(
+            lines.next_line().await.unwrap(),
+            Some(Line::Text("{\"a\":1}".into()))
+        );
         assert_eq!(lines.next_line().await.unwrap(), Some(Line::TooLong));
-        assert_eq!(lines.next_line().await.unwrap(), Some(Line::Text(String::new())));
-        assert_eq!(lines.next_line().await.unwrap(), Some(Line::Text("last".into())));
+        assert_eq!(
+            lines.next_line().await.unwrap(),
+            Some(Line::Text(String::new()))
+        );
+        assert_eq!(
+            lines.next_line().await.unwrap(),
+            Some(Line::Text("last".into()))
+        );
         assert_eq!(lines.next_line().await.unwrap(), None);
     }
 
     fn unconfined() -> Launch {
-        Launch { wrapper: None, program: "codex".into(), codex_home: None, env: vec![] }
+        Launch {
+            wrapper: None,
+            program: "codex".into(),
+            codex_home: None,
+            env: vec![],
+        }
     }
 
     #[test]

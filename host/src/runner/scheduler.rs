@@ -61,12 +61,20 @@ impl Scheduler {
     /// Admits a run for `thread`, or refuses when it would have to wait and the queue is full.
     pub fn admit(&self, run_id: &str, thread: &str) -> Result<Admission, QueueFull> {
         let mut g = self.lock();
-        let can_start_now = g.pending.is_empty() && g.running.len() < g.max_running && !g.busy_threads.contains(thread);
+        let can_start_now = g.pending.is_empty()
+            && g.running.len() < g.max_running
+            && !g.busy_threads.contains(thread);
         if !can_start_now && g.pending.len() >= g.queue_limit {
-            return Err(QueueFull { waiting: g.pending.len() });
+            return Err(QueueFull {
+                waiting: g.pending.len(),
+            });
         }
         let (tx, rx) = watch::channel(usize::MAX);
-        g.pending.push_back(Pending { run_id: run_id.into(), thread: thread.into(), position: tx });
+        g.pending.push_back(Pending {
+            run_id: run_id.into(),
+            thread: thread.into(),
+            position: tx,
+        });
         g.pump();
         Ok(Admission { position: rx })
     }
@@ -92,7 +100,12 @@ impl Scheduler {
 
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         let g = self.lock();
-        (g.running.len(), g.pending.len(), g.max_running, g.queue_limit)
+        (
+            g.running.len(),
+            g.pending.len(),
+            g.max_running,
+            g.queue_limit,
+        )
     }
 }
 

@@ -69,7 +69,12 @@ pub(super) struct Claim<'a> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        self.host.deliveries.claimed.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.run_id);
+        self.host
+            .deliveries
+            .claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.run_id);
     }
 }
 
@@ -96,28 +101,49 @@ struct InThread {
 
 impl Host {
     fn claim(&self, run_id: &str) -> Option<Claim<'_>> {
-        let fresh = self.deliveries.claimed.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.to_string());
-        fresh.then(|| Claim { host: self, run_id: run_id.to_string() })
+        let fresh = self
+            .deliveries
+            .claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id.to_string());
+        fresh.then(|| Claim {
+            host: self,
+            run_id: run_id.to_string(),
+        })
     }
 
     /// Records `outcome` as its run's one outcome, with its full text, before anything is posted.
     /// None when the run already had an outcome (nothing to post). A database error is logged and
     /// does not stop the post: the result is written later.
-    pub(super) fn record_outcome(&self, outcome: &Outcome, mut result: RunResult) -> Option<Recorded<'_>> {
+    pub(super) fn record_outcome(
+        &self,
+        outcome: &Outcome,
+        mut result: RunResult,
+    ) -> Option<Recorded<'_>> {
         let Some(claim) = self.claim(&outcome.run_id) else {
             warn!(run = %outcome.run_id, "the outcome is already being delivered; not posting another");
             return None;
         };
         result.outcome = Some(outcome.text.clone());
-        match self.store.finish_run(&outcome.run_id, outcome.status, &result) {
-            Ok(true) => Some(Recorded { _claim: claim, unwritten: None }),
+        match self
+            .store
+            .finish_run(&outcome.run_id, outcome.status, &result)
+        {
+            Ok(true) => Some(Recorded {
+                _claim: claim,
+                unwritten: None,
+            }),
             Ok(false) => {
                 warn!(run = %outcome.run_id, "run already had an outcome; not posting another");
                 None
             }
             Err(e) => {
                 error!(run = %outcome.run_id, error = %format!("{e:#}"), "could not record the run's outcome; posting it anyway");
-                Some(Recorded { _claim: claim, unwritten: Some(result) })
+                Some(Recorded {
+                    _claim: claim,
+                    unwritten: Some(result),
+                })
             }
         }
     }
@@ -136,14 +162,22 @@ impl Host {
             }
             match self.deliver(&outcome, attempt > 0).await {
                 Ok(_) => return self.confirm(outcome, recorded.unwritten),
-                Err(e) => warn!(run = %outcome.run_id, attempt = attempt + 1, of = attempts, error = %e, "could not post the outcome"),
+                Err(e) => {
+                    warn!(run = %outcome.run_id, attempt = attempt + 1, of = attempts, error = %e, "could not post the outcome")
+                }
             }
         }
         match recorded.unwritten {
-            None => warn!(run = %outcome.run_id, "the outcome is kept in the store and posted on the next settings push or host start"),
+            None => {
+                warn!(run = %outcome.run_id, "the outcome is kept in the store and posted on the next settings push or host start")
+            }
             Some(result) => {
                 error!(run = %outcome.run_id, "the outcome could neither be posted nor recorded; it is kept in memory and retried on the next settings push");
-                self.keep_unrecorded(Unrecorded { outcome, result, delivered: false });
+                self.keep_unrecorded(Unrecorded {
+                    outcome,
+                    result,
+                    delivered: false,
+                });
             }
         }
     }
@@ -151,9 +185,16 @@ impl Host {
     /// The outcome is in the thread: writes what the store refused before, then marks it posted.
     fn confirm(&self, outcome: Outcome, unwritten: Option<RunResult>) {
         if let Some(result) = unwritten {
-            if let Err(e) = self.store.finish_run(&outcome.run_id, outcome.status, &result) {
+            if let Err(e) = self
+                .store
+                .finish_run(&outcome.run_id, outcome.status, &result)
+            {
                 error!(run = %outcome.run_id, error = %format!("{e:#}"), "the outcome is posted but still not recorded; retrying on the next settings push");
-                return self.keep_unrecorded(Unrecorded { outcome, result, delivered: true });
+                return self.keep_unrecorded(Unrecorded {
+                    outcome,
+                    result,
+                    delivered: true,
+                });
             }
         }
         if let Err(e) = self.store.mark_outcome_posted(&outcome.run_id) {
@@ -163,14 +204,24 @@ impl Host {
     }
 
     fn keep_unrecorded(&self, u: Unrecorded) {
-        self.deliveries.unrecorded.lock().unwrap_or_else(|p| p.into_inner()).push(u);
+        self.deliveries
+            .unrecorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(u);
     }
 
     /// Delivers what earlier attempts left: outcomes only this process knows, then the store's
     /// undelivered outcomes (interrupted runs' notices among them). One redelivery at a time.
     pub(super) async fn redeliver(&self) {
         let _one = self.deliveries.redelivery.lock().await;
-        let unrecorded = std::mem::take(&mut *self.deliveries.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
+        let unrecorded = std::mem::take(
+            &mut *self
+                .deliveries
+                .unrecorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         for mut u in unrecorded {
             let Some(_claim) = self.claim(&u.outcome.run_id) else {
                 self.keep_unrecorded(u);
@@ -179,7 +230,9 @@ impl Host {
             if !u.delivered {
                 match self.deliver(&u.outcome, true).await {
                     Ok(_) => u.delivered = true,
-                    Err(e) => warn!(run = %u.outcome.run_id, error = %e, "could not post the outcome; will retry on the next settings push"),
+                    Err(e) => {
+                        warn!(run = %u.outcome.run_id, error = %e, "could not post the outcome; will retry on the next settings push")
+                    }
                 }
             }
             if !u.delivered {
@@ -190,12 +243,16 @@ impl Host {
         }
         let rows = match self.store.undelivered_outcomes() {
             Ok(r) => r,
-            Err(e) => return warn!(error = %format!("{e:#}"), "redelivery finished: could not read undelivered outcomes"),
+            Err(e) => {
+                return warn!(error = %format!("{e:#}"), "redelivery finished: could not read undelivered outcomes")
+            }
         };
         let mut posted = 0;
         for (r, text) in rows {
             // Claimed: its run is posting it right now.
-            let Some(_claim) = self.claim(&r.id) else { continue };
+            let Some(_claim) = self.claim(&r.id) else {
+                continue;
+            };
             if r.root_id.is_empty() {
                 let _ = self.store.mark_outcome_posted(&r.id);
                 continue;
@@ -206,23 +263,37 @@ impl Host {
                 channel_id: r.channel_id.clone(),
                 root_id: r.root_id.clone(),
                 status: r.status,
-                text: text.unwrap_or_else(|| OutcomeText { body: render::interrupted(), footer: String::new() }),
+                text: text.unwrap_or_else(|| OutcomeText {
+                    body: render::interrupted(),
+                    footer: String::new(),
+                }),
             };
             match self.deliver(&outcome, true).await {
                 Ok(delivered) => {
                     posted += usize::from(delivered == Delivered::Posted);
                     if delivered == Delivered::Posted && told {
                         if let Some(pid) = &r.progress_post_id {
-                            let elapsed = Duration::from_millis((now_ms() - r.created_at).max(0) as u64);
-                            let message = render::progress_final(RunStatus::Interrupted, &r.project, elapsed);
-                            let _ = self.chat.update_post(pid, &message, Some(progress_props(&r.id, RunStatus::Interrupted, None))).await;
+                            let elapsed =
+                                Duration::from_millis((now_ms() - r.created_at).max(0) as u64);
+                            let message =
+                                render::progress_final(RunStatus::Interrupted, &r.project, elapsed);
+                            let _ = self
+                                .chat
+                                .update_post(
+                                    pid,
+                                    &message,
+                                    Some(progress_props(&r.id, RunStatus::Interrupted, None)),
+                                )
+                                .await;
                         }
                     }
                     if let Err(e) = self.store.mark_outcome_posted(&r.id) {
                         error!(run = %r.id, error = %format!("{e:#}"), "the outcome is posted but could not be marked so");
                     }
                 }
-                Err(e) => warn!(run = %r.id, error = %e, "could not post the outcome; will retry on the next settings push"),
+                Err(e) => {
+                    warn!(run = %r.id, error = %e, "could not post the outcome; will retry on the next settings push")
+                }
             }
         }
         info!(posted, "redelivery finished");
@@ -231,7 +302,11 @@ impl Host {
     /// One attempt at an outcome. With `look_first` (any attempt but a run's first), the thread is
     /// read first and only what it lacks is posted.
     async fn deliver(&self, outcome: &Outcome, look_first: bool) -> Result<Delivered, ChatError> {
-        let present = if look_first { self.in_thread(outcome).await? } else { InThread::default() };
+        let present = if look_first {
+            self.in_thread(outcome).await?
+        } else {
+            InThread::default()
+        };
         if present.outcome {
             info!(run = %outcome.run_id, "the outcome post is already in the thread");
             return Ok(Delivered::AlreadyThere);
@@ -243,14 +318,18 @@ impl Host {
     async fn in_thread(&self, outcome: &Outcome) -> Result<InThread, ChatError> {
         let bot = self.bot_id();
         let mut present = InThread::default();
-        let ours = |p: &crate::chat::Post, key: &str| p.props.get(key).and_then(Value::as_str).map(String::from);
+        let ours = |p: &crate::chat::Post, key: &str| {
+            p.props.get(key).and_then(Value::as_str).map(String::from)
+        };
         for p in self.chat.thread(&outcome.root_id).await? {
             if p.user_id != bot || ours(&p, "codex_run_id").as_deref() != Some(&outcome.run_id) {
                 continue;
             }
             match ours(&p, "codex_kind").as_deref() {
                 Some("outcome") => present.outcome = true,
-                Some("answer_part") => present.parts.extend(p.props.get("codex_part").and_then(Value::as_u64)),
+                Some("answer_part") => present
+                    .parts
+                    .extend(p.props.get("codex_part").and_then(Value::as_u64)),
                 _ => {}
             }
         }
@@ -276,18 +355,24 @@ impl Host {
             props,
             file_ids,
         };
-        let retry = matches!(o.status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Interrupted)
-            .then(|| self.buttons(&o.run_id, &[ButtonAction::Retry], RETRY_TTL_S))
-            .flatten();
+        let retry = matches!(
+            o.status,
+            RunStatus::Failed | RunStatus::TimedOut | RunStatus::Interrupted
+        )
+        .then(|| self.buttons(&o.run_id, &[ButtonAction::Retry], RETRY_TTL_S))
+        .flatten();
         let outcome = outcome_props(&o.run_id, o.status, retry);
         let final_id = self.outcome_pending_id(&o.run_id, None);
         let full = format!("{body}{footer}");
         if full.chars().count() <= POST_MAX_RUNES {
-            self.chat.create_post_once(post(full, outcome, vec![]), &final_id).await?;
+            self.chat
+                .create_post_once(post(full, outcome, vec![]), &final_id)
+                .await?;
             return Ok(());
         }
         let label_room = 32;
-        let parts = render::split_message(body, POST_MAX_RUNES - footer.chars().count() - label_room);
+        let parts =
+            render::split_message(body, POST_MAX_RUNES - footer.chars().count() - label_room);
         if parts.len() <= MAX_ANSWER_PARTS {
             let n = parts.len();
             for (i, part) in parts.into_iter().enumerate() {
@@ -297,18 +382,39 @@ impl Host {
                         continue;
                     }
                     let props = json!({"codex_kind": "answer_part", "codex_run_id": o.run_id, "codex_part": i + 1});
-                    self.chat.create_post_once(post(format!("{label}{part}"), props, vec![]), &self.outcome_pending_id(&o.run_id, Some(i + 1))).await?;
+                    self.chat
+                        .create_post_once(
+                            post(format!("{label}{part}"), props, vec![]),
+                            &self.outcome_pending_id(&o.run_id, Some(i + 1)),
+                        )
+                        .await?;
                 } else {
-                    self.chat.create_post_once(post(format!("{label}{part}{footer}"), outcome.clone(), vec![]), &final_id).await?;
+                    self.chat
+                        .create_post_once(
+                            post(format!("{label}{part}{footer}"), outcome.clone(), vec![]),
+                            &final_id,
+                        )
+                        .await?;
                 }
             }
             return Ok(());
         }
         let name = format!("codex-answer-{}.md", &o.run_id[..8.min(o.run_id.len())]);
-        let file_id = self.chat.upload_file(&o.channel_id, &name, body.as_bytes().to_vec()).await?;
-        let head = render::split_message(body, 3000).into_iter().next().unwrap_or_default();
-        let message = format!("{head}\n\n*… the full answer ({} characters) is attached as `{name}`.*{footer}", body.chars().count());
-        self.chat.create_post_once(post(message, outcome, vec![file_id]), &final_id).await?;
+        let file_id = self
+            .chat
+            .upload_file(&o.channel_id, &name, body.as_bytes().to_vec())
+            .await?;
+        let head = render::split_message(body, 3000)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let message = format!(
+            "{head}\n\n*… the full answer ({} characters) is attached as `{name}`.*{footer}",
+            body.chars().count()
+        );
+        self.chat
+            .create_post_once(post(message, outcome, vec![file_id]), &final_id)
+            .await?;
         Ok(())
     }
 }

@@ -56,17 +56,29 @@ impl Host {
         }
         let mut skipped = Vec::new();
         let mut paths = Vec::new();
-        let dir = match tempfile::Builder::new().prefix("codex-host-images-").tempdir() {
+        let dir = match tempfile::Builder::new()
+            .prefix("codex-host-images-")
+            .tempdir()
+        {
             Ok(dir) => dir,
             Err(e) => {
                 warn!(error = %e, "cannot make a directory for the attached images; running without them");
-                self.note_skipped(plan, root_id, &["the attached images (the host could not store them)".into()]).await;
+                self.note_skipped(
+                    plan,
+                    root_id,
+                    &["the attached images (the host could not store them)".into()],
+                )
+                .await;
                 return None;
             }
         };
         for (i, id) in plan.file_ids.iter().enumerate() {
             let taken = paths.len();
-            let (info, bytes) = match self.chat.download(id, |info| refusal(info, taken).is_none()).await {
+            let (info, bytes) = match self
+                .chat
+                .download(id, |info| refusal(info, taken).is_none())
+                .await
+            {
                 Ok(got) => got,
                 Err(e) => {
                     warn!(file = %id, error = %e, "cannot download an attached file");
@@ -76,11 +88,20 @@ impl Host {
             };
             let Some(bytes) = bytes else {
                 if info.mime_type.starts_with("image/") {
-                    skipped.push(format!("`{}` ({})", info.name, refusal(&info, taken).unwrap_or_default()));
+                    skipped.push(format!(
+                        "`{}` ({})",
+                        info.name,
+                        refusal(&info, taken).unwrap_or_default()
+                    ));
                 }
                 continue;
             };
-            let extension: String = info.extension.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+            let extension: String = info
+                .extension
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(8)
+                .collect();
             let path = dir.path().join(format!("image-{i}.{extension}"));
             match std::fs::write(&path, &bytes) {
                 Ok(()) => paths.push(path),
@@ -90,7 +111,11 @@ impl Host {
                 }
             }
         }
-        info!(images = paths.len(), skipped = skipped.len(), "attached images");
+        info!(
+            images = paths.len(),
+            skipped = skipped.len(),
+            "attached images"
+        );
         if !skipped.is_empty() {
             self.note_skipped(plan, root_id, &skipped).await;
         }
@@ -118,16 +143,26 @@ mod tests {
     use super::*;
 
     fn info(mime: &str, size: i64) -> FileInfo {
-        FileInfo { mime_type: mime.into(), size, ..Default::default() }
+        FileInfo {
+            mime_type: mime.into(),
+            size,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn images_codex_reads_within_the_caps_pass() {
         assert_eq!(refusal(&info("image/png", 1000), 0), None);
         assert_eq!(refusal(&info("image/webp", MAX_IMAGE_BYTES), 7), None);
-        assert!(refusal(&info("image/tiff", 10), 0).unwrap().contains("PNG, JPEG"));
-        assert!(refusal(&info("image/png", MAX_IMAGE_BYTES + 1), 0).unwrap().contains("20 MB"));
-        assert!(refusal(&info("image/jpeg", 10), MAX_IMAGES).unwrap().contains("at most 8"));
+        assert!(refusal(&info("image/tiff", 10), 0)
+            .unwrap()
+            .contains("PNG, JPEG"));
+        assert!(refusal(&info("image/png", MAX_IMAGE_BYTES + 1), 0)
+            .unwrap()
+            .contains("20 MB"));
+        assert!(refusal(&info("image/jpeg", 10), MAX_IMAGES)
+            .unwrap()
+            .contains("at most 8"));
         assert!(refusal(&info("application/pdf", 10), 0).is_some());
     }
 }

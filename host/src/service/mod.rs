@@ -41,7 +41,9 @@ mod images;
 use approvals::{ApprovalSpec, PlanRecord};
 use delivery::{Deliveries, Outcome};
 
-const SUBCOMMANDS: &[&str] = &["help", "new", "continue", "project", "projects", "status", "last", "cancel", "policy"];
+const SUBCOMMANDS: &[&str] = &[
+    "help", "new", "continue", "project", "projects", "status", "last", "cancel", "policy",
+];
 
 /// Why a run was stopped before Codex finished.
 #[derive(Debug, Clone)]
@@ -159,7 +161,14 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(store: Store, chat: Chat, gate: Arc<dyn Gate>, signer: Signer, secrets: Vec<String>, isolation: Isolation) -> Arc<Host> {
+    pub fn new(
+        store: Store,
+        chat: Chat,
+        gate: Arc<dyn Gate>,
+        signer: Signer,
+        secrets: Vec<String>,
+        isolation: Isolation,
+    ) -> Arc<Host> {
         Arc::new(Host {
             store,
             chat,
@@ -187,19 +196,31 @@ impl Host {
     }
 
     fn config(&self) -> Option<Arc<Config>> {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn isolation(&self) -> Arc<Isolation> {
-        self.isolation.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.isolation
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn redactor(&self) -> Arc<Redactor> {
-        self.redactor.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.redactor
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn bot_id(&self) -> String {
-        self.bot_user_id.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.bot_user_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Marks runs a previous process left unfinished as interrupted. Their threads are told once a
@@ -208,23 +229,39 @@ impl Host {
         // A crashed host leaves its Codex processes running; they still hold their sessions.
         for pgid in self.store.leftover_pgids()? {
             if runner::process::kill_leftover_group(pgid) {
-                warn!(pgid, "ended a Codex process group left by the previous host");
+                warn!(
+                    pgid,
+                    "ended a Codex process group left by the previous host"
+                );
             }
         }
         let left = self.store.interrupt_leftovers()?;
         for r in &left {
             warn!(run = %r.id, project = %r.project, "run was in progress when the host stopped; marked interrupted");
-            let _ = self.store.audit("run.interrupted", Some(&r.id), &r.user_id, &r.channel_id, &json!({"previous_status": "running_or_queued"}));
+            let _ = self.store.audit(
+                "run.interrupted",
+                Some(&r.id),
+                &r.user_id,
+                &r.channel_id,
+                &json!({"previous_status": "running_or_queued"}),
+            );
         }
         Ok(left.len())
     }
 
     /// Validates and applies settings. On error nothing changes and every problem is returned.
-    pub async fn apply_config(self: &Arc<Self>, req: ConfigRequest, require_mattermost: bool) -> Result<Vec<String>, Vec<String>> {
+    pub async fn apply_config(
+        self: &Arc<Self>,
+        req: ConfigRequest,
+        require_mattermost: bool,
+    ) -> Result<Vec<String>, Vec<String>> {
         let mut problems = Vec::new();
         if require_mattermost {
             if req.mattermost_url.trim().is_empty() {
-                problems.push("mattermost_url: empty; the plugin must send the server's URL (Site URL).".to_string());
+                problems.push(
+                    "mattermost_url: empty; the plugin must send the server's URL (Site URL)."
+                        .to_string(),
+                );
             }
             if req.bot_token.trim().is_empty() || req.bot_user_id.trim().is_empty() {
                 problems.push("bot_token/bot_user_id: empty; the plugin must create the bot and its access token first.".to_string());
@@ -243,17 +280,22 @@ impl Host {
         let settings = cfg.settings.clone();
         // A chain that does not load refuses the push, and every request until it is fixed; the
         // rest of the settings still apply, so the host stays configured and says why it refuses.
-        let gate_problem = match tokio::task::spawn_blocking(move || gate.configure(&settings)).await {
-            Ok(Ok(loaded)) => {
-                loaded.iter().for_each(|l| info!("{l}"));
-                None
-            }
-            Ok(Err(e)) => Some(e),
-            Err(e) => Some(format!("Policy: loading the chain crashed ({e}).")),
-        };
+        let gate_problem =
+            match tokio::task::spawn_blocking(move || gate.configure(&settings)).await {
+                Ok(Ok(loaded)) => {
+                    loaded.iter().for_each(|l| info!("{l}"));
+                    None
+                }
+                Ok(Err(e)) => Some(e),
+                Err(e) => Some(format!("Policy: loading the chain crashed ({e}).")),
+            };
         for p in cfg.projects.values() {
             if !p.repo.is_dir() {
-                warnings.push(format!("Project `{}`: {} is not a directory on the host machine.", p.name, p.repo.display()));
+                warnings.push(format!(
+                    "Project `{}`: {} is not a directory on the host machine.",
+                    p.name,
+                    p.repo.display()
+                ));
             }
         }
         // The plugin shows the admin a Codex that does not start, and health reports its version.
@@ -273,7 +315,8 @@ impl Host {
                 c.configure(&req.mattermost_url, &req.bot_token, &req.bot_user_id);
             }
             *self.bot_user_id.write().unwrap() = req.bot_user_id.clone();
-            *self.mattermost_url.write().unwrap() = req.mattermost_url.trim_end_matches('/').to_string();
+            *self.mattermost_url.write().unwrap() =
+                req.mattermost_url.trim_end_matches('/').to_string();
             *self.actions_url.write().unwrap() = req.actions_url.clone();
         }
         let isolation = self.isolation().with_mode(cfg.isolation).probe().await;
@@ -288,7 +331,8 @@ impl Host {
             secrets.push(req.bot_token.clone());
         }
         *self.redactor.write().unwrap() = Arc::new(Redactor::new(secrets));
-        self.scheduler.set_limits(cfg.settings.max_concurrent_runs, cfg.settings.queue_limit);
+        self.scheduler
+            .set_limits(cfg.settings.max_concurrent_runs, cfg.settings.queue_limit);
         info!(projects = %cfg.project_names(), max_concurrent = cfg.settings.max_concurrent_runs, queue_limit = cfg.settings.queue_limit, "configuration applied");
         *self.config.write().unwrap() = Some(Arc::new(cfg));
         for w in &warnings {
@@ -310,19 +354,31 @@ impl Host {
     pub fn health(&self) -> Health {
         let (running, queued, max, limit) = self.scheduler.counts();
         let cfg = self.config();
-        let (path, version) = self.codex_version.read().unwrap().clone().unwrap_or_default();
+        let (path, version) = self
+            .codex_version
+            .read()
+            .unwrap()
+            .clone()
+            .unwrap_or_default();
         Health {
             version: env!("CARGO_PKG_VERSION").into(),
             configured: cfg.is_some(),
             codex: CodexInfo { path, version },
-            queue: QueueInfo { running, queued, max_concurrent_runs: max, queue_limit: limit },
+            queue: QueueInfo {
+                running,
+                queued,
+                max_concurrent_runs: max,
+                queue_limit: limit,
+            },
             policies: self.gate.describe(),
             isolation: self.isolation().info(),
         }
     }
 
     pub fn autocomplete_projects(&self, channel_id: &str) -> Vec<AutocompleteItem> {
-        let Some(cfg) = self.config() else { return vec![] };
+        let Some(cfg) = self.config() else {
+            return vec![];
+        };
         let active = self.active_project(&cfg, channel_id);
         cfg.projects
             .values()
@@ -393,12 +449,23 @@ impl Host {
             .projects
             .values()
             .map(|p| {
-                let mark = if active.as_deref() == Some(&p.name) { " · **active here**" } else { "" };
-                let notes = if p.notes.is_empty() { String::new() } else { format!(" — {}", p.notes) };
+                let mark = if active.as_deref() == Some(&p.name) {
+                    " · **active here**"
+                } else {
+                    ""
+                };
+                let notes = if p.notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", p.notes)
+                };
                 format!("- `{}`{notes}{mark}", p.name)
             })
             .collect();
-        CommandResponse::ephemeral(format!("Projects:\n{}\n\nSwitch with `/codex project <name>`.", lines.join("\n")))
+        CommandResponse::ephemeral(format!(
+            "Projects:\n{}\n\nSwitch with `/codex project <name>`.",
+            lines.join("\n")
+        ))
     }
 
     fn cmd_project(&self, cfg: &Config, req: &CommandRequest, name: &str) -> CommandResponse {
@@ -409,18 +476,52 @@ impl Host {
             });
         }
         if !cfg.projects.contains_key(name) {
-            return CommandResponse::ephemeral(format!("There is no project `{name}`. Configured: {}.", cfg.project_names()));
+            return CommandResponse::ephemeral(format!(
+                "There is no project `{name}`. Configured: {}.",
+                cfg.project_names()
+            ));
         }
-        let project = cfg.projects.get(name).map(|p| (p.name.as_str(), p.repo.as_path()));
-        if let Decision::Deny { reason } = self.decide(cfg, &req.user, &req.channel, Action::New, "", project, "", None, 0, None).decision {
-            return CommandResponse::ephemeral(format!("You cannot change the project here: {reason}"));
+        let project = cfg
+            .projects
+            .get(name)
+            .map(|p| (p.name.as_str(), p.repo.as_path()));
+        if let Decision::Deny { reason } = self
+            .decide(
+                cfg,
+                &req.user,
+                &req.channel,
+                Action::New,
+                "",
+                project,
+                "",
+                None,
+                0,
+                None,
+            )
+            .decision
+        {
+            return CommandResponse::ephemeral(format!(
+                "You cannot change the project here: {reason}"
+            ));
         }
-        if let Err(e) = self.store.set_channel_project(&req.channel.id, name, &req.user.id) {
+        if let Err(e) = self
+            .store
+            .set_channel_project(&req.channel.id, name, &req.user.id)
+        {
             warn!(error = %e, "saving the channel's project");
             return CommandResponse::ephemeral("Could not save the project choice (the host's database failed). Ask an admin to check the host log.");
         }
-        let _ = self.store.audit("project.set", None, &req.user.id, &req.channel.id, &json!({"project": name}));
-        CommandResponse::ephemeral(format!("Active project in ~{} is now `{name}`.", req.channel.name))
+        let _ = self.store.audit(
+            "project.set",
+            None,
+            &req.user.id,
+            &req.channel.id,
+            &json!({"project": name}),
+        );
+        CommandResponse::ephemeral(format!(
+            "Active project in ~{} is now `{name}`.",
+            req.channel.name
+        ))
     }
 
     fn cmd_status(&self, req: &CommandRequest) -> CommandResponse {
@@ -435,7 +536,10 @@ impl Host {
                     None => "queued".to_string(),
                 };
                 let link = self.permalink(&req.channel.team_name, &r.root_id.lock().unwrap());
-                (r.admitted, format!("- `{}` for @{} — {state}{link}", r.project, r.username))
+                (
+                    r.admitted,
+                    format!("- `{}` for @{} — {state}{link}", r.project, r.username),
+                )
             })
             .collect();
         drop(active);
@@ -444,11 +548,18 @@ impl Host {
         let here = if lines.is_empty() {
             "Nothing is running or queued in this channel.".to_string()
         } else {
-            lines.into_iter().map(|(_, l)| l).collect::<Vec<_>>().join("\n")
+            lines
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect::<Vec<_>>()
+                .join("\n")
         };
         let isolation = match self.isolation().info() {
             IsolationInfo { active: true, .. } => "each run isolated with bubblewrap".to_string(),
-            IsolationInfo { problem: Some(_), .. } => "isolation unavailable, runs are refused (an admin sees why in the server log)".to_string(),
+            IsolationInfo {
+                problem: Some(_), ..
+            } => "isolation unavailable, runs are refused (an admin sees why in the server log)"
+                .to_string(),
             _ => "run isolation off".to_string(),
         };
         CommandResponse::ephemeral(format!("{here}\n\nOn this host: {running} of {max} run slots busy, {queued} waiting; {isolation}."))
@@ -457,7 +568,9 @@ impl Host {
     fn cmd_last(&self, req: &CommandRequest) -> CommandResponse {
         match self.store.last_run(&req.channel.id) {
             Ok(Some(r)) => {
-                let ago = render::human_duration(Duration::from_millis((now_ms() - r.created_at).max(0) as u64));
+                let ago = render::human_duration(Duration::from_millis(
+                    (now_ms() - r.created_at).max(0) as u64,
+                ));
                 let (icon, word) = render::status_words(r.status);
                 let link = self.permalink(&req.channel.team_name, &r.root_id);
                 CommandResponse::ephemeral(format!(
@@ -467,7 +580,9 @@ impl Host {
                     render::one_line(&self.redactor().redact(&r.prompt), 200)
                 ))
             }
-            Ok(None) => CommandResponse::ephemeral("No Codex runs in this channel yet. Start one with `/codex <prompt>`."),
+            Ok(None) => CommandResponse::ephemeral(
+                "No Codex runs in this channel yet. Start one with `/codex <prompt>`.",
+            ),
             Err(e) => {
                 warn!(error = %e, "reading the last run");
                 CommandResponse::ephemeral("Could not read the last run (the host's database failed). Ask an admin to check the host log.")
@@ -490,7 +605,9 @@ impl Host {
                 })
                 .collect();
             candidates.sort_by_key(|(_, r)| r.admitted);
-            candidates.last().map(|(id, r)| ((*id).clone(), (*r).clone()))
+            candidates
+                .last()
+                .map(|(id, r)| ((*id).clone(), (*r).clone()))
         };
         let Some((run_id, run)) = target else {
             return CommandResponse::ephemeral(if req.root_id.is_empty() {
@@ -500,10 +617,25 @@ impl Host {
             });
         };
         if run.user_id != req.user.id && !req.user.is_system_admin() {
-            return CommandResponse::ephemeral(format!("Only @{} (who started it) or a system admin can cancel this run.", run.username));
+            return CommandResponse::ephemeral(format!(
+                "Only @{} (who started it) or a system admin can cancel this run.",
+                run.username
+            ));
         }
-        self.stop(&run_id, &run, StopReason::Cancelled { by: req.user.username.clone() });
-        let _ = self.store.audit("run.cancel", Some(&run_id), &req.user.id, &req.channel.id, &json!({"by": req.user.username}));
+        self.stop(
+            &run_id,
+            &run,
+            StopReason::Cancelled {
+                by: req.user.username.clone(),
+            },
+        );
+        let _ = self.store.audit(
+            "run.cancel",
+            Some(&run_id),
+            &req.user.id,
+            &req.channel.id,
+            &json!({"by": req.user.username}),
+        );
         CommandResponse::ephemeral("Cancelling. The thread will show when Codex has stopped.")
     }
 
@@ -520,9 +652,34 @@ impl Host {
     fn cmd_policy(&self, cfg: &Config, req: &CommandRequest) -> CommandResponse {
         let active = self.active_project(cfg, &req.channel.id);
         let project = active.as_deref().and_then(|n| cfg.projects.get(n));
-        let base = project.and_then(|p| p.sandbox).unwrap_or(cfg.default_sandbox);
-        let ruling = self.decide(cfg, &req.user, &req.channel, Action::Query, "", project.map(|p| (p.name.as_str(), p.repo.as_path())), &req.root_id, None, 0, None);
-        let rules = if ruling.rules.is_empty() { String::new() } else { format!(" (rule {})", ruling.rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")) };
+        let base = project
+            .and_then(|p| p.sandbox)
+            .unwrap_or(cfg.default_sandbox);
+        let ruling = self.decide(
+            cfg,
+            &req.user,
+            &req.channel,
+            Action::Query,
+            "",
+            project.map(|p| (p.name.as_str(), p.repo.as_path())),
+            &req.root_id,
+            None,
+            0,
+            None,
+        );
+        let rules = if ruling.rules.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (rule {})",
+                ruling
+                    .rules
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         let sandbox = |limits: &Limits| limits.sandbox.map_or(base, |s| s.min(base)).as_str();
         let head = match &ruling.decision {
             Decision::Allow(limits) => format!("You may run Codex here{rules}. Sandbox: `{}`.", sandbox(limits)),
@@ -533,16 +690,54 @@ impl Host {
                 sandbox(limits)
             ),
         };
-        let modules = if ruling.explanation.is_empty() { String::new() } else { format!("\n\nPolicy chain, in order:\n{}", ruling.explanation.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n")) };
+        let modules = if ruling.explanation.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n\nPolicy chain, in order:\n{}",
+                ruling
+                    .explanation
+                    .iter()
+                    .map(|l| format!("- {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        };
         CommandResponse::ephemeral(format!("{head}{modules}"))
     }
 
     /// Asks the gate and audits the full ruling.
     #[allow(clippy::too_many_arguments)]
-    fn decide(&self, cfg: &Config, user: &User, channel: &Channel, action: Action, prompt: &str, project: Option<(&str, &std::path::Path)>, root_id: &str, run_id: Option<&str>, attachments: u32, context: Option<&str>) -> Ruling {
+    fn decide(
+        &self,
+        cfg: &Config,
+        user: &User,
+        channel: &Channel,
+        action: Action,
+        prompt: &str,
+        project: Option<(&str, &std::path::Path)>,
+        root_id: &str,
+        run_id: Option<&str>,
+        attachments: u32,
+        context: Option<&str>,
+    ) -> Ruling {
         let request_id = run_id.map(String::from).unwrap_or_else(new_id);
-        let sandbox = project.and_then(|(n, _)| cfg.projects.get(n)).and_then(|p| p.sandbox).unwrap_or(cfg.default_sandbox);
-        let req = GateRequest { request_id: &request_id, user, channel, action, prompt, project, sandbox, root_id, attachments, context };
+        let sandbox = project
+            .and_then(|(n, _)| cfg.projects.get(n))
+            .and_then(|p| p.sandbox)
+            .unwrap_or(cfg.default_sandbox);
+        let req = GateRequest {
+            request_id: &request_id,
+            user,
+            channel,
+            action,
+            prompt,
+            project,
+            sandbox,
+            root_id,
+            attachments,
+            context,
+        };
         let ruling = self.gate.decide(&req, cfg);
         let _ = self.store.audit(
             "decision",
@@ -563,8 +758,18 @@ impl Host {
         }
     }
 
-    async fn cmd_submit(self: &Arc<Self>, cfg: &Arc<Config>, req: &CommandRequest, intent: Intent, prompt: &str) -> CommandResponse {
-        let root = if intent == Intent::New { "" } else { req.root_id.as_str() };
+    async fn cmd_submit(
+        self: &Arc<Self>,
+        cfg: &Arc<Config>,
+        req: &CommandRequest,
+        intent: Intent,
+        prompt: &str,
+    ) -> CommandResponse {
+        let root = if intent == Intent::New {
+            ""
+        } else {
+            req.root_id.as_str()
+        };
         match self.submit(cfg, &req.user, &req.channel, root, intent, prompt, None).await {
             Ok(a) if a.needs_approval => CommandResponse::ephemeral(
                 "This request needs approval first: the approvers are asked in the thread, and Codex runs once they approve.",
@@ -589,17 +794,37 @@ impl Host {
     /// A button click. The user comes from the server-authenticated header (via the plugin);
     /// the context must carry a valid, unexpired, unused signature.
     pub async fn action(self: &Arc<Self>, req: ActionRequest) -> ActionResponse {
-        let eph = |t: String| ActionResponse { update: None, ephemeral_text: t };
-        let user = User { id: req.user_id.clone(), username: non_empty(&req.user.username, &req.user_name), roles: req.user.roles.clone(), is_bot: false };
+        let eph = |t: String| ActionResponse {
+            update: None,
+            ephemeral_text: t,
+        };
+        let user = User {
+            id: req.user_id.clone(),
+            username: non_empty(&req.user.username, &req.user_name),
+            roles: req.user.roles.clone(),
+            is_bot: false,
+        };
         // A signed context is a few hundred bytes; a larger one is refused before it is verified
         // or stored, so a click cannot flood the audit log.
         let context_size = serde_json::to_string(&req.context).map_or(usize::MAX, |c| c.len());
         if context_size > MAX_CONTEXT_BYTES {
-            let _ = self.store.audit("action.refused", None, &user.id, &req.channel_id, &json!({"reason": "oversized", "context_bytes": context_size}));
+            let _ = self.store.audit(
+                "action.refused",
+                None,
+                &user.id,
+                &req.channel_id,
+                &json!({"reason": "oversized", "context_bytes": context_size}),
+            );
             return eph("Nothing happened: this button's data is not valid.".into());
         }
         let audit_refusal = |code: &str, run: Option<&str>| {
-            let _ = self.store.audit("action.refused", run, &user.id, &req.channel_id, &json!({"reason": code, "post_id": req.post_id, "context": req.context}));
+            let _ = self.store.audit(
+                "action.refused",
+                run,
+                &user.id,
+                &req.channel_id,
+                &json!({"reason": code, "post_id": req.post_id, "context": req.context}),
+            );
         };
         if user.id.is_empty() {
             audit_refusal("no-user", None);
@@ -609,21 +834,40 @@ impl Host {
             Ok(c) => c,
             Err(refusal) => {
                 warn!(user = %user.id, reason = refusal.code(), "refused a button click");
-                audit_refusal(refusal.code(), req.context.get("run_id").and_then(Value::as_str));
-                return eph(format!("Nothing happened: {refusal}.{}", if refusal == Refusal::Expired { " Use `/codex status` or the slash commands instead." } else { "" }));
+                audit_refusal(
+                    refusal.code(),
+                    req.context.get("run_id").and_then(Value::as_str),
+                );
+                return eph(format!(
+                    "Nothing happened: {refusal}.{}",
+                    if refusal == Refusal::Expired {
+                        " Use `/codex status` or the slash commands instead."
+                    } else {
+                        ""
+                    }
+                ));
             }
         };
-        let Some(cfg) = self.config() else { return eph("Codex is still starting; try again in a minute.".into()) };
+        let Some(cfg) = self.config() else {
+            return eph("Codex is still starting; try again in a minute.".into());
+        };
         let run = match self.store.run(&click.run_id) {
             Ok(Some(r)) => r,
             _ => {
                 audit_refusal("unknown-run", Some(&click.run_id));
-                return eph("This run is not known to the Codex host (its state may have been reset).".into());
+                return eph(
+                    "This run is not known to the Codex host (its state may have been reset)."
+                        .into(),
+                );
             }
         };
         // Everything a click acts on comes from the stored run, never from the body: a body naming
         // another channel (the plugin checked the user can read the body's channel) is refused.
-        let body_channel = if req.channel.id.is_empty() { &req.channel_id } else { &req.channel.id };
+        let body_channel = if req.channel.id.is_empty() {
+            &req.channel_id
+        } else {
+            &req.channel.id
+        };
         if body_channel != &run.channel_id {
             warn!(user = %user.id, run = %run.id, channel = %body_channel, "refused a click whose channel is not its run's");
             audit_refusal("channel-mismatch", Some(&run.id));
@@ -632,48 +876,114 @@ impl Host {
         let may_manage = run.user_id == user.id || user.is_system_admin();
         if matches!(click.action, ButtonAction::Cancel | ButtonAction::Retry) && !may_manage {
             audit_refusal("not-permitted", Some(&run.id));
-            return eph(format!("Only @{} (who started this run) or a system admin can {} it.", run.username, click.action.as_str()));
+            return eph(format!(
+                "Only @{} (who started this run) or a system admin can {} it.",
+                run.username,
+                click.action.as_str()
+            ));
         }
         match click.action {
             ButtonAction::Cancel => {
                 let active = self.active.lock().unwrap().get(&run.id).cloned();
-                let Some(active) = active else { return eph("This run has already ended.".into()) };
+                let Some(active) = active else {
+                    return eph("This run has already ended.".into());
+                };
                 if !self.spend(&click.nonce, &user, &run, &req) {
                     return eph("This button was already used.".into());
                 }
-                self.stop(&run.id, &active, StopReason::Cancelled { by: user.username.clone() });
-                let _ = self.store.audit("run.cancel", Some(&run.id), &user.id, &run.channel_id, &json!({"by": user.username, "via": "button"}));
+                self.stop(
+                    &run.id,
+                    &active,
+                    StopReason::Cancelled {
+                        by: user.username.clone(),
+                    },
+                );
+                let _ = self.store.audit(
+                    "run.cancel",
+                    Some(&run.id),
+                    &user.id,
+                    &run.channel_id,
+                    &json!({"by": user.username, "via": "button"}),
+                );
                 ActionResponse {
-                    update: Some(ActionUpdate { message: render::cancelling(&user.username), props: progress_props(&run.id, RunStatus::Running, None) }),
+                    update: Some(ActionUpdate {
+                        message: render::cancelling(&user.username),
+                        props: progress_props(&run.id, RunStatus::Running, None),
+                    }),
                     ephemeral_text: String::new(),
                 }
             }
             ButtonAction::Retry => {
-                if !matches!(run.status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Interrupted) {
-                    return eph(format!("This run cannot be retried: it is {}.", run.status.as_str().replace('_', " ")));
+                if !matches!(
+                    run.status,
+                    RunStatus::Failed | RunStatus::TimedOut | RunStatus::Interrupted
+                ) {
+                    return eph(format!(
+                        "This run cannot be retried: it is {}.",
+                        run.status.as_str().replace('_', " ")
+                    ));
                 }
                 if !self.spend(&click.nonce, &user, &run, &req) {
                     return eph("This button was already used.".into());
                 }
                 // Same id as the run's (checked above); the plugin resolved its name and kind.
-                let channel = Channel { id: run.channel_id.clone(), ..req.channel.clone() };
-                match self.submit(&cfg, &user, &channel, &run.root_id, Intent::Retry, &run.prompt, None).await {
+                let channel = Channel {
+                    id: run.channel_id.clone(),
+                    ..req.channel.clone()
+                };
+                match self
+                    .submit(
+                        &cfg,
+                        &user,
+                        &channel,
+                        &run.root_id,
+                        Intent::Retry,
+                        &run.prompt,
+                        None,
+                    )
+                    .await
+                {
                     Ok(a) => {
-                        let _ = self.store.audit("run.retry", Some(&a.run_id), &user.id, &run.channel_id, &json!({"retry_of": run.id}));
+                        let _ = self.store.audit(
+                            "run.retry",
+                            Some(&a.run_id),
+                            &user.id,
+                            &run.channel_id,
+                            &json!({"retry_of": run.id}),
+                        );
                         // The clicked post's text is shown again only if it is this run's own post.
                         let original = match self.chat.post(&req.post_id).await {
-                            Ok(p) if p.channel_id == run.channel_id && p.props.get("codex_run_id").and_then(Value::as_str) == Some(run.id.as_str()) => p.message,
+                            Ok(p)
+                                if p.channel_id == run.channel_id
+                                    && p.props.get("codex_run_id").and_then(Value::as_str)
+                                        == Some(run.id.as_str()) =>
+                            {
+                                p.message
+                            }
                             _ => String::new(),
                         };
                         ActionResponse {
-                            update: Some(ActionUpdate { message: render::retried(&original, &user.username), props: outcome_props(&run.id, run.status, None) }),
+                            update: Some(ActionUpdate {
+                                message: render::retried(&original, &user.username),
+                                props: outcome_props(&run.id, run.status, None),
+                            }),
                             ephemeral_text: String::new(),
                         }
                     }
                     Err(refusal) => eph(refusal),
                 }
             }
-            ButtonAction::Approve | ButtonAction::Deny => self.approval_click(click.action == ButtonAction::Approve, &click.nonce, &user, &run, &req, &cfg).await,
+            ButtonAction::Approve | ButtonAction::Deny => {
+                self.approval_click(
+                    click.action == ButtonAction::Approve,
+                    &click.nonce,
+                    &user,
+                    &run,
+                    &req,
+                    &cfg,
+                )
+                .await
+            }
         }
     }
 
@@ -683,7 +993,13 @@ impl Host {
             Ok(true) => true,
             Ok(false) | Err(_) => {
                 warn!(user = %user.id, run = %run.id, "refused a replayed button click");
-                let _ = self.store.audit("action.refused", Some(&run.id), &user.id, &req.channel_id, &json!({"reason": "replayed", "post_id": req.post_id}));
+                let _ = self.store.audit(
+                    "action.refused",
+                    Some(&run.id),
+                    &user.id,
+                    &req.channel_id,
+                    &json!({"reason": "replayed", "post_id": req.post_id}),
+                );
                 false
             }
         }
@@ -692,13 +1008,19 @@ impl Host {
     // ----- thread replies and DMs -----
 
     pub async fn post(self: &Arc<Self>, req: PostRequest) -> PostResponse {
-        let Some(cfg) = self.config() else { return PostResponse::default() };
+        let Some(cfg) = self.config() else {
+            return PostResponse::default();
+        };
         let p = &req.post;
         if p.user_id == self.bot_id() || req.user.is_bot || p.message.trim().is_empty() {
             return PostResponse::default();
         }
         let in_dm = matches!(req.channel.kind, ChannelKind::Direct | ChannelKind::Group);
-        let root = if p.root_id.is_empty() { p.id.clone() } else { p.root_id.clone() };
+        let root = if p.root_id.is_empty() {
+            p.id.clone()
+        } else {
+            p.root_id.clone()
+        };
         let known = self.store.thread(&root).ok().flatten();
         if !in_dm {
             let bot_thread = known.as_ref().is_some_and(|t| t.bot_started);
@@ -717,9 +1039,29 @@ impl Host {
                 seen_until: p.create_at,
             });
         }
-        match self.submit(&cfg, &req.user, &req.channel, &root, Intent::Auto, p.message.trim(), Some(Trigger { post_id: p.id.clone(), file_ids: p.file_ids.clone() })).await {
-            Ok(_) => PostResponse { handled: true, ephemeral_text: String::new() },
-            Err(refusal) => PostResponse { handled: true, ephemeral_text: refusal },
+        match self
+            .submit(
+                &cfg,
+                &req.user,
+                &req.channel,
+                &root,
+                Intent::Auto,
+                p.message.trim(),
+                Some(Trigger {
+                    post_id: p.id.clone(),
+                    file_ids: p.file_ids.clone(),
+                }),
+            )
+            .await
+        {
+            Ok(_) => PostResponse {
+                handled: true,
+                ephemeral_text: String::new(),
+            },
+            Err(refusal) => PostResponse {
+                handled: true,
+                ephemeral_text: refusal,
+            },
         }
     }
 
@@ -740,37 +1082,70 @@ impl Host {
         trigger: Option<Trigger>,
     ) -> Result<Accepted, String> {
         if self.stopping.is_cancelled() {
-            return Err("The Codex host is shutting down; nothing was started. Try again in a minute.".into());
+            return Err(
+                "The Codex host is shutting down; nothing was started. Try again in a minute."
+                    .into(),
+            );
         }
         if prompt.trim().is_empty() {
-            return Err("Give Codex something to do, e.g. `/codex fix the flaky login test`.".into());
+            return Err(
+                "Give Codex something to do, e.g. `/codex fix the flaky login test`.".into(),
+            );
         }
         if let Some(refusal) = self.isolation().refusal() {
             return Err(refusal);
         }
-        let thread = if root_id.is_empty() { None } else { self.store.thread(root_id).map_err(internal)? };
+        let thread = if root_id.is_empty() {
+            None
+        } else {
+            self.store.thread(root_id).map_err(internal)?
+        };
         // A thread id is only valid in its own channel: a forged root id must not resume another
         // channel's session or read its thread.
         if let Some(t) = thread.as_ref().filter(|t| t.channel_id != channel.id) {
             warn!(root = %t.root_id, thread_channel = %t.channel_id, channel = %channel.id, user = %user.id, "refused a thread from another channel");
-            let _ = self.store.audit("request.refused", None, &user.id, &channel.id, &json!({"reason": "thread-in-other-channel", "root_id": t.root_id}));
+            let _ = self.store.audit(
+                "request.refused",
+                None,
+                &user.id,
+                &channel.id,
+                &json!({"reason": "thread-in-other-channel", "root_id": t.root_id}),
+            );
             return Err("That thread belongs to another channel, so Codex did not run. Use `/codex` in the thread's own channel.".into());
         }
         let (placement, project_name) = match intent {
             Intent::Continue => {
-                let project = self.active_project(cfg, &channel.id).ok_or_else(|| no_project(cfg))?;
+                let project = self
+                    .active_project(cfg, &channel.id)
+                    .ok_or_else(|| no_project(cfg))?;
                 let latest = self.store.latest_thread(&channel.id, &project).map_err(internal)?.ok_or_else(|| {
                     format!("There is no earlier Codex session for `{project}` in this channel. Start one with `/codex <prompt>`.")
                 })?;
-                (Placement::Thread { root_id: latest.root_id }, project)
+                (
+                    Placement::Thread {
+                        root_id: latest.root_id,
+                    },
+                    project,
+                )
             }
-            _ if root_id.is_empty() => (Placement::NewRoot, self.active_project(cfg, &channel.id).ok_or_else(|| no_project(cfg))?),
+            _ if root_id.is_empty() => (
+                Placement::NewRoot,
+                self.active_project(cfg, &channel.id)
+                    .ok_or_else(|| no_project(cfg))?,
+            ),
             _ => {
                 let project = match thread.as_ref().filter(|t| !t.project.is_empty()) {
                     Some(t) => t.project.clone(),
-                    None => self.active_project(cfg, &channel.id).ok_or_else(|| no_project(cfg))?,
+                    None => self
+                        .active_project(cfg, &channel.id)
+                        .ok_or_else(|| no_project(cfg))?,
                 };
-                (Placement::Thread { root_id: root_id.to_string() }, project)
+                (
+                    Placement::Thread {
+                        root_id: root_id.to_string(),
+                    },
+                    project,
+                )
             }
         };
         let project = cfg.projects.get(&project_name).cloned().ok_or_else(|| {
@@ -785,23 +1160,66 @@ impl Host {
         let attachments = trigger.as_ref().map_or(0, |t| t.file_ids.len() as u32);
         // What Codex gets besides the prompt is read now, judged with it and kept with the run.
         let (context, seen_until) = match &placement {
-            Placement::Thread { root_id } => self.freeze_context(cfg, user, channel, &project, root_id, trigger.as_ref().map(|t| t.post_id.as_str()), &run_id).await,
+            Placement::Thread { root_id } => {
+                self.freeze_context(
+                    cfg,
+                    user,
+                    channel,
+                    &project,
+                    root_id,
+                    trigger.as_ref().map(|t| t.post_id.as_str()),
+                    &run_id,
+                )
+                .await
+            }
             Placement::NewRoot => (None, None),
         };
         if self.stopping.is_cancelled() {
-            return Err("The Codex host is shutting down; nothing was started. Try again in a minute.".into());
+            return Err(
+                "The Codex host is shutting down; nothing was started. Try again in a minute."
+                    .into(),
+            );
         }
-        let ruling = self.decide(cfg, user, channel, action, prompt, Some((&project.name, &project.repo)), root_id, Some(&run_id), attachments, context.as_ref().map(|t| t.text.as_str()));
+        let ruling = self.decide(
+            cfg,
+            user,
+            channel,
+            action,
+            prompt,
+            Some((&project.name, &project.repo)),
+            root_id,
+            Some(&run_id),
+            attachments,
+            context.as_ref().map(|t| t.text.as_str()),
+        );
         // An approved run gets the same limits an allowed one would: the approval only adds a wait.
         let (limits, approval) = match ruling.decision {
             Decision::Deny { reason } => return Err(format!("Codex did not run: {reason}")),
-            Decision::RequireApproval { approvers, min_approvals, reason, expiry, allow_self_approval, limits } => {
-                let spec = ApprovalSpec { approvers, min_approvals, reason, rules: ruling.rules.clone(), allow_self_approval, expires_at_ms: now_ms() + expiry.as_millis() as i64 };
+            Decision::RequireApproval {
+                approvers,
+                min_approvals,
+                reason,
+                expiry,
+                allow_self_approval,
+                limits,
+            } => {
+                let spec = ApprovalSpec {
+                    approvers,
+                    min_approvals,
+                    reason,
+                    rules: ruling.rules.clone(),
+                    allow_self_approval,
+                    expires_at_ms: now_ms() + expiry.as_millis() as i64,
+                };
                 (limits, Some(spec))
             }
             Decision::Allow(limits) => (limits, None),
         };
-        let RunTerms { sandbox, timeout, model } = limits.apply(project_terms(cfg, &project));
+        let RunTerms {
+            sandbox,
+            timeout,
+            model,
+        } = limits.apply(project_terms(cfg, &project));
         let thread_key = match &placement {
             Placement::NewRoot => format!("new:{run_id}"),
             Placement::Thread { root_id } => root_id.clone(),
@@ -815,7 +1233,14 @@ impl Host {
         if let Placement::Thread { root_id } = &placement {
             if thread.is_none() {
                 // A thread people started among themselves: bind a new session to it.
-                let row = ThreadRow { root_id: root_id.clone(), channel_id: channel.id.clone(), project: project.name.clone(), codex_thread_id: None, bot_started: false, seen_until: 0 };
+                let row = ThreadRow {
+                    root_id: root_id.clone(),
+                    channel_id: channel.id.clone(),
+                    project: project.name.clone(),
+                    codex_thread_id: None,
+                    bot_started: false,
+                    seen_until: 0,
+                };
                 if let Err(e) = self.store.insert_thread(&row) {
                     self.scheduler.withdraw(&run_id);
                     return Err(internal(e));
@@ -836,7 +1261,11 @@ impl Host {
             // Stored for `/codex last`, approval posts and retries; Codex gets the prompt from `plan`.
             prompt: self.redactor().redact(prompt),
             mode: "pending".into(),
-            status: if approval.is_some() { RunStatus::AwaitingApproval } else { RunStatus::Queued },
+            status: if approval.is_some() {
+                RunStatus::AwaitingApproval
+            } else {
+                RunStatus::Queued
+            },
             progress_post_id: None,
             created_at: now_ms(),
             started_at: None,
@@ -861,7 +1290,10 @@ impl Host {
                     "context_messages": context.as_ref().map_or(0, |t| t.messages), "context_authors": context.as_ref().map(|t| t.authors.clone()).unwrap_or_default()}),
         );
         let active = ActiveRun::new(user, &channel.id, &project.name, &root_for_row);
-        self.active.lock().unwrap().insert(run_id.clone(), active.clone());
+        self.active
+            .lock()
+            .unwrap()
+            .insert(run_id.clone(), active.clone());
         let position = admission.as_ref().map_or(0, |a| *a.position.borrow());
         let plan = Plan {
             run_id: run_id.clone(),
@@ -880,9 +1312,16 @@ impl Host {
         };
         if let Some(spec) = &approval {
             let record = PlanRecord::of(&plan);
-            if let Err(e) = self.store.insert_approval(&run_id, &json!(spec), &json!(record), spec.expires_at_ms) {
+            if let Err(e) = self.store.insert_approval(
+                &run_id,
+                &json!(spec),
+                &json!(record),
+                spec.expires_at_ms,
+            ) {
                 self.active.lock().unwrap().remove(&run_id);
-                let _ = self.store.finish_run(&run_id, RunStatus::Failed, &RunResult::default());
+                let _ = self
+                    .store
+                    .finish_run(&run_id, RunStatus::Failed, &RunResult::default());
                 return Err(internal(e));
             }
         }
@@ -900,7 +1339,12 @@ impl Host {
             }
             .instrument(span),
         );
-        Ok(Accepted { run_id, position, needs_approval, done })
+        Ok(Accepted {
+            run_id,
+            position,
+            needs_approval,
+            done,
+        })
     }
 
     /// Posts the root of a new thread for a channel-level prompt and records it. `None` when
@@ -909,7 +1353,11 @@ impl Host {
         let root = NewPost {
             channel_id: plan.channel.id.clone(),
             root_id: String::new(),
-            message: render::thread_root(&plan.user.username, &plan.project.name, &self.redactor().redact(&plan.prompt)),
+            message: render::thread_root(
+                &plan.user.username,
+                &plan.project.name,
+                &self.redactor().redact(&plan.prompt),
+            ),
             props: json!({"codex_kind": "root", "codex_run_id": plan.run_id}),
             file_ids: vec![],
         };
@@ -929,7 +1377,10 @@ impl Host {
             }
             Err(e) => {
                 warn!(error = %e, "could not start the thread; the run is abandoned");
-                let res = RunResult { summary: format!("could not post to Mattermost: {e}"), ..Default::default() };
+                let res = RunResult {
+                    summary: format!("could not post to Mattermost: {e}"),
+                    ..Default::default()
+                };
                 let _ = self.store.finish_run(&plan.run_id, RunStatus::Failed, &res);
                 None
             }
@@ -937,7 +1388,12 @@ impl Host {
     }
 
     /// Takes one accepted run to its single outcome.
-    async fn drive(self: Arc<Self>, plan: Plan, mut admission: Admission, active: Arc<ActiveRun>) -> RunStatus {
+    async fn drive(
+        self: Arc<Self>,
+        plan: Plan,
+        mut admission: Admission,
+        active: Arc<ActiveRun>,
+    ) -> RunStatus {
         let status = self.drive_inner(&plan, &mut admission, &active).await;
         self.active.lock().unwrap().remove(&plan.run_id);
         self.scheduler.finish(&plan.run_id, &plan.thread_key);
@@ -945,7 +1401,12 @@ impl Host {
         status
     }
 
-    async fn drive_inner(&self, plan: &Plan, admission: &mut Admission, active: &ActiveRun) -> RunStatus {
+    async fn drive_inner(
+        &self,
+        plan: &Plan,
+        admission: &mut Admission,
+        active: &ActiveRun,
+    ) -> RunStatus {
         let redactor = self.redactor();
         // 1. The thread and its progress post.
         let root_id = match &plan.placement {
@@ -955,7 +1416,11 @@ impl Host {
                 None => return RunStatus::Failed,
             },
         };
-        let cancel_button = self.buttons(&plan.run_id, &[ButtonAction::Cancel], plan.timeout.as_secs() as i64 + 24 * 3600);
+        let cancel_button = self.buttons(
+            &plan.run_id,
+            &[ButtonAction::Cancel],
+            plan.timeout.as_secs() as i64 + 24 * 3600,
+        );
         let running_props = progress_props(&plan.run_id, RunStatus::Running, cancel_button.clone());
         let position = *admission.position.borrow();
         let first = render::progress(&render::Progress {
@@ -963,14 +1428,16 @@ impl Host {
             queue_position: (position > 0).then_some(position),
             ..Default::default()
         });
-        let progress_id = match self.chat.create_post(NewPost {
-            channel_id: plan.channel.id.clone(),
-            root_id: root_id.clone(),
-            message: first,
-            props: progress_props(&plan.run_id, RunStatus::Queued, cancel_button.clone()),
-            file_ids: vec![],
-        })
-        .await
+        let progress_id = match self
+            .chat
+            .create_post(NewPost {
+                channel_id: plan.channel.id.clone(),
+                root_id: root_id.clone(),
+                message: first,
+                props: progress_props(&plan.run_id, RunStatus::Queued, cancel_button.clone()),
+                file_ids: vec![],
+            })
+            .await
         {
             Ok(p) => {
                 let _ = self.store.set_progress_post(&plan.run_id, &p.id);
@@ -989,8 +1456,23 @@ impl Host {
                 break;
             }
             if let Some(pid) = &progress_id {
-                let msg = render::progress(&render::Progress { project: &plan.project.name, queue_position: Some(pos), ..Default::default() });
-                let _ = self.chat.update_post(pid, &msg, Some(progress_props(&plan.run_id, RunStatus::Queued, cancel_button.clone()))).await;
+                let msg = render::progress(&render::Progress {
+                    project: &plan.project.name,
+                    queue_position: Some(pos),
+                    ..Default::default()
+                });
+                let _ = self
+                    .chat
+                    .update_post(
+                        pid,
+                        &msg,
+                        Some(progress_props(
+                            &plan.run_id,
+                            RunStatus::Queued,
+                            cancel_button.clone(),
+                        )),
+                    )
+                    .await;
             }
             tokio::select! {
                 changed = admission.position.changed() => if changed.is_err() { break },
@@ -999,7 +1481,18 @@ impl Host {
         }
         let started = Instant::now();
         if active.cancel.is_cancelled() {
-            return self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Cancelled, RunState::default(), String::new(), started).await;
+            return self
+                .conclude(
+                    plan,
+                    &root_id,
+                    progress_id.as_deref(),
+                    active,
+                    Ending::Cancelled,
+                    RunState::default(),
+                    String::new(),
+                    started,
+                )
+                .await;
         }
         *active.started.lock().unwrap() = Some(started);
 
@@ -1008,28 +1501,53 @@ impl Host {
         let resume = thread.as_ref().and_then(|t| t.codex_thread_id.clone());
         let mode = match (&plan.placement, &resume) {
             (_, Some(_)) => RunMode::Resume,
-            (Placement::Thread { .. }, None) if thread.as_ref().is_some_and(|t| !t.bot_started) => RunMode::Bind,
+            (Placement::Thread { .. }, None) if thread.as_ref().is_some_and(|t| !t.bot_started) => {
+                RunMode::Bind
+            }
             _ => RunMode::New,
         };
         let cfg = self.config();
         let _ = self.store.mark_running(&plan.run_id, mode.as_str());
         // The transcript was frozen when the prompt was accepted (and judged with it).
         let prompt = match &plan.context {
-            Some(ctx) => format!("{}\n\n---\nRequest from @{} in Mattermost:\n{}", ctx.text, plan.user.username, plan.prompt),
+            Some(ctx) => format!(
+                "{}\n\n---\nRequest from @{} in Mattermost:\n{}",
+                ctx.text, plan.user.username, plan.prompt
+            ),
             None => plan.prompt.clone(),
         };
         info!(mode = mode.as_str(), resume = ?resume, sandbox = plan.sandbox.as_str(), model = ?plan.model, timeout_secs = plan.timeout.as_secs(), "starting codex");
 
         // 4. Run Codex, editing the progress post as it goes.
         let Some(cfg) = cfg else {
-            return self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Exited(None), RunState { failure: Some("the host lost its configuration".into()), ..Default::default() }, String::new(), started).await;
+            return self
+                .conclude(
+                    plan,
+                    &root_id,
+                    progress_id.as_deref(),
+                    active,
+                    Ending::Exited(None),
+                    RunState {
+                        failure: Some("the host lost its configuration".into()),
+                        ..Default::default()
+                    },
+                    String::new(),
+                    started,
+                )
+                .await;
         };
         let images = self.fetch_images(plan, &root_id).await;
-        let admin_home = Some(cfg.settings.codex_home.clone()).filter(|h| !h.is_empty()).map(PathBuf::from);
+        let admin_home = Some(cfg.settings.codex_home.clone())
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
         let image_dirs: Vec<PathBuf> = images.iter().map(|i| i.dir().to_path_buf()).collect();
         let space = RunSpace {
             repo: &plan.project.repo,
-            thread_key: if root_id.is_empty() { &plan.run_id } else { &root_id },
+            thread_key: if root_id.is_empty() {
+                &plan.run_id
+            } else {
+                &root_id
+            },
             admin_codex_home: admin_home.as_deref(),
             read_only: &image_dirs,
             pass_env: &cfg.codex_env,
@@ -1039,12 +1557,28 @@ impl Host {
             Ok(l) => l,
             Err(e) => {
                 let failure = match e.kind() {
-                    std::io::ErrorKind::NotFound => SpawnError::NotFound(cfg.settings.codex_path.clone()).to_string(),
+                    std::io::ErrorKind::NotFound => {
+                        SpawnError::NotFound(cfg.settings.codex_path.clone()).to_string()
+                    }
                     _ => format!("the run's sandbox could not be prepared: {e}"),
                 };
                 warn!(error = %failure, "codex could not start");
-                let st = RunState { failure: Some(failure), ..Default::default() };
-                return self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Exited(None), st, String::new(), started).await;
+                let st = RunState {
+                    failure: Some(failure),
+                    ..Default::default()
+                };
+                return self
+                    .conclude(
+                        plan,
+                        &root_id,
+                        progress_id.as_deref(),
+                        active,
+                        Ending::Exited(None),
+                        st,
+                        String::new(),
+                        started,
+                    )
+                    .await;
             }
         };
         let inv = Invocation {
@@ -1063,7 +1597,12 @@ impl Host {
         let state = Arc::new(Mutex::new(RunState::default()));
         let ticker_stop = CancellationToken::new();
         let ticker = progress_id.clone().map(|pid| {
-            let (state, stop, project, props) = (state.clone(), ticker_stop.clone(), plan.project.name.clone(), running_props.clone());
+            let (state, stop, project, props) = (
+                state.clone(),
+                ticker_stop.clone(),
+                plan.project.name.clone(),
+                running_props.clone(),
+            );
             let chat = &self.chat;
             let redactor = redactor.clone();
             async move {
@@ -1078,19 +1617,25 @@ impl Host {
                     }
                     let (rev, msg) = {
                         let s = state.lock().unwrap();
-                        (s.revision, render::progress(&render::Progress {
-                            project: &project,
-                            elapsed: started.elapsed(),
-                            step: s.step.clone(),
-                            steps_done: s.steps_done,
-                            queue_position: None,
-                        }))
+                        (
+                            s.revision,
+                            render::progress(&render::Progress {
+                                project: &project,
+                                elapsed: started.elapsed(),
+                                step: s.step.clone(),
+                                steps_done: s.steps_done,
+                                queue_position: None,
+                            }),
+                        )
                     };
                     // Edit on every change; otherwise refresh the clock every few seconds.
                     if rev != shown || last_edit.elapsed() >= Duration::from_secs(5) {
                         shown = rev;
                         last_edit = Instant::now();
-                        if let Err(e) = chat.update_post(&pid, &redactor.redact(&msg), Some(props.clone())).await {
+                        if let Err(e) = chat
+                            .update_post(&pid, &redactor.redact(&msg), Some(props.clone()))
+                            .await
+                        {
                             warn!(error = %e, "progress update failed");
                         }
                     }
@@ -1122,21 +1667,53 @@ impl Host {
         };
         let result = match ticker {
             Some(t) => {
-                let (r, ()) = tokio::join!(async { let r = run_fut.await; ticker_stop.cancel(); r }, t);
+                let (r, ()) = tokio::join!(
+                    async {
+                        let r = run_fut.await;
+                        ticker_stop.cancel();
+                        r
+                    },
+                    t
+                );
                 r
             }
             None => run_fut.await,
         };
         let final_state = state.lock().unwrap().clone();
         match result {
-            Ok(fin) => self.conclude(plan, &root_id, progress_id.as_deref(), active, fin.ending, final_state, fin.stderr_tail, started).await,
+            Ok(fin) => {
+                self.conclude(
+                    plan,
+                    &root_id,
+                    progress_id.as_deref(),
+                    active,
+                    fin.ending,
+                    final_state,
+                    fin.stderr_tail,
+                    started,
+                )
+                .await
+            }
             Err(e) => {
                 let msg = e.to_string();
                 if let SpawnError::NotFound(_) | SpawnError::NoRepo(_) = e {
                     warn!(error = %msg, "codex could not start");
                 }
-                let st = RunState { failure: Some(msg), ..final_state };
-                self.conclude(plan, &root_id, progress_id.as_deref(), active, Ending::Exited(None), st, String::new(), started).await
+                let st = RunState {
+                    failure: Some(msg),
+                    ..final_state
+                };
+                self.conclude(
+                    plan,
+                    &root_id,
+                    progress_id.as_deref(),
+                    active,
+                    Ending::Exited(None),
+                    st,
+                    String::new(),
+                    started,
+                )
+                .await
             }
         }
     }
@@ -1161,23 +1738,46 @@ impl Host {
         let (status, body, exit_code) = match ending {
             Ending::Cancelled => match reason {
                 Some(StopReason::Shutdown) => (RunStatus::Interrupted, render::interrupted(), None),
-                Some(StopReason::Cancelled { by }) => (RunStatus::Cancelled, render::cancelled(&by, partial.as_deref()), None),
-                None => (RunStatus::Cancelled, render::cancelled("someone", partial.as_deref()), None),
+                Some(StopReason::Cancelled { by }) => (
+                    RunStatus::Cancelled,
+                    render::cancelled(&by, partial.as_deref()),
+                    None,
+                ),
+                None => (
+                    RunStatus::Cancelled,
+                    render::cancelled("someone", partial.as_deref()),
+                    None,
+                ),
             },
-            Ending::TimedOut => (RunStatus::TimedOut, render::timed_out(plan.timeout, partial.as_deref()), None),
-            Ending::Exited(code) if code == Some(0) && state.failure.is_none() => {
-                (RunStatus::Answered, render::answer(partial.as_deref()), code)
-            }
+            Ending::TimedOut => (
+                RunStatus::TimedOut,
+                render::timed_out(plan.timeout, partial.as_deref()),
+                None,
+            ),
+            Ending::Exited(code) if code == Some(0) && state.failure.is_none() => (
+                RunStatus::Answered,
+                render::answer(partial.as_deref()),
+                code,
+            ),
             Ending::Exited(code) => {
                 let message = state
                     .failure
                     .clone()
                     .filter(|m| !m.is_empty())
                     .or(state.last_error.clone())
-                    .or_else(|| stderr_tail.lines().rev().find_map(|l| l.trim().strip_prefix("Error: ").map(String::from)))
+                    .or_else(|| {
+                        stderr_tail
+                            .lines()
+                            .rev()
+                            .find_map(|l| l.trim().strip_prefix("Error: ").map(String::from))
+                    })
                     .unwrap_or_default();
                 let tail = stderr_summary(&stderr_tail);
-                (RunStatus::Failed, redactor.redact(&render::failed(code, &message, &tail)), code)
+                (
+                    RunStatus::Failed,
+                    redactor.redact(&render::failed(code, &message, &tail)),
+                    code,
+                )
             }
         };
         let footer = render::footer(&render::Footer {
@@ -1191,7 +1791,15 @@ impl Host {
         let result = RunResult {
             exit_code,
             summary: render::one_line(&body, 500),
-            output_tail: redactor.redact(&stderr_tail).chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect(),
+            output_tail: redactor
+                .redact(&stderr_tail)
+                .chars()
+                .rev()
+                .take(2000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect(),
             input_tokens: state.usage.input_tokens,
             output_tokens: state.usage.output_tokens,
             files_changed: state.files_changed.len(),
@@ -1204,10 +1812,19 @@ impl Host {
             status,
             text: OutcomeText { body, footer },
         };
-        let Some(recorded) = self.record_outcome(&outcome, result) else { return status };
+        let Some(recorded) = self.record_outcome(&outcome, result) else {
+            return status;
+        };
         let _ = self.store.audit("run.finished", Some(&plan.run_id), &plan.user.id, &plan.channel.id, &json!({"status": status.as_str(), "exit_code": exit_code, "elapsed_ms": elapsed.as_millis() as u64}));
         if let Some(pid) = progress_id {
-            let _ = self.chat.update_post(pid, &render::progress_final(status, &plan.project.name, elapsed), Some(progress_props(&plan.run_id, status, None))).await;
+            let _ = self
+                .chat
+                .update_post(
+                    pid,
+                    &render::progress_final(status, &plan.project.name, elapsed),
+                    Some(progress_props(&plan.run_id, status, None)),
+                )
+                .await;
         }
         self.deliver_in_run(outcome, recorded).await;
         status
@@ -1241,12 +1858,26 @@ impl Host {
                 return (None, None);
             }
         };
-        let mark = posts.iter().map(|p| p.create_at).max().unwrap_or_else(now_ms);
-        let since = self.store.thread(root_id).ok().flatten().map_or(0, |t| t.seen_until);
+        let mark = posts
+            .iter()
+            .map(|p| p.create_at)
+            .max()
+            .unwrap_or_else(now_ms);
+        let since = self
+            .store
+            .thread(root_id)
+            .ok()
+            .flatten()
+            .map_or(0, |t| t.seen_until);
         let bot = self.bot_id();
         let fresh: Vec<&Post> = posts
             .iter()
-            .filter(|p| p.create_at > since && p.user_id != bot && Some(p.id.as_str()) != exclude && !p.kind.starts_with("system_"))
+            .filter(|p| {
+                p.create_at > since
+                    && p.user_id != bot
+                    && Some(p.id.as_str()) != exclude
+                    && !p.kind.starts_with("system_")
+            })
             .collect();
         if fresh.is_empty() {
             return (None, Some(mark));
@@ -1269,7 +1900,11 @@ impl Host {
         let authors: HashMap<&str, (User, bool)> = ids
             .iter()
             .map(|id| {
-                let u = known.get(id).cloned().unwrap_or_else(|| User { id: id.clone(), username: id.clone(), ..Default::default() });
+                let u = known.get(id).cloned().unwrap_or_else(|| User {
+                    id: id.clone(),
+                    username: id.clone(),
+                    ..Default::default()
+                });
                 let allowed = self.author_allowed(cfg, &u, channel, project, root_id, run_id);
                 (id.as_str(), (u, allowed))
             })
@@ -1293,13 +1928,24 @@ impl Host {
             })
             .collect();
         let budget = cfg.settings.transcript_budget_chars;
-        (render::transcript(&messages, &requester.username, &new_fence(), budget), Some(mark))
+        (
+            render::transcript(&messages, &requester.username, &new_fence(), budget),
+            Some(mark),
+        )
     }
 
     /// Whether the policy chain would let `author` continue here: a label for the transcript,
     /// audited, never enforced. Anything but an allow (a deny, an approval, a failing module)
     /// counts as not allowed.
-    fn author_allowed(&self, cfg: &Config, author: &User, channel: &Channel, project: &Project, root_id: &str, run_id: &str) -> bool {
+    fn author_allowed(
+        &self,
+        cfg: &Config,
+        author: &User,
+        channel: &Channel,
+        project: &Project,
+        root_id: &str,
+        run_id: &str,
+    ) -> bool {
         let request_id = new_id();
         let sandbox = project.sandbox.unwrap_or(cfg.default_sandbox);
         let req = GateRequest {
@@ -1316,29 +1962,60 @@ impl Host {
         };
         let ruling = self.gate.decide(&req, cfg);
         let allowed = matches!(ruling.decision, Decision::Allow { .. });
-        let _ = self.store.audit("decision.context_author", Some(run_id), &author.id, &channel.id, &json!({"request_id": request_id, "allowed": allowed, "rules": ruling.rules}));
+        let _ = self.store.audit(
+            "decision.context_author",
+            Some(run_id),
+            &author.id,
+            &channel.id,
+            &json!({"request_id": request_id, "allowed": allowed, "rules": ruling.rules}),
+        );
         allowed
     }
 
     /// Runs a prompt for `codex-host run`: same pipeline, printed to the terminal.
-    pub async fn submit_local(self: &Arc<Self>, project: &str, prompt: &str) -> Result<Accepted, String> {
+    pub async fn submit_local(
+        self: &Arc<Self>,
+        project: &str,
+        prompt: &str,
+    ) -> Result<Accepted, String> {
         let cfg = self.config().ok_or("no configuration")?;
-        let user = User { id: "local".into(), username: std::env::var("USER").unwrap_or_else(|_| "local".into()), ..Default::default() };
-        let channel = Channel { id: "terminal".into(), name: "terminal".into(), kind: ChannelKind::Direct, ..Default::default() };
-        self.store.set_channel_project(&channel.id, project, &user.id).map_err(internal)?;
-        self.submit(&cfg, &user, &channel, "", Intent::New, prompt, None).await
+        let user = User {
+            id: "local".into(),
+            username: std::env::var("USER").unwrap_or_else(|_| "local".into()),
+            ..Default::default()
+        };
+        let channel = Channel {
+            id: "terminal".into(),
+            name: "terminal".into(),
+            kind: ChannelKind::Direct,
+            ..Default::default()
+        };
+        self.store
+            .set_channel_project(&channel.id, project, &user.id)
+            .map_err(internal)?;
+        self.submit(&cfg, &user, &channel, "", Intent::New, prompt, None)
+            .await
     }
 
     /// Stops accepting work, ends runs in flight as interrupted (telling their threads) and waits
     /// for them, at most `grace`.
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping.cancel();
-        let runs: Vec<(String, Arc<ActiveRun>)> = self.active.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let runs: Vec<(String, Arc<ActiveRun>)> = self
+            .active
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for (id, run) in &runs {
             self.stop(id, run, StopReason::Shutdown);
         }
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             warn!("some runs did not finish within the shutdown grace period; they will be marked interrupted on the next start");
         }
     }
@@ -1360,11 +2037,17 @@ fn stderr_summary(stderr: &str) -> String {
 const MAX_CONTEXT_BYTES: usize = 2048;
 
 fn progress_props(run_id: &str, status: RunStatus, buttons: Option<Value>) -> Value {
-    with_buttons(json!({"codex_kind": "progress", "codex_run_id": run_id, "codex_status": status.as_str()}), buttons)
+    with_buttons(
+        json!({"codex_kind": "progress", "codex_run_id": run_id, "codex_status": status.as_str()}),
+        buttons,
+    )
 }
 
 fn outcome_props(run_id: &str, status: RunStatus, buttons: Option<Value>) -> Value {
-    with_buttons(json!({"codex_kind": "outcome", "codex_run_id": run_id, "codex_status": status.as_str()}), buttons)
+    with_buttons(
+        json!({"codex_kind": "outcome", "codex_run_id": run_id, "codex_status": status.as_str()}),
+        buttons,
+    )
 }
 
 fn with_buttons(mut props: Value, buttons: Option<Value>) -> Value {
@@ -1383,17 +2066,29 @@ fn attachment_names(p: &Post) -> Vec<String> {
         .metadata
         .get("files")
         .and_then(Value::as_array)
-        .map(|fs| fs.iter().filter_map(|f| f.get("name").and_then(Value::as_str).map(String::from)).collect())
+        .map(|fs| {
+            fs.iter()
+                .filter_map(|f| f.get("name").and_then(Value::as_str).map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     if !from_meta.is_empty() || p.file_ids.is_empty() {
         from_meta
     } else {
-        vec![format!("{} file{}", p.file_ids.len(), if p.file_ids.len() == 1 { "" } else { "s" })]
+        vec![format!(
+            "{} file{}",
+            p.file_ids.len(),
+            if p.file_ids.len() == 1 { "" } else { "s" }
+        )]
     }
 }
 
 fn non_empty(a: &str, b: &str) -> String {
-    if a.is_empty() { b.to_string() } else { a.to_string() }
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        a.to_string()
+    }
 }
 
 /// What a run in `project` gets before any policy tightens it.
@@ -1401,7 +2096,10 @@ fn project_terms(cfg: &Config, project: &Project) -> RunTerms {
     RunTerms {
         sandbox: project.sandbox.unwrap_or(cfg.default_sandbox),
         timeout: cfg.run_timeout,
-        model: project.model.clone().or_else(|| Some(cfg.settings.model.clone()).filter(|m| !m.is_empty())),
+        model: project
+            .model
+            .clone()
+            .or_else(|| Some(cfg.settings.model.clone()).filter(|m| !m.is_empty())),
     }
 }
 
@@ -1442,18 +2140,26 @@ fn new_fence() -> String {
 fn new_id() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..26).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect()
+    (0..26)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+        .collect()
 }
 
 /// A single word close to a subcommand is a typo, not a prompt.
 fn looks_like_subcommand(word: &str) -> bool {
     let w = word.to_lowercase();
-    SUBCOMMANDS.iter().any(|s| edit_distance(&w, s) <= if s.len() <= 4 { 1 } else { 2 })
+    SUBCOMMANDS
+        .iter()
+        .any(|s| edit_distance(&w, s) <= if s.len() <= 4 { 1 } else { 2 })
 }
 
 fn closest_subcommand(word: &str) -> &'static str {
     let w = word.to_lowercase();
-    SUBCOMMANDS.iter().min_by_key(|s| edit_distance(&w, s)).copied().unwrap_or("help")
+    SUBCOMMANDS
+        .iter()
+        .min_by_key(|s| edit_distance(&w, s))
+        .copied()
+        .unwrap_or("help")
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -1462,7 +2168,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -1476,7 +2186,10 @@ mod tests {
     #[test]
     fn stderr_summary_drops_noise() {
         let s = "Reading additional input from stdin...\nError: thread/resume failed: no rollout found\n\nStack backtrace:\n   0: foo";
-        assert_eq!(stderr_summary(s), "Error: thread/resume failed: no rollout found");
+        assert_eq!(
+            stderr_summary(s),
+            "Error: thread/resume failed: no rollout found"
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::model::RunStatus;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE channel_projects (
     channel_id TEXT PRIMARY KEY,
     project    TEXT NOT NULL,
@@ -61,14 +62,16 @@ CREATE TABLE audit (
     channel_id TEXT,
     detail     TEXT NOT NULL
 );
-"#, r#"
+"#,
+    r#"
 CREATE TABLE used_nonces (
     nonce   TEXT PRIMARY KEY,
     used_at INTEGER NOT NULL
 );
 -- The process group of a running Codex, so a restarted host can end what a crash left behind.
 ALTER TABLE runs ADD COLUMN pgid INTEGER;
-"#, r#"
+"#,
+    r#"
 CREATE TABLE approvals (
     run_id      TEXT PRIMARY KEY,
     spec        TEXT NOT NULL,
@@ -79,12 +82,14 @@ CREATE TABLE approvals (
     state       TEXT NOT NULL DEFAULT 'pending',
     decided_by  TEXT
 );
-"#, r#"
+"#,
+    r#"
 -- An outcome post's full text (redacted, as posted), kept until the post is confirmed, so that a
 -- post that failed can be sent again after a restart.
 ALTER TABLE runs ADD COLUMN outcome_body TEXT;
 ALTER TABLE runs ADD COLUMN outcome_footer TEXT;
-"#];
+"#,
+];
 
 /// A pending or decided approval: `spec` and `plan` are the service's own JSON.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,7 +164,8 @@ pub fn now_ms() -> i64 {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path).with_context(|| format!("opening the state database {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening the state database {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -179,10 +185,15 @@ impl Store {
             );
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
-            conn.execute_batch(&format!("BEGIN; {m}; PRAGMA user_version = {}; COMMIT;", i + 1))
-                .with_context(|| format!("applying state migration {}", i + 1))?;
+            conn.execute_batch(&format!(
+                "BEGIN; {m}; PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))
+            .with_context(|| format!("applying state migration {}", i + 1))?;
         }
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -201,7 +212,12 @@ impl Store {
         })
     }
 
-    pub fn set_channel_project(&self, channel_id: &str, project: &str, user_id: &str) -> Result<()> {
+    pub fn set_channel_project(
+        &self,
+        channel_id: &str,
+        project: &str,
+        user_id: &str,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO channel_projects (channel_id, project, set_by, set_at) VALUES (?1, ?2, ?3, ?4)
@@ -214,8 +230,12 @@ impl Store {
 
     pub fn channel_project(&self, channel_id: &str) -> Result<Option<String>> {
         self.with(|c| {
-            c.query_row("SELECT project FROM channel_projects WHERE channel_id = ?1", [channel_id], |r| r.get(0))
-                .optional()
+            c.query_row(
+                "SELECT project FROM channel_projects WHERE channel_id = ?1",
+                [channel_id],
+                |r| r.get(0),
+            )
+            .optional()
         })
     }
 
@@ -258,14 +278,21 @@ impl Store {
 
     pub fn set_codex_thread(&self, root_id: &str, codex_thread_id: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("UPDATE threads SET codex_thread_id = ?2 WHERE root_id = ?1", params![root_id, codex_thread_id])
-                .map(|_| ())
+            c.execute(
+                "UPDATE threads SET codex_thread_id = ?2 WHERE root_id = ?1",
+                params![root_id, codex_thread_id],
+            )
+            .map(|_| ())
         })
     }
 
     pub fn set_seen_until(&self, root_id: &str, at: i64) -> Result<()> {
         self.with(|c| {
-            c.execute("UPDATE threads SET seen_until = MAX(seen_until, ?2) WHERE root_id = ?1", params![root_id, at]).map(|_| ())
+            c.execute(
+                "UPDATE threads SET seen_until = MAX(seen_until, ?2) WHERE root_id = ?1",
+                params![root_id, at],
+            )
+            .map(|_| ())
         })
     }
 
@@ -281,42 +308,72 @@ impl Store {
     }
 
     pub fn set_progress_post(&self, run_id: &str, post_id: &str) -> Result<()> {
-        self.with(|c| c.execute("UPDATE runs SET progress_post_id = ?2 WHERE id = ?1", params![run_id, post_id]).map(|_| ()))
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET progress_post_id = ?2 WHERE id = ?1",
+                params![run_id, post_id],
+            )
+            .map(|_| ())
+        })
     }
 
     pub fn set_root(&self, run_id: &str, root_id: &str) -> Result<()> {
-        self.with(|c| c.execute("UPDATE runs SET root_id = ?2 WHERE id = ?1", params![run_id, root_id]).map(|_| ()))
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET root_id = ?2 WHERE id = ?1",
+                params![run_id, root_id],
+            )
+            .map(|_| ())
+        })
     }
 
     pub fn set_pgid(&self, run_id: &str, pgid: u32) -> Result<()> {
-        self.with(|c| c.execute("UPDATE runs SET pgid = ?2 WHERE id = ?1", params![run_id, pgid]).map(|_| ()))
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET pgid = ?2 WHERE id = ?1",
+                params![run_id, pgid],
+            )
+            .map(|_| ())
+        })
     }
 
     /// Process groups of runs still marked queued or running (left by a previous process).
     pub fn leftover_pgids(&self) -> Result<Vec<u32>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT pgid FROM runs WHERE status IN ('queued', 'running') AND pgid IS NOT NULL")?;
+            let mut st = c.prepare(
+                "SELECT pgid FROM runs WHERE status IN ('queued', 'running') AND pgid IS NOT NULL",
+            )?;
             let rows = st.query_map([], |r| r.get(0))?.collect();
             rows
         })
     }
 
     pub fn mark_queued(&self, run_id: &str) -> Result<()> {
-        self.with(|c| c.execute("UPDATE runs SET status = 'queued' WHERE id = ?1", [run_id]).map(|_| ()))
+        self.with(|c| {
+            c.execute("UPDATE runs SET status = 'queued' WHERE id = ?1", [run_id])
+                .map(|_| ())
+        })
     }
 
     /// Codex is starting for this run, as a new, resumed or bound session (`mode`).
     pub fn mark_running(&self, run_id: &str, mode: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("UPDATE runs SET status = 'running', started_at = ?2, mode = ?3 WHERE id = ?1", params![run_id, now_ms(), mode])
-                .map(|_| ())
+            c.execute(
+                "UPDATE runs SET status = 'running', started_at = ?2, mode = ?3 WHERE id = ?1",
+                params![run_id, now_ms(), mode],
+            )
+            .map(|_| ())
         })
     }
 
     /// Records a run's outcome, and the text of its outcome post until [`Store::mark_outcome_posted`].
     /// Only the first outcome counts: a run that already ended keeps it (false).
     pub fn finish_run(&self, run_id: &str, status: RunStatus, res: &RunResult) -> Result<bool> {
-        let (body, footer) = res.outcome.as_ref().map(|o| (o.body.as_str(), o.footer.as_str())).unzip();
+        let (body, footer) = res
+            .outcome
+            .as_ref()
+            .map(|o| (o.body.as_str(), o.footer.as_str()))
+            .unzip();
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET status = ?2, finished_at = ?3, exit_code = ?4, summary = ?5, output_tail = ?6,
@@ -341,7 +398,10 @@ impl Store {
     }
 
     pub fn run(&self, run_id: &str) -> Result<Option<RunRow>> {
-        self.with(|c| c.query_row(&format!("{RUN_SELECT} WHERE id = ?1"), [run_id], run_row).optional())
+        self.with(|c| {
+            c.query_row(&format!("{RUN_SELECT} WHERE id = ?1"), [run_id], run_row)
+                .optional()
+        })
     }
 
     pub fn last_run(&self, channel_id: &str) -> Result<Option<RunRow>> {
@@ -402,7 +462,13 @@ impl Store {
         })
     }
 
-    pub fn insert_approval(&self, run_id: &str, spec: &serde_json::Value, plan: &serde_json::Value, expires_at: i64) -> Result<()> {
+    pub fn insert_approval(
+        &self,
+        run_id: &str,
+        spec: &serde_json::Value,
+        plan: &serde_json::Value,
+        expires_at: i64,
+    ) -> Result<()> {
         self.with_durable(|c| {
             c.execute(
                 "INSERT INTO approvals (run_id, spec, plan, expires_at) VALUES (?1, ?2, ?3, ?4)",
@@ -439,7 +505,13 @@ impl Store {
     }
 
     pub fn set_approval_post(&self, run_id: &str, post_id: &str) -> Result<()> {
-        self.with(|c| c.execute("UPDATE approvals SET post_id = ?2 WHERE run_id = ?1", params![run_id, post_id]).map(|_| ()))
+        self.with(|c| {
+            c.execute(
+                "UPDATE approvals SET post_id = ?2 WHERE run_id = ?1",
+                params![run_id, post_id],
+            )
+            .map(|_| ())
+        })
     }
 
     /// Adds a distinct approver to a pending approval; returns everyone who approved so far.
@@ -450,7 +522,12 @@ impl Store {
             by.push(username.to_string());
         }
         let json = serde_json::to_string(&by)?;
-        self.with_durable(|c| c.execute("UPDATE approvals SET approved_by = ?2 WHERE run_id = ?1 AND state = 'pending'", params![run_id, json]))?;
+        self.with_durable(|c| {
+            c.execute(
+                "UPDATE approvals SET approved_by = ?2 WHERE run_id = ?1 AND state = 'pending'",
+                params![run_id, json],
+            )
+        })?;
         Ok(by)
     }
 
@@ -467,7 +544,9 @@ impl Store {
 
     pub fn pending_approvals(&self) -> Result<Vec<String>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT run_id FROM approvals WHERE state = 'pending' ORDER BY expires_at")?;
+            let mut st = c.prepare(
+                "SELECT run_id FROM approvals WHERE state = 'pending' ORDER BY expires_at",
+            )?;
             let rows = st.query_map([], |r| r.get(0))?.collect();
             rows
         })
@@ -476,11 +555,22 @@ impl Store {
     /// Spends a button nonce. False if it was spent before (a replayed click).
     pub fn spend_nonce(&self, nonce: &str) -> Result<bool> {
         self.with_durable(|c| {
-            c.execute("INSERT OR IGNORE INTO used_nonces (nonce, used_at) VALUES (?1, ?2)", params![nonce, now_ms()]).map(|n| n == 1)
+            c.execute(
+                "INSERT OR IGNORE INTO used_nonces (nonce, used_at) VALUES (?1, ?2)",
+                params![nonce, now_ms()],
+            )
+            .map(|n| n == 1)
         })
     }
 
-    pub fn audit(&self, kind: &str, run_id: Option<&str>, user_id: &str, channel_id: &str, detail: &serde_json::Value) -> Result<()> {
+    pub fn audit(
+        &self,
+        kind: &str,
+        run_id: Option<&str>,
+        user_id: &str,
+        channel_id: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO audit (at, kind, run_id, user_id, channel_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -493,11 +583,15 @@ impl Store {
     /// Audit entries of one kind, newest last, as (run id, detail).
     pub fn audit_of_kind(&self, kind: &str) -> Result<Vec<(Option<String>, serde_json::Value)>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT run_id, detail FROM audit WHERE kind = ?1 ORDER BY id")?;
+            let mut st =
+                c.prepare("SELECT run_id, detail FROM audit WHERE kind = ?1 ORDER BY id")?;
             let rows = st
                 .query_map([kind], |r| {
                     let detail: String = r.get(1)?;
-                    Ok((r.get(0)?, serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null)))
+                    Ok((
+                        r.get(0)?,
+                        serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                    ))
                 })?
                 .collect();
             rows
@@ -579,8 +673,12 @@ mod tests {
         let s = Store::open_in_memory().unwrap();
         s.insert_run(&run("r1", "c")).unwrap();
         s.mark_running("r1", "new").unwrap();
-        assert!(s.finish_run("r1", RunStatus::Cancelled, &RunResult::default()).unwrap());
-        assert!(!s.finish_run("r1", RunStatus::Answered, &RunResult::default()).unwrap());
+        assert!(s
+            .finish_run("r1", RunStatus::Cancelled, &RunResult::default())
+            .unwrap());
+        assert!(!s
+            .finish_run("r1", RunStatus::Answered, &RunResult::default())
+            .unwrap());
         assert_eq!(s.run("r1").unwrap().unwrap().status, RunStatus::Cancelled);
     }
 
@@ -594,10 +692,16 @@ mod tests {
             s.mark_running("r1", "resume").unwrap();
             s.insert_run(&run("r2", "c")).unwrap();
             s.insert_run(&run("r3", "c")).unwrap();
-            s.finish_run("r3", RunStatus::Answered, &RunResult::default()).unwrap();
+            s.finish_run("r3", RunStatus::Answered, &RunResult::default())
+                .unwrap();
         }
         let s = Store::open(&path).unwrap();
-        let left: Vec<String> = s.interrupt_leftovers().unwrap().into_iter().map(|r| r.id).collect();
+        let left: Vec<String> = s
+            .interrupt_leftovers()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(left, vec!["r1", "r2"]);
         assert_eq!(s.run("r1").unwrap().unwrap().status, RunStatus::Interrupted);
         assert_eq!(s.run("r3").unwrap().unwrap().status, RunStatus::Answered);
@@ -611,10 +715,18 @@ mod tests {
             s.insert_run(&run(id, "c")).unwrap();
         }
         let body = "x".repeat(20_000);
-        let outcome = OutcomeText { body: body.clone(), footer: "\n---\nfooter".into() };
-        let res = RunResult { summary: body.chars().take(500).collect(), outcome: Some(outcome.clone()), ..Default::default() };
+        let outcome = OutcomeText {
+            body: body.clone(),
+            footer: "\n---\nfooter".into(),
+        };
+        let res = RunResult {
+            summary: body.chars().take(500).collect(),
+            outcome: Some(outcome.clone()),
+            ..Default::default()
+        };
         assert!(s.finish_run("answered", RunStatus::Answered, &res).unwrap());
-        s.finish_run("no-thread", RunStatus::Failed, &RunResult::default()).unwrap();
+        s.finish_run("no-thread", RunStatus::Failed, &RunResult::default())
+            .unwrap();
         s.interrupt_leftovers().unwrap();
         let undelivered = s.undelivered_outcomes().unwrap();
         let ids: Vec<&str> = undelivered.iter().map(|(r, _)| r.id.as_str()).collect();
@@ -624,7 +736,15 @@ mod tests {
         s.mark_outcome_posted("answered").unwrap();
         s.mark_outcome_posted("left").unwrap();
         assert!(s.undelivered_outcomes().unwrap().is_empty());
-        let kept: Option<String> = s.with(|c| c.query_row("SELECT outcome_body FROM runs WHERE id = 'answered'", [], |r| r.get(0))).unwrap();
+        let kept: Option<String> = s
+            .with(|c| {
+                c.query_row(
+                    "SELECT outcome_body FROM runs WHERE id = 'answered'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
         assert_eq!(kept, None, "the text is dropped once posted");
     }
 
@@ -642,7 +762,14 @@ mod tests {
         s.set_channel_project("c", "api", "u").unwrap();
         s.set_channel_project("c", "web", "u").unwrap();
         assert_eq!(s.channel_project("c").unwrap().as_deref(), Some("web"));
-        let t = ThreadRow { root_id: "r".into(), channel_id: "c".into(), project: "web".into(), codex_thread_id: None, bot_started: true, seen_until: 5 };
+        let t = ThreadRow {
+            root_id: "r".into(),
+            channel_id: "c".into(),
+            project: "web".into(),
+            codex_thread_id: None,
+            bot_started: true,
+            seen_until: 5,
+        };
         s.insert_thread(&t).unwrap();
         assert_eq!(s.latest_thread("c", "web").unwrap(), None);
         s.set_codex_thread("r", "th-1").unwrap();

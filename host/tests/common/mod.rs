@@ -40,15 +40,23 @@ impl Env {
     /// Starts everything with default settings adjusted by `tweak`.
     pub async fn start(tweak: impl FnOnce(&mut Value)) -> Env {
         let model = MockModel::start().await.expect("mock model");
-        let mm = FakeMattermost::start(MattermostConfig::default()).await.expect("fake mattermost");
+        let mm = FakeMattermost::start(MattermostConfig::default())
+            .await
+            .expect("fake mattermost");
         // Under the build's own temp directory rather than /tmp, like a real state directory:
         // the isolation tests then show it hidden by the sandbox, not merely by its private /tmp.
-        let dir = tempfile::Builder::new().prefix("scenario-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("scenario-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("tempdir");
         let repo = dir.path().join("repo");
         std::fs::create_dir_all(&repo).unwrap();
         let codex_home = dir.path().join("codex-home");
         std::fs::create_dir_all(&codex_home).unwrap();
-        let alice = mm.add_user(NewUser { username: "alice".into(), ..Default::default() });
+        let alice = mm.add_user(NewUser {
+            username: "alice".into(),
+            ..Default::default()
+        });
         let codex_bin = codex::binary().expect("the Codex CLI (cd tools/codex && npm install)");
         let mut settings = json!({
             "allowed_users": [alice.id.clone()],
@@ -105,7 +113,11 @@ impl Env {
             if let Ok((200, _)) = self.try_call("GET", "/v1/health", None, SECRET).await {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "codex-host did not come up; log:\n{}", self.log());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "codex-host did not come up; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.push_config().await;
@@ -137,14 +149,21 @@ impl Env {
         let mut child = self.host.take().expect("host running");
         let pid = child.id().unwrap() as i32;
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("host stops within 30 s").unwrap()
+        tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("host stops within 30 s")
+            .unwrap()
     }
 
     /// Waits until the host's log says `needle` at least `count` times.
     pub async fn wait_log_count(&self, needle: &str, count: usize) {
         let deadline = tokio::time::Instant::now() + WAIT;
         while self.log().matches(needle).count() < count {
-            assert!(tokio::time::Instant::now() < deadline, "the host never logged {needle:?} ({count}×):\n{}", self.log());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the host never logged {needle:?} ({count}×):\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -158,10 +177,18 @@ impl Env {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.try_call(method, path, body, SECRET).await.unwrap_or_else(|e| panic!("{method} {path}: {e}\nhost log:\n{}", self.log()))
+        self.try_call(method, path, body, SECRET)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\nhost log:\n{}", self.log()))
     }
 
-    pub async fn try_call(&self, method: &str, path: &str, body: Option<Value>, secret: &str) -> anyhow::Result<(u16, Value)> {
+    pub async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        secret: &str,
+    ) -> anyhow::Result<(u16, Value)> {
         uds_call(&self.socket, method, path, body, secret).await
     }
 
@@ -184,7 +211,8 @@ impl Env {
     /// Clicks button `action_id` of a post as `user`, the way the plugin forwards a click
     /// (context from the post's props, user id from the server-set header).
     pub async fn click(&self, user: &Value, post: &TestPost, action_id: &str) -> Value {
-        let ctx = button_context(post, action_id).unwrap_or_else(|| panic!("no {action_id} button on {:#?}", post.post));
+        let ctx = button_context(post, action_id)
+            .unwrap_or_else(|| panic!("no {action_id} button on {:#?}", post.post));
         self.click_with(user, &post.post.id, ctx).await
     }
 
@@ -199,7 +227,12 @@ impl Env {
     /// Audit rows of `kind`, read straight from the host's SQLite database.
     pub fn audit(&self, kind: &str) -> Vec<Value> {
         let store = codex_host::store::Store::open(&self.state_dir.join("codex-host.db")).unwrap();
-        store.audit_of_kind(kind).unwrap().into_iter().map(|(_, d)| d).collect()
+        store
+            .audit_of_kind(kind)
+            .unwrap()
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect()
     }
 
     /// A human reply in a thread, as the plugin forwards it.
@@ -208,7 +241,13 @@ impl Env {
     }
 
     /// A reply carrying files uploaded beforehand (`mm.inject_file`), as the plugin forwards it.
-    pub async fn reply_with_files(&self, user: &Value, root_id: &str, message: &str, file_ids: &[String]) -> Value {
+    pub async fn reply_with_files(
+        &self,
+        user: &Value,
+        root_id: &str,
+        message: &str,
+        file_ids: &[String],
+    ) -> Value {
         let post = self
             .mm
             .inject_post(NewPost {
@@ -234,13 +273,24 @@ impl Env {
             .mm
             .wait_for(
                 |s| {
-                    let o: Vec<TestPost> = s.posts.iter().filter(|p| kind(p) == "outcome").cloned().collect();
+                    let o: Vec<TestPost> = s
+                        .posts
+                        .iter()
+                        .filter(|p| kind(p) == "outcome")
+                        .cloned()
+                        .collect();
                     (o.len() >= n).then_some(o)
                 },
                 WAIT,
             )
             .await;
-        r.unwrap_or_else(|e| panic!("waiting for {n} outcome(s): {e}\nposts: {:#?}\nhost log:\n{}", self.summary(), self.log()))
+        r.unwrap_or_else(|e| {
+            panic!(
+                "waiting for {n} outcome(s): {e}\nposts: {:#?}\nhost log:\n{}",
+                self.summary(),
+                self.log()
+            )
+        })
     }
 
     /// Waits for a post matching `pred`.
@@ -248,11 +298,28 @@ impl Env {
         self.mm
             .wait_for(|s| s.posts.iter().find(|p| pred(p)).cloned(), WAIT)
             .await
-            .unwrap_or_else(|e| panic!("waiting for {what}: {e}\nposts: {:#?}\nhost log:\n{}", self.summary(), self.log()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "waiting for {what}: {e}\nposts: {:#?}\nhost log:\n{}",
+                    self.summary(),
+                    self.log()
+                )
+            })
     }
 
     pub fn summary(&self) -> Vec<String> {
-        self.mm.posts().iter().map(|p| format!("[{}] root={} {}", kind(p), p.post.root_id, p.post.message.chars().take(160).collect::<String>())).collect()
+        self.mm
+            .posts()
+            .iter()
+            .map(|p| {
+                format!(
+                    "[{}] root={} {}",
+                    kind(p),
+                    p.post.root_id,
+                    p.post.message.chars().take(160).collect::<String>()
+                )
+            })
+            .collect()
     }
 
     /// Every run that reached an outcome has exactly one outcome post.
@@ -263,7 +330,12 @@ impl Env {
             *counts.entry(prop(p, "codex_run_id")).or_default() += 1;
         }
         for (run, n) in counts {
-            assert_eq!(n, 1, "run {run} has {n} outcome posts: {:#?}", self.summary());
+            assert_eq!(
+                n,
+                1,
+                "run {run} has {n} outcome posts: {:#?}",
+                self.summary()
+            );
         }
     }
 
@@ -275,7 +347,14 @@ impl Env {
 
 /// The integration context of a post's button, as Mattermost keeps it server-side.
 pub fn button_context(p: &TestPost, action_id: &str) -> Option<Value> {
-    p.post.props.get("attachments")?.as_array()?.iter().flat_map(|a| a["actions"].as_array().cloned().unwrap_or_default()).find(|a| a["id"] == action_id).map(|a| a["integration"]["context"].clone())
+    p.post
+        .props
+        .get("attachments")?
+        .as_array()?
+        .iter()
+        .flat_map(|a| a["actions"].as_array().cloned().unwrap_or_default())
+        .find(|a| a["id"] == action_id)
+        .map(|a| a["integration"]["context"].clone())
 }
 
 /// The example policy modules built by `make policies`.
@@ -294,7 +373,12 @@ pub fn kind(p: &TestPost) -> String {
 }
 
 pub fn prop(p: &TestPost, key: &str) -> String {
-    p.post.props.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+    p.post
+        .props
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The Codex `-c` overrides pointing at the mock, as the `codex_config` setting's lines.
@@ -306,7 +390,12 @@ pub fn processes_mentioning(path: &Path) -> Vec<String> {
     let needle = path.display().to_string();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !entry.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
             continue;
         }
         if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
@@ -319,11 +408,19 @@ pub fn processes_mentioning(path: &Path) -> Vec<String> {
     found
 }
 
-pub async fn uds_call(socket: &Path, method: &str, path: &str, body: Option<Value>, secret: &str) -> anyhow::Result<(u16, Value)> {
+pub async fn uds_call(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    secret: &str,
+) -> anyhow::Result<(u16, Value)> {
     let stream = UnixStream::connect(socket).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+    let bytes = body
+        .map(|b| serde_json::to_vec(&b).unwrap())
+        .unwrap_or_default();
     let req = Request::builder()
         .method(method)
         .uri(path)
@@ -334,6 +431,10 @@ pub async fn uds_call(socket: &Path, method: &str, path: &str, body: Option<Valu
     let resp = sender.send_request(req).await?;
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await?.to_bytes();
-    let value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body)? };
+    let value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)?
+    };
     Ok((status, value))
 }

@@ -31,9 +31,16 @@ struct Compiled {
 static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
     let rules = rules::rules();
     // ASCII word boundaries keep the set on its fast engines for text that is not ASCII.
-    let patterns: Vec<String> = rules.iter().map(|r| r.pattern.replace(r"\b", r"(?-u:\b)")).collect();
+    let patterns: Vec<String> = rules
+        .iter()
+        .map(|r| r.pattern.replace(r"\b", r"(?-u:\b)"))
+        .collect();
     let set = RegexSet::new(&patterns).expect("valid redaction patterns");
-    let rules = rules.into_iter().zip(&patterns).map(|(r, p)| (Regex::new(p).expect("valid redaction pattern"), r)).collect();
+    let rules = rules
+        .into_iter()
+        .zip(&patterns)
+        .map(|(r, p)| (Regex::new(p).expect("valid redaction pattern"), r))
+        .collect();
     Compiled { set, rules }
 });
 
@@ -56,15 +63,30 @@ impl Redactor {
     pub fn redact(&self, text: &str) -> String {
         let mut spans = Vec::new();
         for lit in &self.literals {
-            spans.extend(text.match_indices(lit.as_str()).map(|(i, m)| Span { start: i, end: i + m.len(), rank: 0, what: "secret" }));
+            spans.extend(text.match_indices(lit.as_str()).map(|(i, m)| Span {
+                start: i,
+                end: i + m.len(),
+                rank: 0,
+                what: "secret",
+            }));
         }
         let compiled = &*COMPILED;
         for i in compiled.set.matches(text).iter() {
             let (re, rule) = &compiled.rules[i];
             for caps in re.captures_iter(text) {
-                let m = caps.name("s").or_else(|| caps.get(0)).expect("group 0 always matches");
-                if !m.is_empty() && plausible(rule.check, m.as_str(), text[m.end()..].chars().next()) {
-                    spans.push(Span { start: m.start(), end: m.end(), rank: i + 1, what: rule.what });
+                let m = caps
+                    .name("s")
+                    .or_else(|| caps.get(0))
+                    .expect("group 0 always matches");
+                if !m.is_empty()
+                    && plausible(rule.check, m.as_str(), text[m.end()..].chars().next())
+                {
+                    spans.push(Span {
+                        start: m.start(),
+                        end: m.end(),
+                        rank: i + 1,
+                        what: rule.what,
+                    });
                 }
             }
         }
@@ -100,7 +122,11 @@ impl Redactor {
         match value {
             Value::String(s) => Value::String(self.redact(s)),
             Value::Array(a) => Value::Array(a.iter().map(|v| self.redact_json(v)).collect()),
-            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), self.redact_json(v))).collect()),
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), self.redact_json(v)))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -111,23 +137,53 @@ impl Redactor {
 fn plausible(check: Check, value: &str, next: Option<char>) -> bool {
     match check {
         Check::Shape => true,
-        Check::Mixed => value.bytes().any(|b| b.is_ascii_digit()) && value.bytes().any(|b| b.is_ascii_alphabetic()),
+        Check::Mixed => {
+            value.bytes().any(|b| b.is_ascii_digit())
+                && value.bytes().any(|b| b.is_ascii_alphabetic())
+        }
         Check::Quoted => !placeholder(value) && !stock_word(value),
-        Check::Bare => value.len() >= 4 && !placeholder(value) && !stock_word(value) && !code(value, next),
+        Check::Bare => {
+            value.len() >= 4 && !placeholder(value) && !stock_word(value) && !code(value, next)
+        }
     }
 }
 
 /// `$VAR`, `${VAR}`, `<your token>`, `{{ secret }}`, `%(pw)s`, `****`, `xxxx`: nothing to hide.
 fn placeholder(v: &str) -> bool {
-    v.starts_with(['$', '<', '{']) || v.starts_with("%(") || v.chars().all(|c| matches!(c, '*' | 'x' | 'X' | '.'))
+    v.starts_with(['$', '<', '{'])
+        || v.starts_with("%(")
+        || v.chars().all(|c| matches!(c, '*' | 'x' | 'X' | '.'))
 }
 
 /// Values that name a kind rather than hold a secret (`password: string`, `token: null`).
 fn stock_word(v: &str) -> bool {
     const WORDS: &[&str] = &[
-        "password", "passwd", "secret", "token", "none", "null", "nil", "true", "false", "yes", "no", "string", "str",
-        "bool", "boolean", "int", "integer", "number", "any", "undefined", "required", "optional", "empty", "hidden",
-        "masked", "redacted",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "none",
+        "null",
+        "nil",
+        "true",
+        "false",
+        "yes",
+        "no",
+        "string",
+        "str",
+        "bool",
+        "boolean",
+        "int",
+        "integer",
+        "number",
+        "any",
+        "undefined",
+        "required",
+        "optional",
+        "empty",
+        "hidden",
+        "masked",
+        "redacted",
     ];
     WORDS.iter().any(|w| w.eq_ignore_ascii_case(v))
 }
@@ -139,10 +195,18 @@ fn code(v: &str, next: Option<char>) -> bool {
     if matches!(next, Some('(' | '[' | '<')) {
         return true;
     }
-    let ident = |s: &str| s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    let type_name = v.starts_with(|c: char| c.is_ascii_uppercase()) && v.bytes().all(|b| b.is_ascii_alphabetic());
+    let ident = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    let type_name = v.starts_with(|c: char| c.is_ascii_uppercase())
+        && v.bytes().all(|b| b.is_ascii_alphabetic());
     let field = v.contains('.') && v.split('.').all(ident);
     let lower = v.to_ascii_lowercase();
-    let named_after = ident(v) && v.contains('_') && ["pass", "secret", "token", "key"].iter().any(|w| lower.contains(w));
+    let named_after = ident(v)
+        && v.contains('_')
+        && ["pass", "secret", "token", "key"]
+            .iter()
+            .any(|w| lower.contains(w));
     type_name || field || named_after
 }

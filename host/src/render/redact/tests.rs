@@ -17,7 +17,13 @@ fn letters(n: usize) -> String {
 
 /// (sample text, the secret part that must go, what the output must contain instead)
 fn positives() -> Vec<(String, String, String)> {
-    let plain = |secret: String, what: &str| (format!("see {secret} here"), secret, format!("see [redacted {what}] here"));
+    let plain = |secret: String, what: &str| {
+        (
+            format!("see {secret} here"),
+            secret,
+            format!("see [redacted {what}] here"),
+        )
+    };
     let keyed = |text: String, secret: String, kept: &str| (text, secret, kept.to_string());
     vec![
         plain(format!("sk-proj-{}", fill(48)), "OpenAI API key"),
@@ -133,7 +139,10 @@ fn every_known_shape_is_redacted() {
     let r = Redactor::default();
     for (text, secret, kept) in positives() {
         let out = r.redact(&text);
-        assert!(!out.contains(&secret), "{secret} leaked from {text:?}: {out:?}");
+        assert!(
+            !out.contains(&secret),
+            "{secret} leaked from {text:?}: {out:?}"
+        );
         assert!(out.contains(&kept), "expected {kept:?} in {out:?}");
     }
 }
@@ -153,7 +162,15 @@ fn mattermost_config_secrets_are_redacted() {
     "EmailSettings": { "SMTPPassword": "smtp-pass-1", "SMTPUsername": "mailer" }
 }"#;
     let out = r.redact(config);
-    for leaked in ["mostest1", "replica1pw", "search1pw", "n8x3q7w1", "q7w1y5jh", "wJalrXUtn", "smtp-pass-1"] {
+    for leaked in [
+        "mostest1",
+        "replica1pw",
+        "search1pw",
+        "n8x3q7w1",
+        "q7w1y5jh",
+        "wJalrXUtn",
+        "smtp-pass-1",
+    ] {
         assert!(!out.contains(leaked), "{leaked} leaked: {out}");
     }
     for kept in [
@@ -169,7 +186,11 @@ fn mattermost_config_secrets_are_redacted() {
 
 #[test]
 fn the_hosts_own_secrets_are_redacted_wherever_they_appear() {
-    let r = Redactor::new(vec!["host-socket-secret-1".into(), "botaccesstoken26charsxxxxx".into(), "short".into()]);
+    let r = Redactor::new(vec![
+        "host-socket-secret-1".into(),
+        "botaccesstoken26charsxxxxx".into(),
+        "short".into(),
+    ]);
     let out = r.redact("a host-socket-secret-1 b botaccesstoken26charsxxxxx c short");
     assert_eq!(out, "a [redacted secret] b [redacted secret] c short");
 }
@@ -178,9 +199,18 @@ fn the_hosts_own_secrets_are_redacted_wherever_they_appear() {
 fn overlapping_shapes_are_replaced_once() {
     let r = Redactor::default();
     let token = format!("ghp_{}", fill(36));
-    assert_eq!(r.redact(&format!("GITHUB_TOKEN={token}")), "GITHUB_TOKEN=[redacted GitHub token]");
-    let jwt = format!("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.{}", fill(43));
-    assert_eq!(r.redact(&format!("Authorization: Bearer {jwt}")), "Authorization: Bearer [redacted JWT]");
+    assert_eq!(
+        r.redact(&format!("GITHUB_TOKEN={token}")),
+        "GITHUB_TOKEN=[redacted GitHub token]"
+    );
+    let jwt = format!(
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.{}",
+        fill(43)
+    );
+    assert_eq!(
+        r.redact(&format!("Authorization: Bearer {jwt}")),
+        "Authorization: Bearer [redacted JWT]"
+    );
 }
 
 #[test]
@@ -227,5 +257,8 @@ fn json_details_are_redacted_in_every_string() {
     let r = Redactor::default();
     let detail = serde_json::json!({"prompt": format!("use ghp_{}", fill(36)), "n": 3, "list": ["password=hunter2x"]});
     let out = r.redact_json(&detail);
-    assert_eq!(out, serde_json::json!({"prompt": "use [redacted GitHub token]", "n": 3, "list": ["password=[redacted secret]"]}));
+    assert_eq!(
+        out,
+        serde_json::json!({"prompt": "use [redacted GitHub token]", "n": 3, "list": ["password=[redacted secret]"]})
+    );
 }
