@@ -109,7 +109,7 @@ webapp:
 
 ## Packs dist/<id>-<version>.tar.gz from what server, host, webapp and policies built, in the
 ## layout System Console > Plugins > Upload accepts: <id>/plugin.json, <id>/server/dist/...,
-## <id>/webapp/dist/main.js, <id>/policies/.
+## <id>/webapp/dist/main.js, <id>/assets/icon.svg, <id>/policies/.
 bundle:
 	rm -rf $(BUNDLE_DIR) $(BUNDLE)
 	mkdir -p $(BUNDLE_DIR)/server/dist $(BUNDLE_DIR)/webapp/dist
@@ -117,6 +117,7 @@ bundle:
 	for platform in $(PLUGIN_PLATFORMS); do cp $(PLUGIN_OUT)/plugin-$$platform $(BUNDLE_DIR)/server/dist/; done
 	for target in $(HOST_TARGETS); do cp $(PLUGIN_OUT)/codex-host-$$target $(BUNDLE_DIR)/server/dist/; done
 	cp webapp-stub/main.js $(BUNDLE_DIR)/webapp/dist/main.js
+	mkdir -p $(BUNDLE_DIR)/assets && cp assets/icon.svg $(BUNDLE_DIR)/assets/icon.svg
 	if [ -d target/policies ]; then cp -r target/policies $(BUNDLE_DIR)/policies; fi
 	cd dist && tar -czf $(BUNDLE_NAME) $(PLUGIN_ID)
 	@echo "plugin bundle: $(BUNDLE)"

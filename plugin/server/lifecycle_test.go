@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -99,6 +100,31 @@ func activationMocks(api *testAPI, bundle string, settings map[string]any) {
 		Return(&model.UserAccessToken{Id: "tok1", Token: "bot-token", UserId: "bot1"}, nil)
 	api.On("RegisterCommand", mock.MatchedBy(func(c *model.Command) bool { return c.Trigger == "codex" })).Return(nil)
 	api.On("RevokeUserAccessToken", "tok1").Return(nil)
+	api.On("SetProfileImage", "bot1", botProfileImage).Return(nil)
+	memoryKV(api)
+}
+
+// memoryKV backs the plugin's KV store with a map.
+func memoryKV(api *testAPI) {
+	var mu sync.Mutex
+	kv := map[string][]byte{}
+	api.On("KVGet", mock.Anything).Return(func(key string) ([]byte, *model.AppError) {
+		mu.Lock()
+		defer mu.Unlock()
+		return kv[key], nil
+	})
+	api.On("KVSet", mock.Anything, mock.Anything).Return(func(key string, value []byte) *model.AppError {
+		mu.Lock()
+		defer mu.Unlock()
+		kv[key] = value
+		return nil
+	})
+	api.On("KVDelete", mock.Anything).Return(func(key string) *model.AppError {
+		mu.Lock()
+		defer mu.Unlock()
+		delete(kv, key)
+		return nil
+	})
 }
 
 func writeBundle(t *testing.T, withHost bool) string {

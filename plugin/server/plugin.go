@@ -24,7 +24,6 @@ import (
 
 	"github.com/mattermost/mattermost/server/public/model"
 	"github.com/mattermost/mattermost/server/public/plugin"
-	"github.com/mattermost/mattermost/server/public/pluginapi"
 )
 
 // pluginID must equal the id in manifest.json (a unit test checks).
@@ -165,20 +164,16 @@ func (p *Plugin) OnActivate() error {
 		return fmt.Errorf("finding the plugin's bundle directory: %w", err)
 	}
 
-	client := pluginapi.NewClient(p.API, p.Driver)
-	botUserID, err := client.Bot.EnsureBot(&model.Bot{Username: botUsername, DisplayName: botDisplayName, Description: botDescription})
+	botUserID, err := p.ensureBot()
 	if err != nil {
-		return fmt.Errorf("creating the bot account @%s failed (if a regular user is already called %q, rename that user): %w", botUsername, botUsername, err)
+		return err
 	}
-	token, appErr := p.API.CreateUserAccessToken(&model.UserAccessToken{
-		UserId:      botUserID,
-		Description: "codex-host: posts Codex's answers (created by the Codex for Mattermost plugin, revoked when it is disabled)",
-	})
-	if appErr != nil {
-		return fmt.Errorf("creating an access token for the bot @%s failed: %w", botUsername, appErr)
+	token, err := p.newBotToken(botUserID)
+	if err != nil {
+		return err
 	}
 	if err := p.API.RegisterCommand(codexCommand()); err != nil {
-		_ = p.API.RevokeUserAccessToken(token.Id)
+		p.dropBotToken(token.Id)
 		return fmt.Errorf("registering /%s failed: %w", commandTrigger, err)
 	}
 
@@ -221,9 +216,7 @@ func (p *Plugin) OnDeactivate() error {
 	if c := st.target().client; c != nil {
 		c.close()
 	}
-	if appErr := p.API.RevokeUserAccessToken(st.botTokenID); appErr != nil {
-		p.API.LogWarn("Could not revoke the bot's access token; revoke it under the bot in System Console > Integrations > Bot Accounts.", "error", appErr.Error())
-	}
+	p.dropBotToken(st.botTokenID)
 	return nil
 }
 

@@ -94,6 +94,13 @@ func TestBundleIsWhatMattermostAccepts(t *testing.T) {
 	assert.Contains(t, string(webapp.data), "window.registerPlugin(")
 	assert.Contains(t, string(webapp.data), "'"+pluginID+"'")
 
+	// System Console shows the plugin's icon from the bundle; Mattermost only accepts an SVG.
+	require.NotEmpty(t, m.IconPath)
+	icon, ok := entries[path.Join(pluginID, m.IconPath)]
+	require.True(t, ok, "the manifest names the icon %s, but the bundle does not have it", m.IconPath)
+	assert.True(t, strings.HasPrefix(strings.TrimSpace(string(icon.data)), "<svg"), "%s must be an SVG document", m.IconPath)
+	assert.Equal(t, "https://github.com/codex-for-mattermost/codex-for-mattermost/blob/main/CHANGELOG.md", m.ReleaseNotesURL)
+
 	hostTargets := strings.Fields(os.Getenv("CODEX_MM_HOST_TARGETS"))
 	if len(hostTargets) == 0 {
 		hostTargets = []string{"linux-amd64", "linux-arm64"}

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
@@ -66,6 +67,27 @@ func expectActivation(api *serverAPI, bundlePath, botID, botToken string) {
 	api.On("CreateUserAccessToken", mock.MatchedBy(func(tok *model.UserAccessToken) bool { return tok.UserId == botID })).
 		Return(&model.UserAccessToken{Id: "token-id", Token: botToken, UserId: botID}, nil)
 	api.On("RevokeUserAccessToken", "token-id").Return(nil)
+	api.On("SetProfileImage", botID, mock.MatchedBy(func(img []byte) bool { return bytes.HasPrefix(img, []byte("\x89PNG")) })).Return(nil)
+	// The plugin records the bot's access tokens in its KV store (to revoke leftovers).
+	var mu sync.Mutex
+	kv := map[string][]byte{}
+	api.On("KVGet", mock.Anything).Return(func(key string) ([]byte, *model.AppError) {
+		mu.Lock()
+		defer mu.Unlock()
+		return kv[key], nil
+	})
+	api.On("KVSet", mock.Anything, mock.Anything).Return(func(key string, value []byte) *model.AppError {
+		mu.Lock()
+		defer mu.Unlock()
+		kv[key] = value
+		return nil
+	})
+	api.On("KVDelete", mock.Anything).Return(func(key string) *model.AppError {
+		mu.Lock()
+		defer mu.Unlock()
+		delete(kv, key)
+		return nil
+	})
 }
 
 // installBundle lays out a server's plugin directories under root (server plugins, webapp
