@@ -38,6 +38,8 @@ type suite struct {
 	settings                 map[string]any
 	// sql reads Mattermost's database directly, for what the server hides from every client.
 	sql sqlQuery
+	// interrupted ends on Ctrl-C under `make demo`.
+	interrupted context.Context
 }
 
 // actor is one logged-in user and the REST client they act through.
@@ -59,7 +61,9 @@ func runSuite(m *testing.M) int {
 			teardown[i]()
 		}
 	}()
-	logDir, err := setUp(&teardown)
+	interrupted, stop := interruptContext()
+	defer stop()
+	logDir, err := setUp(interrupted, &teardown)
 	if logDir != "" {
 		logf("logs of this run (server, host, PostgreSQL, mock model): %s", logDir)
 	}
@@ -83,8 +87,8 @@ func requireEnv(name string) (string, error) {
 }
 
 // setUp starts every peer and installs the plugin; teardown steps are appended as they become due.
-func setUp(teardown *[]func()) (logDir string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+func setUp(interrupted context.Context, teardown *[]func()) (logDir string, err error) {
+	ctx, cancel := context.WithTimeout(interrupted, 60*time.Minute)
 	defer cancel()
 	bundle, err := requireEnv("CODEX_MM_BUNDLE")
 	if err != nil {
@@ -126,7 +130,7 @@ func setUp(teardown *[]func()) (logDir string, err error) {
 		return logDir, err
 	}
 	*teardown = append(*teardown, func() { _ = os.RemoveAll(work) })
-	s = &suite{workDir: work, bundle: bundle}
+	s = &suite{workDir: work, bundle: bundle, interrupted: interrupted}
 
 	build, err := buildMattermost(ctx, cacheDir)
 	if err != nil {
@@ -275,6 +279,11 @@ func (s *suite) installPlugin(ctx context.Context, bundle, codex string) error {
 	if err := os.WriteFile(filepath.Join(repo, "README.md"), []byte("demo project for the e2e suite\n"), 0o644); err != nil {
 		return err
 	}
+	if demoMode() {
+		if err := initDemoRepo(repo); err != nil {
+			return err
+		}
+	}
 	s.settings = map[string]any{
 		"hostmode":              "managed",
 		"mattermosturl":         s.server.URL,
@@ -293,6 +302,11 @@ func (s *suite) installPlugin(ctx context.Context, bundle, codex string) error {
 		"maxconcurrentruns":     2,
 		"queuelimit":            20,
 		"threadrepliescontinue": true,
+	}
+	if demoMode() {
+		if err := demoCodexSettings(s.settings); err != nil {
+			return err
+		}
 	}
 	if err := s.writeSettings(ctx); err != nil {
 		return err

@@ -293,8 +293,12 @@ func startMattermost(ctx context.Context, b *mattermostBuild, dir, logDir, dsn s
 	if err != nil {
 		return nil, nil, err
 	}
+	listen, siteURL := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("http://127.0.0.1:%d", port)
+	if demoMode() {
+		listen, siteURL = demoListen()
+	}
 	s := &mattermostServer{
-		URL:        fmt.Sprintf("http://127.0.0.1:%d", port),
+		URL:        siteURL,
 		PluginsDir: filepath.Join(dir, "plugins"),
 		LogDir:     logDir,
 	}
@@ -307,7 +311,7 @@ func startMattermost(ctx context.Context, b *mattermostBuild, dir, logDir, dsn s
 		"MM_SERVER_PATH":                                       b.ServerDir,
 		"MM_SQLSETTINGS_DRIVERNAME":                            "postgres",
 		"MM_SQLSETTINGS_DATASOURCE":                            dsn,
-		"MM_SERVICESETTINGS_LISTENADDRESS":                     fmt.Sprintf("127.0.0.1:%d", port),
+		"MM_SERVICESETTINGS_LISTENADDRESS":                     listen,
 		"MM_SERVICESETTINGS_SITEURL":                           s.URL,
 		"MM_SERVICESETTINGS_ENABLELOCALMODE":                   "true",
 		"MM_SERVICESETTINGS_LOCALMODESOCKETLOCATION":           filepath.Join(dir, "mattermost_local.socket"),
