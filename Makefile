@@ -90,7 +90,7 @@ host-toolchain:
 	for triple in $(HOST_TRIPLES); do \
 		grep -qx $$triple <<<"$$installed" || rustup target add $$triple; \
 	done
-	@if ! command -v zig >/dev/null; then \
+	@if ! zig version >/dev/null 2>&1; then \
 		echo "installing zig $(ZIGLANG_VERSION) from PyPI into $(ZIG_VENV)"; \
 		$(PYTHON) -m venv $(ZIG_VENV); \
 		$(ZIG_VENV)/bin/pip install --quiet --disable-pip-version-check ziglang==$(ZIGLANG_VERSION); \
