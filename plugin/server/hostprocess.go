@@ -106,6 +106,7 @@ func (hp *hostProcess) supervise() {
 				if time.Since(started) > restartBackoffReset {
 					backoff = restartBackoffMin
 				}
+				managedHostRestarts.Add(1)
 				hp.log.LogError("codex-host exited unexpectedly; restarting it. Its last log lines above say why.",
 					"exit", state, "uptime", time.Since(started).Round(time.Millisecond).String(), "restart_in", backoff.String())
 			case <-hp.stopCh:
