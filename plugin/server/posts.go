@@ -1,8 +1,8 @@
 package main
 
 // MessageHasBeenPosted: forwards to the host the posts it may act on — replies in threads the bot
-// started, and posts in direct or group messages with the bot — so that a plain reply continues a
-// Codex session. Everything else on the server is ignored after at most one cached lookup. The
+// started, posts in direct or group messages with the bot, and posts that @-mention the bot — so
+// that a plain reply continues a Codex session and `@codex <prompt>` works like `/codex <prompt>`. Everything else on the server is ignored after at most one cached lookup. The
 // bot's own posts and system messages are never forwarded, and neither is anything an integration
 // posted (a webhook, a bot, a plugin): only people trigger runs, unless an admin lists a bot in
 // AllowedBotIds. The host reads threads itself, so it still sees those posts as context.
@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/mattermost/mattermost/server/public/model"
 	"github.com/mattermost/mattermost/server/public/plugin"
@@ -98,10 +99,43 @@ func (st *activeState) isForHost(post *model.Post) (bool, error) {
 			return withBot, err
 		}
 	}
+	if mentionsBot(post.Message) {
+		return true, nil
+	}
 	if post.RootId == "" {
 		return false, nil
 	}
 	return st.resolver.isBotThread(post.RootId)
+}
+
+// mentionsBot reports whether a message @-mentions the bot, as Mattermost highlights it: the name
+// not followed by another character of a username (`@codex,` and `@codex.` count; `@codexbot`
+// and `@codex.dev` do not).
+func mentionsBot(message string) bool {
+	lower := strings.ToLower(message)
+	for i := 0; ; {
+		j := strings.Index(lower[i:], "@"+botUsername)
+		if j < 0 {
+			return false
+		}
+		end := i + j + 1 + len(botUsername)
+		if end == len(lower) || !isUsernameChar(lower, end) {
+			return true
+		}
+		i = end
+	}
+}
+
+// isUsernameChar: letters, digits, '-', '_' and a '.' that is followed by one of those.
+func isUsernameChar(s string, i int) bool {
+	c := s[i]
+	switch {
+	case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		return true
+	case c == '.':
+		return i+1 < len(s) && isUsernameChar(s, i+1) && s[i+1] != '.'
+	}
+	return false
 }
 
 // postOrigin says who made a post, as far as the server's props tell.

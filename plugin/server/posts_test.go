@@ -180,3 +180,24 @@ func TestAnAllowedBotTriggersRunsButNeverThroughAWebhookOrAnotherName(t *testing
 	p.MessageHasBeenPosted(nil, reply("ok2", "ci", model.StringInterface{"from_bot": "true", "from_plugin": "true"}))
 	assert.Len(t, host.received("POST", routePosts), 2)
 }
+
+func TestMentionsOfTheBotAreFoundAsMattermostHighlightsThem(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"@codex fix the flaky test":      true,
+		"hey @codex, fix it":             true,
+		"@Codex: fix it":                 true,
+		"fix it @codex.":                 true,
+		"(@codex) fix it":                true,
+		"@codex":                         true,
+		"@codexbot fix it":               false,
+		"@codex.dev fix it":              false,
+		"@codex_team fix it":             false,
+		"@codex-x fix it":                false,
+		"mail codex@example.com":         false,
+		"no mention here":                false,
+		"@codexy and then @codex fix it": true,
+		"ask @codex.. maybe":             true,
+	} {
+		assert.Equal(t, want, mentionsBot(msg), msg)
+	}
+}
