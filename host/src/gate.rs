@@ -6,50 +6,47 @@
 //! configured from System Console's allowlists, then the admin's modules from the policy
 //! directory. [`LocalGate`] serves `codex-host run`, where the person at the terminal owns the
 //! machine.
+//!
+//! A module's evaluation is CPU work of unknown length: [`Evaluator`] runs it on tokio's blocking
+//! pool, at most a few at a time, so a slow module never stalls the socket's async workers.
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+pub use codex_policy::Action;
 use codex_policy::{
     EngineOptions, FinalDecision, ModuleOutcome, ModuleSpec, PolicyEngine, PolicyRequest,
     PolicyService, SandboxMode,
 };
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
-use crate::api::contract::{Channel, ChannelKind, User};
-use crate::config::{Config, Sandbox, Settings};
+use crate::config::Settings;
+use crate::protocol::{Channel, User};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    New,
-    Continue,
-    Retry,
-    Approve,
-    Reject,
-    Cancel,
-    Query,
-}
-
-pub struct GateRequest<'a> {
-    pub request_id: &'a str,
-    pub user: &'a User,
-    pub channel: &'a Channel,
+/// One question to the policy chain: who asks to do what, where.
+#[derive(Debug, Clone)]
+pub struct GateRequest {
+    pub request_id: String,
+    pub user: User,
+    pub channel: Channel,
     pub action: Action,
-    pub prompt: &'a str,
-    pub project: Option<(&'a str, &'a Path)>,
-    pub sandbox: Sandbox,
-    pub root_id: &'a str,
+    pub prompt: String,
+    /// The project's name and repository.
+    pub project: Option<(String, PathBuf)>,
+    pub sandbox: SandboxMode,
+    pub root_id: String,
     pub attachments: u32,
     /// What Codex will receive besides the prompt: the thread transcript frozen at acceptance.
-    pub context: Option<&'a str>,
+    pub context: Option<String>,
 }
 
 /// What the policy lets a run have; each limit may only tighten the project's defaults.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
-    pub sandbox: Option<Sandbox>,
+    pub sandbox: Option<SandboxMode>,
     pub timeout: Option<Duration>,
     pub model: Option<String>,
 }
@@ -57,7 +54,7 @@ pub struct Limits {
 /// The sandbox, timeout and model a run gets: the project's, tightened by a policy's limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunTerms {
-    pub sandbox: Sandbox,
+    pub sandbox: SandboxMode,
     pub timeout: Duration,
     pub model: Option<String>,
 }
@@ -110,7 +107,8 @@ pub struct Ruling {
 }
 
 pub trait Gate: Send + Sync {
-    fn decide(&self, req: &GateRequest, cfg: &Config) -> Ruling;
+    /// Blocking: a wasm evaluation. Async code asks through [`Evaluator`].
+    fn decide(&self, req: &GateRequest) -> Ruling;
 
     /// Rebuilds the rules from new settings. On error every request is denied, with the error
     /// for the admin, until settings that load arrive: an admin who removed someone from the
@@ -122,6 +120,51 @@ pub trait Gate: Send + Sync {
     /// Loaded modules with their hashes, for health.
     fn describe(&self) -> Vec<Value> {
         vec![]
+    }
+}
+
+/// Runs [`Gate::decide`] off the async workers: on the blocking pool, at most `slots` at a time.
+pub struct Evaluator {
+    gate: Arc<dyn Gate>,
+    slots: Arc<Semaphore>,
+}
+
+impl Evaluator {
+    /// At most as many evaluations at once as the machine has cores (at least two): more would only
+    /// queue for CPU, and the async workers stay free either way.
+    pub fn new(gate: Arc<dyn Gate>) -> Evaluator {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Evaluator {
+            gate,
+            slots: Arc::new(Semaphore::new(cores.max(2))),
+        }
+    }
+
+    pub fn gate(&self) -> &Arc<dyn Gate> {
+        &self.gate
+    }
+
+    /// The gate's ruling on `req`. An evaluation that panics is a deny, like any failing module.
+    pub async fn decide(&self, req: GateRequest) -> Ruling {
+        let slot = self.slots.clone().acquire_owned().await;
+        let gate = self.gate.clone();
+        let evaluated = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            gate.decide(&req)
+        })
+        .await;
+        evaluated.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a policy evaluation crashed; the request is denied");
+            Ruling {
+                decision: Decision::Deny {
+                    reason: "the policy check failed on the host; ask an admin to check its log."
+                        .into(),
+                },
+                rules: vec!["policy-evaluation-crashed".into()],
+                explanation: vec![format!("the evaluation crashed: {e}")],
+                report: json!({"gate": "crashed", "problem": e.to_string()}),
+            }
+        })
     }
 }
 
@@ -358,7 +401,7 @@ impl Gate for PolicyGate {
             .collect()
     }
 
-    fn decide(&self, req: &GateRequest, _cfg: &Config) -> Ruling {
+    fn decide(&self, req: &GateRequest) -> Ruling {
         if let Some(problem) = self.broken() {
             let reason = format!(
                 "Codex is switched off until a system admin fixes the policy settings: {problem}"
@@ -407,9 +450,8 @@ impl Gate for PolicyGate {
 }
 
 fn policy_request(req: &GateRequest) -> PolicyRequest {
-    use codex_policy::{Action as A, ChannelKind as K};
     PolicyRequest {
-        request_id: req.request_id.to_string(),
+        request_id: req.request_id.clone(),
         user: codex_policy::User {
             id: req.user.id.clone(),
             username: req.user.username.clone(),
@@ -422,35 +464,21 @@ fn policy_request(req: &GateRequest) -> PolicyRequest {
                 id: req.channel.team_id.clone(),
                 name: req.channel.team_name.clone(),
             },
-            kind: match req.channel.kind {
-                ChannelKind::Public => K::Public,
-                ChannelKind::Private => K::Private,
-                ChannelKind::Direct => K::Direct,
-                ChannelKind::Group => K::Group,
-            },
+            kind: req.channel.kind,
         },
-        action: match req.action {
-            Action::New => A::New,
-            Action::Continue => A::Continue,
-            Action::Retry => A::Retry,
-            Action::Approve => A::Approve,
-            Action::Reject => A::Reject,
-            Action::Cancel => A::Cancel,
-            Action::Query => A::PolicyQuery,
-        },
-        prompt: req.prompt.to_string(),
+        action: req.action.clone(),
+        prompt: req.prompt.clone(),
         // The thread transcript Codex will receive; modules built for WIT 0.1.0 never see it.
-        context: req.context.map(String::from),
-        project: req.project.map(|(name, repo)| codex_policy::Project {
-            name: name.to_string(),
-            repo_path: repo.display().to_string(),
-        }),
-        requested_sandbox: match req.sandbox {
-            Sandbox::ReadOnly => SandboxMode::ReadOnly,
-            Sandbox::WorkspaceWrite => SandboxMode::WorkspaceWrite,
-            Sandbox::DangerFullAccess => SandboxMode::DangerFullAccess,
-        },
-        thread_root_id: (!req.root_id.is_empty()).then(|| req.root_id.to_string()),
+        context: req.context.clone(),
+        project: req
+            .project
+            .as_ref()
+            .map(|(name, repo)| codex_policy::Project {
+                name: name.clone(),
+                repo_path: repo.display().to_string(),
+            }),
+        requested_sandbox: req.sandbox,
+        thread_root_id: (!req.root_id.is_empty()).then(|| req.root_id.clone()),
         time_unix_ms: chrono::Utc::now().timestamp_millis(),
         attachment_count: req.attachments,
     }
@@ -481,17 +509,9 @@ fn from_policy_decision(d: &FinalDecision) -> Decision {
 
 fn from_policy_limits(l: &codex_policy::Limits) -> Limits {
     Limits {
-        sandbox: l.sandbox.map(from_policy_sandbox),
+        sandbox: l.sandbox,
         timeout: l.timeout_secs.map(|s| Duration::from_secs(s as u64)),
         model: l.model.clone(),
-    }
-}
-
-fn from_policy_sandbox(s: SandboxMode) -> Sandbox {
-    match s {
-        SandboxMode::ReadOnly => Sandbox::ReadOnly,
-        SandboxMode::WorkspaceWrite => Sandbox::WorkspaceWrite,
-        SandboxMode::DangerFullAccess => Sandbox::DangerFullAccess,
     }
 }
 
@@ -499,7 +519,7 @@ fn from_policy_sandbox(s: SandboxMode) -> Sandbox {
 pub struct LocalGate;
 
 impl Gate for LocalGate {
-    fn decide(&self, _req: &GateRequest, _cfg: &Config) -> Ruling {
+    fn decide(&self, _req: &GateRequest) -> Ruling {
         Ruling {
             decision: Decision::Allow(Limits::default()),
             rules: vec!["local-terminal".into()],
@@ -513,7 +533,7 @@ impl Gate for LocalGate {
 mod tests {
     use super::*;
 
-    fn terms(sandbox: Sandbox, secs: u64, model: Option<&str>) -> RunTerms {
+    fn terms(sandbox: SandboxMode, secs: u64, model: Option<&str>) -> RunTerms {
         RunTerms {
             sandbox,
             timeout: Duration::from_secs(secs),
@@ -523,20 +543,20 @@ mod tests {
 
     #[test]
     fn limits_only_tighten_the_project_defaults() {
-        let defaults = terms(Sandbox::WorkspaceWrite, 600, Some("project-model"));
+        let defaults = terms(SandboxMode::WorkspaceWrite, 600, Some("project-model"));
         assert_eq!(Limits::default().apply(defaults.clone()), defaults);
         let tight = Limits {
-            sandbox: Some(Sandbox::ReadOnly),
+            sandbox: Some(SandboxMode::ReadOnly),
             timeout: Some(Duration::from_secs(60)),
             model: Some("policy-model".into()),
         };
         assert_eq!(
             tight.apply(defaults.clone()),
-            terms(Sandbox::ReadOnly, 60, Some("policy-model"))
+            terms(SandboxMode::ReadOnly, 60, Some("policy-model"))
         );
         // A looser sandbox or a longer timeout than the project's is no loosening.
         let loose = Limits {
-            sandbox: Some(Sandbox::DangerFullAccess),
+            sandbox: Some(SandboxMode::DangerFullAccess),
             timeout: Some(Duration::from_secs(6000)),
             model: None,
         };
@@ -571,7 +591,7 @@ mod tests {
         assert_eq!(
             limits,
             Limits {
-                sandbox: Some(Sandbox::ReadOnly),
+                sandbox: Some(SandboxMode::ReadOnly),
                 timeout: Some(Duration::from_secs(90)),
                 model: Some("m".into())
             }

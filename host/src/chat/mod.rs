@@ -135,7 +135,7 @@ impl Chat {
     pub async fn users(
         &self,
         ids: &[String],
-    ) -> Result<HashMap<String, crate::api::contract::User>, ChatError> {
+    ) -> Result<HashMap<String, crate::protocol::User>, ChatError> {
         match self {
             Chat::Mattermost(c) => c.users(ids).await,
             Chat::Terminal(_) => Ok(HashMap::new()),
