@@ -31,3 +31,5 @@ pub mod runner;
 pub mod runs;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod testing;

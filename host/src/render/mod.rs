@@ -1,4 +1,6 @@
-//! Everything a person reads: progress posts, answers, outcomes, help and errors.
+//! The posts a person reads: progress, answers and outcomes, approval requests, the thread root,
+//! help, and the transcript Codex gets. One-line answers and refusals (a command's reply, why a
+//! prompt was refused) are written where they are decided, in `commands` and `runs`.
 //!
 //! Input: run state and texts; output: Mattermost markdown strings (or terminal text for
 //! `codex-host run`, which uses the same strings). Never does I/O. Every text that leaves the host

@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension};
 use super::Store;
 use crate::model::ApprovalState;
 
-/// A pending or decided approval: `spec` and `plan` are the service's own JSON.
+/// A pending or decided approval: `spec` and `plan` are `approvals`' own JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApprovalRow {
     pub run_id: String,
