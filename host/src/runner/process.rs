@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use codex_policy::SandboxMode;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{parse_line, Event};
 use super::isolation::Launch;
-use crate::config::SandboxMode;
 
 const KILL_GRACE: Duration = Duration::from_secs(3);
 const STDERR_TAIL_BYTES: usize = 4096;

@@ -104,7 +104,7 @@ pub(crate) struct Run {
     pub started: Instant,
 }
 
-/// What the caller of [`Host::submit`](crate::state::Host) learns.
+/// What the caller of `Host::submit` learns.
 pub struct Accepted {
     pub run_id: String,
     pub position: usize,
