@@ -182,16 +182,6 @@ impl Host {
         (!url.is_empty()).then(|| self.signer.attachment(&url, run_id, which, now_s(), ttl_s))
     }
 
-    /// ` — [thread](…)` for a thread's permalink, or nothing when there is no URL to give.
-    pub(crate) fn permalink(&self, team: &str, root_id: &str) -> String {
-        let base = self.snapshot.load().mattermost_url.clone();
-        if base.is_empty() || team.is_empty() || root_id.is_empty() {
-            String::new()
-        } else {
-            format!(" — [thread]({base}/{team}/pl/{root_id})")
-        }
-    }
-
     /// Spends a click's nonce; a second use is a replay, refused and audited.
     pub(crate) fn spend(
         &self,

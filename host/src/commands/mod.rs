@@ -142,6 +142,18 @@ impl Host {
     }
 }
 
+impl Host {
+    /// ` — [thread](…)` for a thread's permalink, or nothing when there is no URL to give.
+    fn permalink(&self, team: &str, root_id: &str) -> String {
+        let base = self.snapshot.load().mattermost_url.clone();
+        if base.is_empty() || team.is_empty() || root_id.is_empty() {
+            String::new()
+        } else {
+            format!(" — [thread]({base}/{team}/pl/{root_id})")
+        }
+    }
+}
+
 /// A single word close to a subcommand is a typo, not a prompt.
 fn looks_like_subcommand(word: &str) -> bool {
     let w = word.to_lowercase();

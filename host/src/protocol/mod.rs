@@ -256,3 +256,46 @@ pub fn with_buttons(
 pub struct ErrorBody {
     pub error: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each post kind has one string form: `as_str`, serde and `PostKind::of` agree.
+    #[test]
+    fn post_kinds_have_one_string_form() {
+        use PostKind as K;
+        for kind in [
+            K::Root,
+            K::Progress,
+            K::AnswerPart,
+            K::Outcome,
+            K::Approval,
+            K::Note,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            let props = kind.props("run", Some("queued"));
+            assert_eq!(
+                props,
+                serde_json::json!({"codex_kind": kind.as_str(), "codex_run_id": "run", "codex_status": "queued"})
+            );
+            assert_eq!(PostKind::of(&props), Some(kind));
+        }
+        assert_eq!(
+            PostKind::of(&serde_json::json!({"codex_kind": "poll"})),
+            None
+        );
+        assert_eq!(PostKind::of(&serde_json::json!({})), None);
+    }
+
+    /// The channel kind is the policy engine's enum, spelled as the plugin sends it.
+    #[test]
+    fn channel_kinds_keep_their_wire_names() {
+        let c: Channel = serde_json::from_str(r#"{"id":"c","kind":"direct","extra":1}"#).unwrap();
+        assert_eq!(c.kind, ChannelKind::Direct);
+        assert_eq!(
+            serde_json::to_value(ChannelKind::Private).unwrap(),
+            "private"
+        );
+    }
+}

@@ -1,10 +1,43 @@
 //! Runs end to end in memory, with the real runner starting a "Codex" that fails.
 
+use std::time::Duration;
+
 use crate::buttons::ButtonAction;
-use crate::gate::Decision;
-use crate::model::RunStatus;
-use crate::protocol::PostKind;
-use crate::testing::{user, Scripted, TestHost, BOT};
+use crate::chat::Post;
+use crate::gate::{Action, Decision};
+use crate::model::{RunMode, RunStatus};
+use crate::protocol::{IncomingPost, PostKind, PostRequest, User};
+use crate::testing::{channel, user, Scripted, TestHost, BOT};
+
+/// `who` posts `message` in the channel (in `root_id`'s thread, or as a new root).
+fn say(t: &TestHost, who: &User, root_id: &str, message: &str) -> Post {
+    t.chat().add_post(Post {
+        channel_id: channel().id,
+        root_id: root_id.into(),
+        user_id: who.id.clone(),
+        message: message.into(),
+        ..Default::default()
+    })
+}
+
+/// The plugin forwarding `post` (`POST /v1/posts`).
+async fn forward(t: &TestHost, who: &User, post: &Post) -> crate::protocol::PostResponse {
+    t.host
+        .reply(PostRequest {
+            user: who.clone(),
+            channel: channel(),
+            post: IncomingPost {
+                id: post.id.clone(),
+                root_id: post.root_id.clone(),
+                channel_id: post.channel_id.clone(),
+                user_id: post.user_id.clone(),
+                message: post.message.clone(),
+                file_ids: vec![],
+                create_at: post.create_at,
+            },
+        })
+        .await
+}
 
 #[tokio::test]
 async fn a_run_whose_codex_fails_ends_in_exactly_one_outcome_post() {
@@ -121,4 +154,83 @@ async fn retry_on_a_failed_run_starts_a_new_run_in_the_same_thread() {
     assert_ne!(retried.id, first);
     assert_eq!(retried.root_id, outcome.root_id);
     assert_eq!(retried.prompt, "fix it");
+}
+
+#[tokio::test]
+async fn a_prompt_in_a_peoples_thread_is_judged_with_the_thread_codex_gets() {
+    let t = TestHost::new(Scripted::allow(), |_| {}).await;
+    let sam = user("sam");
+    t.chat().add_user(sam.clone());
+    let root = say(&t, &sam, "", "login fails since the deploy");
+    say(&t, &sam, &root.id, "here is the log: connection refused");
+    let accepted = t
+        .submit(&user("alice"), &root.id, "find the cause")
+        .await
+        .unwrap();
+    let run_id = accepted.run_id.clone();
+
+    let asked = t.gate.asked.lock().unwrap().clone();
+    // Sam is asked about as an author of the context (labelled, never enforced)...
+    assert!(asked
+        .iter()
+        .any(|r| r.user.username == "sam" && r.action == Action::Continue && r.context.is_none()));
+    // ...and Alice's prompt is judged together with the transcript Codex will get.
+    let judged = asked.iter().find(|r| r.user.username == "alice").unwrap();
+    assert_eq!(judged.action, Action::Continue);
+    assert_eq!(judged.prompt, "find the cause");
+    let context = judged.context.as_deref().expect("the thread is context");
+    assert!(
+        context.contains("login fails since the deploy"),
+        "{context}"
+    );
+    assert!(context.contains("connection refused"), "{context}");
+    assert!(context.contains("@sam"), "{context}");
+    let accepted_audit = t.host.store().audit_of_kind("run.accepted").unwrap();
+    assert_eq!(accepted_audit[0].1["context_messages"], 2);
+
+    assert_eq!(accepted.outcome().await, RunStatus::Failed);
+    // A new Codex session bound to the people's thread: no root post of the bot's.
+    assert!(t.posts_of(PostKind::Root, &run_id).is_empty());
+    let run = t.host.store().run(&run_id).unwrap().unwrap();
+    assert_eq!(run.mode, RunMode::Bind);
+    assert_eq!(run.root_id, root.id);
+    assert!(
+        !t.host
+            .store()
+            .thread(&root.id)
+            .unwrap()
+            .unwrap()
+            .bot_started
+    );
+}
+
+#[tokio::test]
+async fn a_reply_in_the_bots_thread_continues_it_and_other_threads_are_left_alone() {
+    let t = TestHost::new(Scripted::allow(), |_| {}).await;
+    let alice = user("alice");
+    let first = t.submit(&alice, "", "fix it").await.unwrap();
+    let first_id = first.run_id.clone();
+    assert_eq!(first.outcome().await, RunStatus::Failed);
+    let root = t.posts_of(PostKind::Root, &first_id).remove(0);
+
+    // People talking in their own thread are not talking to Codex.
+    let lunch = say(&t, &alice, "", "lunch?");
+    let r = forward(&t, &alice, &say(&t, &alice, &lunch.id, "anyone?")).await;
+    assert!(!r.handled);
+
+    let reply = say(&t, &alice, &root.id, "try again with the logs");
+    let r = forward(&t, &alice, &reply).await;
+    assert!(r.handled);
+    assert_eq!(r.ephemeral_text, "");
+    t.host.shutdown(Duration::from_secs(10)).await;
+
+    let second = t.host.store().last_run("town-id").unwrap().unwrap();
+    assert_ne!(second.id, first_id);
+    assert_eq!(second.root_id, root.id);
+    assert_eq!(second.prompt, "try again with the logs");
+    // The reply is the prompt, not context; the bot's own posts are never context.
+    let asked = t.gate.asked.lock().unwrap();
+    let judged = asked.last().unwrap();
+    assert_eq!(judged.prompt, "try again with the logs");
+    assert_eq!(judged.context, None);
 }
