@@ -23,72 +23,84 @@ use crate::protocol::{CommandRequest, CommandResponse};
 use crate::runs::Intent;
 use crate::state::Host;
 
-/// One `/codex` subcommand, as autocomplete shows it.
+/// One `/codex` subcommand: how autocomplete and `/codex help` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subcommand {
     pub name: &'static str,
     /// What follows the name (`[prompt]`, `[name]`), or empty.
     pub hint: &'static str,
-    /// One line, short enough for a phone.
+    /// One line, short enough for a phone (autocomplete).
     pub help: &'static str,
+    /// Its line in `/codex help`.
+    pub usage: &'static str,
     /// Answers only the person who typed it; nothing is posted in the channel.
     pub answer_only: bool,
 }
 
-/// Every `/codex` subcommand. Anything else is a prompt.
+/// Every `/codex` subcommand, in the order autocomplete and help show them. Anything else is a
+/// prompt.
 pub const SUBCOMMANDS: &[Subcommand] = &[
-    Subcommand {
-        name: "help",
-        hint: "",
-        help: "How to use /codex",
-        answer_only: true,
-    },
     Subcommand {
         name: "new",
         hint: "[prompt]",
         help: "Start a new Codex session in a new thread",
+        usage: "`/codex new <prompt>` — always start a new thread and session.",
         answer_only: false,
     },
     Subcommand {
         name: "continue",
         hint: "[prompt]",
         help: "Continue this channel's latest session",
+        usage: "`/codex continue <prompt>` — continue this channel's latest session for the active project.",
         answer_only: false,
     },
     Subcommand {
         name: "project",
         hint: "[name]",
         help: "Show or switch this channel's project",
+        usage: "`/codex project [name]` — show or set the active project for this channel.",
         answer_only: true,
     },
     Subcommand {
         name: "projects",
         hint: "",
         help: "List the projects Codex can work on",
+        usage: "`/codex projects` — list configured projects.",
         answer_only: true,
     },
     Subcommand {
         name: "status",
         hint: "",
         help: "Show running and queued Codex runs",
+        usage: "`/codex status` — what is running or queued here.",
         answer_only: true,
     },
     Subcommand {
         name: "last",
         hint: "",
         help: "Show the last run in this channel",
+        usage: "`/codex last` — the latest run in this channel.",
         answer_only: true,
     },
     Subcommand {
         name: "cancel",
         hint: "",
         help: "Cancel the run in this thread",
+        usage: "`/codex cancel` — cancel the run in this thread (or your latest run in this channel).",
         answer_only: true,
     },
     Subcommand {
         name: "policy",
         hint: "",
         help: "What you may do here, and why",
+        usage: "`/codex policy` — what the policy would decide for you here, and why.",
+        answer_only: true,
+    },
+    Subcommand {
+        name: "help",
+        hint: "",
+        help: "How to use /codex",
+        usage: "`/codex help` — this text.",
         answer_only: true,
     },
 ];

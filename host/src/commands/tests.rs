@@ -30,6 +30,28 @@ fn the_subcommand_list_has_one_entry_per_name() {
 }
 
 #[tokio::test]
+async fn help_lists_every_subcommand_and_the_projects() {
+    let t = TestHost::new(Scripted::allow(), |_| {}).await;
+    let r = t.command(&user("alice"), "").await;
+    assert_eq!(r, t.command(&user("alice"), "HELP").await);
+    assert_eq!(
+        r.text,
+        "#### Codex for Mattermost\n\
+`/codex <prompt>` — ask Codex. At channel level this starts a new thread; inside a thread it continues that thread's session.\n\
+`/codex new <prompt>` — always start a new thread and session.\n\
+`/codex continue <prompt>` — continue this channel's latest session for the active project.\n\
+`/codex project [name]` — show or set the active project for this channel.\n\
+`/codex projects` — list configured projects.\n\
+`/codex status` — what is running or queued here.\n\
+`/codex last` — the latest run in this channel.\n\
+`/codex cancel` — cancel the run in this thread (or your latest run in this channel).\n\
+`/codex policy` — what the policy would decide for you here, and why.\n\
+`/codex help` — this text.\n\n\
+Replies in a Codex thread continue the same session. Active project here: `api`. Projects: api, web."
+    );
+}
+
+#[tokio::test]
 async fn an_unknown_subcommand_gets_a_suggestion_and_runs_nothing() {
     let t = TestHost::new(Scripted::allow(), |_| {}).await;
     let r = t.command(&user("alice"), "stauts").await;

@@ -282,23 +282,17 @@ pub fn thread_root(username: &str, project: &str, prompt: &str) -> String {
     )
 }
 
-pub fn help(projects: &str, active: Option<&str>) -> String {
+/// `/codex help`: `usage` has one line per subcommand, in the order shown.
+pub fn help(usage: &[&str], projects: &str, active: Option<&str>) -> String {
     let active = active
         .map(|a| format!("Active project here: `{a}`."))
         .unwrap_or_else(|| "No project is active here yet.".into());
     format!(
         "#### Codex for Mattermost\n\
 `/codex <prompt>` — ask Codex. At channel level this starts a new thread; inside a thread it continues that thread's session.\n\
-`/codex new <prompt>` — always start a new thread and session.\n\
-`/codex continue <prompt>` — continue this channel's latest session for the active project.\n\
-`/codex project [name]` — show or set the active project for this channel.\n\
-`/codex projects` — list configured projects.\n\
-`/codex status` — what is running or queued here.\n\
-`/codex last` — the latest run in this channel.\n\
-`/codex cancel` — cancel the run in this thread (or your latest run in this channel).\n\
-`/codex policy` — what the policy would decide for you here, and why.\n\
-`/codex help` — this text.\n\n\
-Replies in a Codex thread continue the same session. {active} Projects: {projects}."
+{}\n\n\
+Replies in a Codex thread continue the same session. {active} Projects: {projects}.",
+        usage.join("\n")
     )
 }
 
