@@ -13,34 +13,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::runner::isolation::{check_env_names, IsolationMode};
 
-/// Codex sandbox modes, as `codex exec -s` spells them, from tightest to loosest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Sandbox {
-    ReadOnly,
-    #[default]
-    WorkspaceWrite,
-    DangerFullAccess,
-}
+/// Codex sandbox modes, as `codex exec -s` spells them, from tightest to loosest: the policy
+/// engine's own enum, so the host, the policy modules and Codex share one name for each.
+pub use codex_policy::SandboxMode;
 
-impl Sandbox {
-    pub const ACCEPTED: &'static str = "read-only, workspace-write, danger-full-access";
+/// The sandbox names a setting accepts, for messages.
+pub const SANDBOX_ACCEPTED: &str = "read-only, workspace-write, danger-full-access";
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sandbox::ReadOnly => "read-only",
-            Sandbox::WorkspaceWrite => "workspace-write",
-            Sandbox::DangerFullAccess => "danger-full-access",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Sandbox> {
-        match s.trim() {
-            "read-only" => Some(Sandbox::ReadOnly),
-            "workspace-write" => Some(Sandbox::WorkspaceWrite),
-            "danger-full-access" => Some(Sandbox::DangerFullAccess),
-            _ => None,
-        }
+/// A sandbox setting's value (`read-only`, `workspace-write`, `danger-full-access`).
+pub fn parse_sandbox(s: &str) -> Option<SandboxMode> {
+    match s.trim() {
+        "read-only" => Some(SandboxMode::ReadOnly),
+        "workspace-write" => Some(SandboxMode::WorkspaceWrite),
+        "danger-full-access" => Some(SandboxMode::DangerFullAccess),
+        _ => None,
     }
 }
 
@@ -107,7 +93,7 @@ impl Default for Settings {
 pub struct Project {
     pub name: String,
     pub repo: PathBuf,
-    pub sandbox: Option<Sandbox>,
+    pub sandbox: Option<SandboxMode>,
     pub model: Option<String>,
     pub notes: String,
 }
@@ -118,7 +104,7 @@ pub struct Config {
     pub settings: Settings,
     pub projects: BTreeMap<String, Project>,
     pub default_project: Option<String>,
-    pub default_sandbox: Sandbox,
+    pub default_sandbox: SandboxMode,
     pub run_timeout: Duration,
     pub codex_overrides: Vec<String>,
     pub isolation: IsolationMode,
@@ -163,13 +149,12 @@ impl Config {
                 None
             }
         };
-        let default_sandbox = Sandbox::parse(&settings.default_sandbox).unwrap_or_else(|| {
+        let default_sandbox = parse_sandbox(&settings.default_sandbox).unwrap_or_else(|| {
             problems.push(format!(
                 "Default sandbox: `{}` is not a sandbox mode; accepted: {}.",
-                settings.default_sandbox,
-                Sandbox::ACCEPTED
+                settings.default_sandbox, SANDBOX_ACCEPTED
             ));
-            Sandbox::WorkspaceWrite
+            SandboxMode::WorkspaceWrite
         });
         if !(settings.run_timeout_minutes > 0.0 && settings.run_timeout_minutes <= 24.0 * 60.0) {
             problems.push(format!(
@@ -288,10 +273,10 @@ fn parse_project(line: &str) -> Result<Project, String> {
         let v = v.trim();
         match k.trim() {
             "sandbox" => {
-                project.sandbox = Some(Sandbox::parse(v).ok_or_else(|| {
+                project.sandbox = Some(parse_sandbox(v).ok_or_else(|| {
                     format!(
                         "sandbox `{v}` of `{name}` is not a sandbox mode; accepted: {}.",
-                        Sandbox::ACCEPTED
+                        SANDBOX_ACCEPTED
                     )
                 })?)
             }
@@ -321,7 +306,7 @@ mod tests {
         let c = Config::from_settings(s).unwrap();
         assert_eq!(c.projects.len(), 2);
         let web = &c.projects["web"];
-        assert_eq!(web.sandbox, Some(Sandbox::ReadOnly));
+        assert_eq!(web.sandbox, Some(SandboxMode::ReadOnly));
         assert_eq!(web.model.as_deref(), Some("gpt-5.5"));
         assert_eq!(web.notes, "Frontend");
         assert_eq!(c.default_project.as_deref(), Some("web"));

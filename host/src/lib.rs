@@ -1,17 +1,35 @@
 //! codex-host: the sidecar of Codex for Mattermost.
 //!
-//! `api` serves the plugin on a Unix socket; `service` turns requests into runs; `runner` runs the
-//! Codex CLI; `chat` talks to Mattermost; `store` keeps state in SQLite; `render` writes every
-//! text a person reads; `gate` decides who may do what; `buttons` signs and checks button clicks;
-//! `config` validates settings.
+//! The run lifecycle, top to bottom (each module imports only those below it):
+//! - `api`: the Unix-socket server — auth, routes; no behaviour of its own.
+//! - `app`: wiring, settings (one [`state::Snapshot`] swapped whole), recovery, health, shutdown.
+//! - `commands`: the `/codex` grammar, one file per subcommand, and the one subcommand list.
+//! - `runs`: a prompt from acceptance to its one outcome post (submit, drive, progress, outcome,
+//!   delivery, transcript, images, thread replies, the run's buttons).
+//! - `approvals`: runs waiting for approvers — the request post, the wait, the clicks.
+//! - `state`: what the host holds ([`state::Host`]) and the config snapshot.
+//!
+//! Beneath them, each with one job: `protocol` (the socket contract's wire types), `gate` (the
+//! host's seam to the policy engine, evaluated off the async workers), `runner` (the Codex CLI
+//! process, its events, the queue, run isolation), `chat` (Mattermost, the terminal, or memory
+//! for tests), `store` (SQLite, one file per table), `render` (every text a person reads),
+//! `buttons` (signed button contexts), `config` (settings, validated) and `model` (run status,
+//! run mode, approval state).
 
 pub mod api;
+pub mod app;
+pub mod approvals;
 pub mod buttons;
 pub mod chat;
+pub mod commands;
 pub mod config;
 pub mod gate;
 pub mod model;
+pub mod protocol;
 pub mod render;
 pub mod runner;
-pub mod service;
+pub mod runs;
+pub mod state;
 pub mod store;
+#[cfg(test)]
+mod testing;

@@ -10,14 +10,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use codex_host::api::{self, contract::ConfigRequest};
+use codex_host::api;
 use codex_host::buttons::Signer;
 use codex_host::chat::{Chat, MattermostClient, TerminalChat};
 use codex_host::config::Settings;
 use codex_host::gate::{LocalGate, PolicyGate};
 use codex_host::model::RunStatus;
+use codex_host::protocol::ConfigRequest;
 use codex_host::runner::isolation::{Isolation, IsolationMode};
-use codex_host::service::Host;
+use codex_host::state::Host;
 use codex_host::store::Store;
 
 #[derive(Parser)]

@@ -1,4 +1,5 @@
-//! Domain types shared by the store, the runner and the renderer: what a run is and how it ends.
+//! Domain types shared by the store, the runs, the approvals and the renderer: what a run is, how
+//! it started and how it ends, and where an approval stands.
 
 use serde::{Deserialize, Serialize};
 
@@ -57,9 +58,12 @@ impl RunStatus {
 }
 
 /// How a run was started: a new Codex session, a resumed one, or a new session bound to an
-/// existing human thread (whose transcript is handed over as context).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// existing human thread (whose transcript is handed over as context). `Pending` until Codex
+/// starts: the mode is chosen then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RunMode {
+    Pending,
     New,
     Resume,
     Bind,
@@ -68,9 +72,95 @@ pub enum RunMode {
 impl RunMode {
     pub fn as_str(self) -> &'static str {
         match self {
+            RunMode::Pending => "pending",
             RunMode::New => "new",
             RunMode::Resume => "resume",
             RunMode::Bind => "bind",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunMode> {
+        Some(match s {
+            "pending" => RunMode::Pending,
+            "new" => RunMode::New,
+            "resume" => RunMode::Resume,
+            "bind" => RunMode::Bind,
+            _ => return None,
+        })
+    }
+}
+
+/// Where an approval request stands. Only `Pending` can change, and only once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Denied,
+    /// Nobody approved in time (or the request can no longer run): fail closed.
+    Expired,
+    /// The requester (or an admin) cancelled it.
+    Withdrawn,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Denied => "denied",
+            ApprovalState::Expired => "expired",
+            ApprovalState::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ApprovalState> {
+        Some(match s {
+            "pending" => ApprovalState::Pending,
+            "approved" => ApprovalState::Approved,
+            "denied" => ApprovalState::Denied,
+            "expired" => ApprovalState::Expired,
+            "withdrawn" => ApprovalState::Withdrawn,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each state and mode has one string form: `as_str`, `parse` and serde agree.
+    #[test]
+    fn one_string_form_each() {
+        use RunStatus as S;
+        for s in [
+            S::AwaitingApproval,
+            S::Queued,
+            S::Running,
+            S::Answered,
+            S::Failed,
+            S::Cancelled,
+            S::TimedOut,
+            S::Refused,
+            S::Interrupted,
+        ] {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for m in [
+            RunMode::Pending,
+            RunMode::New,
+            RunMode::Resume,
+            RunMode::Bind,
+        ] {
+            assert_eq!(RunMode::parse(m.as_str()), Some(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
+        use ApprovalState as A;
+        for a in [A::Pending, A::Approved, A::Denied, A::Expired, A::Withdrawn] {
+            assert_eq!(ApprovalState::parse(a.as_str()), Some(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
         }
     }
 }

@@ -4,8 +4,6 @@
 //! Input: bytes on the socket; output: JSON responses. Owns no behaviour beyond parsing,
 //! authentication and routing.
 
-pub mod contract;
-
 use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -25,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::buttons::constant_time_eq;
-use crate::service::Host;
-use contract::*;
+use crate::protocol::*;
+use crate::state::Host;
 
 const MAX_BODY: usize = 1 << 20;
 /// Connections served at once. The plugin keeps a pool of keep-alive connections that grows with
@@ -209,7 +207,7 @@ async fn handle(
             Err(e) => e,
         },
         (Method::POST, "/v1/posts") => match body::<PostRequest>(req).await {
-            Ok(r) => json(StatusCode::OK, &host.post(r).await),
+            Ok(r) => json(StatusCode::OK, &host.reply(r).await),
             Err(e) => e,
         },
         (Method::POST, "/v1/actions") => match body::<ActionRequest>(req).await {

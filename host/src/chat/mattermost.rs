@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::{ChatError, FileInfo, NewPost, Post};
-use crate::api::contract::User;
+use crate::protocol::User;
 
 const MAX_ATTEMPTS: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(10);

@@ -1,4 +1,5 @@
-//! Where posts go: the Mattermost REST API v4 as the bot, or the terminal for `codex-host run`.
+//! Where posts go: the Mattermost REST API v4 as the bot, the terminal for `codex-host run`, or
+//! memory for tests.
 //!
 //! Input: messages already rendered by `render`; output: post ids. The Mattermost client retries
 //! 429s (honouring `Retry-After` / `X-Ratelimit-Reset`) and transient failures a bounded number of
@@ -6,6 +7,7 @@
 //! to say.
 
 mod mattermost;
+mod memory;
 mod terminal;
 
 use std::collections::HashMap;
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use mattermost::MattermostClient;
+pub use memory::{Edit, MemoryChat};
 pub use terminal::TerminalChat;
 
 /// A Mattermost post, as much of it as the host reads.
@@ -71,11 +74,16 @@ pub enum ChatError {
     },
 }
 
-/// The two places posts can go. An enum rather than a trait object: there are exactly two, and
-/// both are known here.
+/// The places posts can go. An enum rather than a trait object: there are exactly three, all
+/// known here, and async methods stay plain `async fn`.
 pub enum Chat {
     Mattermost(MattermostClient),
     Terminal(TerminalChat),
+    /// Kept in memory, for tests; posts are made as `bot_user_id`.
+    Memory {
+        chat: MemoryChat,
+        bot_user_id: String,
+    },
 }
 
 impl Chat {
@@ -84,6 +92,7 @@ impl Chat {
         match self {
             Chat::Mattermost(c) => c.create_post(&post, None).await,
             Chat::Terminal(t) => Ok(t.create_post(post)),
+            Chat::Memory { chat, bot_user_id } => Ok(chat.create_post(post, None, bot_user_id)),
         }
     }
 
@@ -97,6 +106,9 @@ impl Chat {
         match self {
             Chat::Mattermost(c) => c.create_post(&post, Some(pending_post_id)).await,
             Chat::Terminal(t) => Ok(t.create_post(post)),
+            Chat::Memory { chat, bot_user_id } => {
+                Ok(chat.create_post(post, Some(pending_post_id), bot_user_id))
+            }
         }
     }
 
@@ -113,6 +125,7 @@ impl Chat {
                 t.update_post(post_id, message);
                 Ok(())
             }
+            Chat::Memory { chat, .. } => chat.update_post(post_id, message, props),
         }
     }
 
@@ -120,6 +133,7 @@ impl Chat {
         match self {
             Chat::Mattermost(c) => c.post(post_id).await,
             Chat::Terminal(_) => Err(ChatError::NotConfigured),
+            Chat::Memory { chat, .. } => chat.post(post_id),
         }
     }
 
@@ -128,6 +142,7 @@ impl Chat {
         match self {
             Chat::Mattermost(c) => c.thread(root_id).await,
             Chat::Terminal(_) => Ok(Vec::new()),
+            Chat::Memory { chat, .. } => Ok(chat.thread(root_id)),
         }
     }
 
@@ -135,15 +150,16 @@ impl Chat {
     pub async fn users(
         &self,
         ids: &[String],
-    ) -> Result<HashMap<String, crate::api::contract::User>, ChatError> {
+    ) -> Result<HashMap<String, crate::protocol::User>, ChatError> {
         match self {
             Chat::Mattermost(c) => c.users(ids).await,
             Chat::Terminal(_) => Ok(HashMap::new()),
+            Chat::Memory { chat, .. } => Ok(chat.users(ids)),
         }
     }
 
     /// A file attached to a post: its info, then its bytes when `wanted(info)` says so (the
-    /// terminal has no files).
+    /// terminal and memory have no files).
     pub async fn download(
         &self,
         file_id: &str,
@@ -170,6 +186,7 @@ impl Chat {
         match self {
             Chat::Mattermost(c) => c.upload_file(channel_id, name, bytes).await,
             Chat::Terminal(t) => Ok(t.save_file(name, &bytes)),
+            Chat::Memory { chat, .. } => Ok(chat.upload_file(channel_id, name, bytes)),
         }
     }
 }

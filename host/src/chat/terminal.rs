@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::{NewPost, Post};
+use crate::protocol::PostKind;
 
 pub struct TerminalChat {
     next: AtomicU64,
@@ -25,7 +26,7 @@ impl TerminalChat {
 
     pub fn create_post(&self, post: NewPost) -> Post {
         let id = format!("local-{}", self.next.fetch_add(1, Ordering::Relaxed));
-        let progress = post.props.get("codex_kind").and_then(|k| k.as_str()) == Some("progress");
+        let progress = PostKind::of(&post.props) == Some(PostKind::Progress);
         if progress {
             self.update_post(&id, &post.message);
         } else {

@@ -1,4 +1,6 @@
-//! Everything a person reads: progress posts, answers, outcomes, help and errors.
+//! The posts a person reads: progress, answers and outcomes, approval requests, the thread root,
+//! help, and the transcript Codex gets. One-line answers and refusals (a command's reply, why a
+//! prompt was refused) are written where they are decided, in `commands` and `runs`.
 //!
 //! Input: run state and texts; output: Mattermost markdown strings (or terminal text for
 //! `codex-host run`, which uses the same strings). Never does I/O. Every text that leaves the host
@@ -280,23 +282,17 @@ pub fn thread_root(username: &str, project: &str, prompt: &str) -> String {
     )
 }
 
-pub fn help(projects: &str, active: Option<&str>) -> String {
+/// `/codex help`: `usage` has one line per subcommand, in the order shown.
+pub fn help(usage: &[&str], projects: &str, active: Option<&str>) -> String {
     let active = active
         .map(|a| format!("Active project here: `{a}`."))
         .unwrap_or_else(|| "No project is active here yet.".into());
     format!(
         "#### Codex for Mattermost\n\
 `/codex <prompt>` — ask Codex. At channel level this starts a new thread; inside a thread it continues that thread's session.\n\
-`/codex new <prompt>` — always start a new thread and session.\n\
-`/codex continue <prompt>` — continue this channel's latest session for the active project.\n\
-`/codex project [name]` — show or set the active project for this channel.\n\
-`/codex projects` — list configured projects.\n\
-`/codex status` — what is running or queued here.\n\
-`/codex last` — the latest run in this channel.\n\
-`/codex cancel` — cancel the run in this thread (or your latest run in this channel).\n\
-`/codex policy` — what the policy would decide for you here, and why.\n\
-`/codex help` — this text.\n\n\
-Replies in a Codex thread continue the same session. {active} Projects: {projects}."
+{}\n\n\
+Replies in a Codex thread continue the same session. {active} Projects: {projects}.",
+        usage.join("\n")
     )
 }
 
@@ -338,7 +334,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

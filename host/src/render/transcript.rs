@@ -5,7 +5,7 @@
 //! Everything not typed by the requester is fenced as quoted data between lines that carry a
 //! delimiter random per run, so a message can neither close its fence nor forge another
 //! author's line; a one-line preamble tells Codex that fenced text is context, not instructions.
-//! Pure text: the service gathers the posts, asks the policy about authors and picks the
+//! Pure text: `runs::transcript` gathers the posts, asks the policy about authors and picks the
 //! delimiter.
 
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,7 @@ impl Source {
     }
 }
 
-/// One post of the thread, with the labels the service decided.
+/// One post of the thread, with the labels `runs::transcript` decided.
 #[derive(Debug, Clone)]
 pub struct ContextMessage<'a> {
     /// The author's username (the account the post is stored under).

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use codex_policy::SandboxMode;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{parse_line, Event};
 use super::isolation::Launch;
-use crate::config::Sandbox;
 
 const KILL_GRACE: Duration = Duration::from_secs(3);
 const STDERR_TAIL_BYTES: usize = 4096;
@@ -28,7 +28,7 @@ pub struct Invocation {
     /// The program, its sandbox and its environment.
     pub launch: Launch,
     pub repo: PathBuf,
-    pub sandbox: Sandbox,
+    pub sandbox: SandboxMode,
     pub model: Option<String>,
     pub overrides: Vec<String>,
     /// Resume this Codex thread instead of starting a new one.
@@ -370,7 +370,7 @@ mod tests {
         let inv = Invocation {
             launch: unconfined(),
             repo: "/srv/api".into(),
-            sandbox: Sandbox::ReadOnly,
+            sandbox: SandboxMode::ReadOnly,
             model: Some("gpt-5.5".into()),
             overrides: vec!["analytics.enabled=false".into()],
             resume: Some("th-1".into()),
@@ -388,7 +388,7 @@ mod tests {
         let mut inv = Invocation {
             launch: unconfined(),
             repo: "/srv/api".into(),
-            sandbox: Sandbox::ReadOnly,
+            sandbox: SandboxMode::ReadOnly,
             model: None,
             overrides: vec![],
             resume: Some("th-1".into()),

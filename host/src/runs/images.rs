@@ -8,11 +8,12 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Host, Plan};
+use super::Plan;
 use crate::chat::{FileInfo, NewPost};
+use crate::protocol::PostKind;
+use crate::state::Host;
 
 /// At most this many images go with one prompt.
 const MAX_IMAGES: usize = 8;
@@ -129,7 +130,7 @@ impl Host {
             channel_id: plan.channel.id.clone(),
             root_id: root_id.to_string(),
             message,
-            props: json!({"codex_kind": "note", "codex_run_id": plan.run_id}),
+            props: PostKind::Note.props(&plan.run_id, None),
             file_ids: vec![],
         };
         if let Err(e) = self.chat.create_post(post).await {

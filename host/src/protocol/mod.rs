@@ -3,6 +3,9 @@
 //! This is the one typed definition of `docs/socket-contract.md` on the host side; the plugin keeps
 //! the Go twin in `plugin/server/contract.go`. Every type tolerates unknown fields (serde's default)
 //! and missing optional ones, so either side can grow without breaking the other.
+//!
+//! Wire types only: this module imports no part of the host's behaviour (`app`, `runs`, ...), so
+//! the socket server, the core and the tests can all use it.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,16 +27,9 @@ impl User {
     }
 }
 
-/// Kind of a Mattermost channel, from its type letter (O, P, D, G).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelKind {
-    #[default]
-    Public,
-    Private,
-    Direct,
-    Group,
-}
+/// Kind of a Mattermost channel (`public`, `private`, `direct`, `group`): the policy engine's own
+/// enum, so a channel kind has one name from the plugin to the policy modules.
+pub use codex_policy::ChannelKind;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -198,8 +194,108 @@ pub struct QueueInfo {
     pub queue_limit: usize,
 }
 
+/// What a post the bot makes in a run's thread is, in its `props.codex_kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostKind {
+    /// The thread root the bot posts for a channel-level prompt.
+    Root,
+    /// The one post edited while the run is queued and working.
+    Progress,
+    /// Every part of a split answer but the last.
+    AnswerPart,
+    /// The run's one outcome post (the last part of a split answer).
+    Outcome,
+    /// An approval request with Approve and Deny.
+    Approval,
+    /// A notice, e.g. which attachments Codex does not get.
+    Note,
+}
+
+impl PostKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostKind::Root => "root",
+            PostKind::Progress => "progress",
+            PostKind::AnswerPart => "answer_part",
+            PostKind::Outcome => "outcome",
+            PostKind::Approval => "approval",
+            PostKind::Note => "note",
+        }
+    }
+
+    /// The kind of a post the bot made, from its props; `None` for any other post.
+    pub fn of(props: &serde_json::Value) -> Option<PostKind> {
+        serde_json::from_value(props.get("codex_kind")?.clone()).ok()
+    }
+
+    /// The props of a post of this kind for `run_id`: `codex_kind`, `codex_run_id` and, when
+    /// given, `codex_status`.
+    pub fn props(self, run_id: &str, status: Option<&str>) -> serde_json::Value {
+        let mut props = serde_json::json!({"codex_kind": self.as_str(), "codex_run_id": run_id});
+        if let Some(status) = status {
+            props["codex_status"] = status.into();
+        }
+        props
+    }
+}
+
+/// `props` with a button attachment (Mattermost's `attachments`), when there is one.
+pub fn with_buttons(
+    mut props: serde_json::Value,
+    buttons: Option<serde_json::Value>,
+) -> serde_json::Value {
+    if let Some(b) = buttons {
+        props["attachments"] = serde_json::json!([b]);
+    }
+    props
+}
+
 /// Body of every non-2xx answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each post kind has one string form: `as_str`, serde and `PostKind::of` agree.
+    #[test]
+    fn post_kinds_have_one_string_form() {
+        use PostKind as K;
+        for kind in [
+            K::Root,
+            K::Progress,
+            K::AnswerPart,
+            K::Outcome,
+            K::Approval,
+            K::Note,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            let props = kind.props("run", Some("queued"));
+            assert_eq!(
+                props,
+                serde_json::json!({"codex_kind": kind.as_str(), "codex_run_id": "run", "codex_status": "queued"})
+            );
+            assert_eq!(PostKind::of(&props), Some(kind));
+        }
+        assert_eq!(
+            PostKind::of(&serde_json::json!({"codex_kind": "poll"})),
+            None
+        );
+        assert_eq!(PostKind::of(&serde_json::json!({})), None);
+    }
+
+    /// The channel kind is the policy engine's enum, spelled as the plugin sends it.
+    #[test]
+    fn channel_kinds_keep_their_wire_names() {
+        let c: Channel = serde_json::from_str(r#"{"id":"c","kind":"direct","extra":1}"#).unwrap();
+        assert_eq!(c.kind, ChannelKind::Direct);
+        assert_eq!(
+            serde_json::to_value(ChannelKind::Private).unwrap(),
+            "private"
+        );
+    }
 }

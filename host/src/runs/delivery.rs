@@ -13,7 +13,7 @@
 //!
 //! A database that refuses a write (full disk, locked) does not stop the post: the outcome is
 //! posted anyway and what could not be recorded is kept in memory and written on the next
-//! redelivery. Nothing here decides what an outcome says (`conclude`, `render`).
+//! redelivery. Nothing here decides what an outcome says (`outcome`, `render`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -21,11 +21,15 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tracing::{error, info, warn};
 
-use super::{outcome_props, progress_props, Host, MAX_ANSWER_PARTS, RETRY_TTL_S};
+use super::outcome::outcome_props;
+use super::progress::progress_props;
+use super::{MAX_ANSWER_PARTS, RETRY_TTL_S};
 use crate::buttons::ButtonAction;
 use crate::chat::{ChatError, NewPost};
 use crate::model::RunStatus;
+use crate::protocol::PostKind;
 use crate::render::{self, POST_MAX_RUNES};
+use crate::state::{Host, Outcome, Unrecorded};
 use crate::store::{now_ms, OutcomeText, RunResult};
 
 /// Pauses before each further attempt at an outcome post during the run (each attempt is itself
@@ -33,36 +37,8 @@ use crate::store::{now_ms, OutcomeText, RunResult};
 /// next settings push or host start.
 const IN_RUN_RETRY_PAUSES: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(5)];
 
-/// An outcome post to deliver: where, for which run, and its text exactly as posted.
-#[derive(Debug, Clone)]
-pub(super) struct Outcome {
-    pub run_id: String,
-    pub channel_id: String,
-    pub root_id: String,
-    pub status: RunStatus,
-    pub text: OutcomeText,
-}
-
-/// An outcome whose run the database refused to record: this process is the only place it exists
-/// until a later write succeeds.
-pub(super) struct Unrecorded {
-    outcome: Outcome,
-    result: RunResult,
-    delivered: bool,
-}
-
-/// What delivery state the host keeps in memory.
-#[derive(Default)]
-pub(super) struct Deliveries {
-    /// Runs whose outcome a task is delivering right now.
-    claimed: std::sync::Mutex<HashSet<String>>,
-    /// Held by the one redelivery that runs at a time.
-    redelivery: tokio::sync::Mutex<()>,
-    unrecorded: std::sync::Mutex<Vec<Unrecorded>>,
-}
-
 /// The right to deliver one run's outcome; released when dropped.
-pub(super) struct Claim<'a> {
+pub(crate) struct Claim<'a> {
     host: &'a Host,
     run_id: String,
 }
@@ -79,7 +55,7 @@ impl Drop for Claim<'_> {
 }
 
 /// A recorded (or unrecordable) outcome, claimed, ready to post.
-pub(super) struct Recorded<'a> {
+pub(crate) struct Recorded<'a> {
     _claim: Claim<'a>,
     /// The result to write once the database takes writes again; None when it is written.
     unwritten: Option<RunResult>,
@@ -213,7 +189,7 @@ impl Host {
 
     /// Delivers what earlier attempts left: outcomes only this process knows, then the store's
     /// undelivered outcomes (interrupted runs' notices among them). One redelivery at a time.
-    pub(super) async fn redeliver(&self) {
+    pub(crate) async fn redeliver(&self) {
         let _one = self.deliveries.redelivery.lock().await;
         let unrecorded = std::mem::take(
             &mut *self
@@ -325,9 +301,9 @@ impl Host {
             if p.user_id != bot || ours(&p, "codex_run_id").as_deref() != Some(&outcome.run_id) {
                 continue;
             }
-            match ours(&p, "codex_kind").as_deref() {
-                Some("outcome") => present.outcome = true,
-                Some("answer_part") => present
+            match PostKind::of(&p.props) {
+                Some(PostKind::Outcome) => present.outcome = true,
+                Some(PostKind::AnswerPart) => present
                     .parts
                     .extend(p.props.get("codex_part").and_then(Value::as_u64)),
                 _ => {}
@@ -381,7 +357,8 @@ impl Host {
                     if skip.contains(&(i as u64 + 1)) {
                         continue;
                     }
-                    let props = json!({"codex_kind": "answer_part", "codex_run_id": o.run_id, "codex_part": i + 1});
+                    let mut props = PostKind::AnswerPart.props(&o.run_id, None);
+                    props["codex_part"] = json!(i + 1);
                     self.chat
                         .create_post_once(
                             post(format!("{label}{part}"), props, vec![]),
