@@ -374,6 +374,12 @@ pub struct CommandApproval {
     pub network_approval_context: Option<NetworkApprovalContext>,
     #[serde(default)]
     pub proposed_execpolicy_amendment: Option<Vec<String>>,
+    /// The answers Codex offers (strings like `accept`, or objects such as
+    /// `{"acceptWithExecpolicyAmendment": ...}`). Sent by 0.171 although its stable schema
+    /// does not list it; Codex still honours `acceptForSession` and `decline` when they are
+    /// not offered.
+    #[serde(default)]
+    pub available_decisions: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -437,4 +443,53 @@ pub struct Question {
 pub struct QuestionOption {
     pub label: String,
     pub description: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_methods_payloads_and_items_are_kept_untyped() {
+        let n = ServerNotification::parse("thread/somethingNew", json!({"x": 1}));
+        assert!(
+            matches!(n, ServerNotification::Other { ref method, .. } if method == "thread/somethingNew")
+        );
+        // A known method whose payload no longer fits is kept, not dropped or fatal.
+        let n = ServerNotification::parse("turn/diff/updated", json!({"diff": 3}));
+        assert!(matches!(n, ServerNotification::Other { .. }));
+        let n = ServerNotification::parse(
+            "item/completed",
+            json!({"threadId": "t", "turnId": "u", "completedAtMs": 1, "newField": true,
+                   "item": {"type": "hologram", "id": "i"}}),
+        );
+        let ServerNotification::ItemCompleted(n) = n else {
+            panic!("{n:?}")
+        };
+        assert!(matches!(n.item, ThreadItem::Other(ref v) if v["type"] == "hologram"));
+        let r = ServerRequest::parse("item/tool/call", json!({}));
+        assert!(matches!(r, ServerRequest::Other { .. }));
+    }
+
+    #[test]
+    fn a_command_approval_reads_as_codex_sends_it() {
+        // Verbatim from codex app-server 0.171.0 under approval policy `untrusted`.
+        let params = json!({"kind":"command","threadId":"th","turnId":"tu","itemId":"call_1",
+            "startedAtMs":1,"environmentId":"local","command":"/bin/bash -lc 'touch ran.txt'",
+            "cwd":"/repo","commandActions":[{"type":"unknown","command":"touch ran.txt"}],
+            "proposedExecpolicyAmendment":["touch","ran.txt"],
+            "availableDecisions":["accept",{"acceptWithExecpolicyAmendment":{"execpolicy_amendment":["touch","ran.txt"]}},"cancel"]});
+        let ServerRequest::CommandApproval(a) =
+            ServerRequest::parse(request::COMMAND_APPROVAL, params)
+        else {
+            panic!()
+        };
+        assert_eq!(a.command.as_deref(), Some("/bin/bash -lc 'touch ran.txt'"));
+        assert_eq!(a.kind.as_deref(), Some("command"));
+        assert_eq!(
+            a.proposed_execpolicy_amendment.unwrap(),
+            ["touch", "ran.txt"]
+        );
+    }
 }

@@ -100,6 +100,7 @@ pub enum ApprovalPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum SandboxPolicy {
+    #[serde(rename_all = "camelCase")]
     ReadOnly {
         #[serde(default)]
         network_access: bool,
