@@ -4,191 +4,21 @@
 //! run isolation off and, where it costs little, inside bubblewrap. Every wait is on an event
 //! or on the mock's request log, never on a clock.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod app_server_rig;
 
-use codex_host::config::Sandbox;
+use std::path::Path;
+
+use app_server_rig::*;
 use codex_host::runner::app_server::incoming::{
-    Item, ItemStatus, PatchChangeKind, ServerNotification, ServerRequest, ThreadItem,
+    Item, ItemStatus, PatchChangeKind, ServerNotification, ServerRequest,
 };
 use codex_host::runner::app_server::protocol::{
-    ApprovalDecision, ApprovalPolicy, ThreadResumeParams, ThreadSettings, TurnStartParams,
-    TurnStatus, UserInput, UserInputAnswer, UserInputResponse,
+    ApprovalDecision, ApprovalPolicy, ThreadResumeParams, TurnStatus, UserInput, UserInputAnswer,
+    UserInputResponse,
 };
-use codex_host::runner::app_server::{AppServer, Client, Event, Events, Spec};
-use codex_host::runner::isolation::{Isolation, IsolationMode, RunSpace};
+use codex_host::runner::app_server::{Client, Event, Events};
+use codex_host::runner::isolation::IsolationMode;
 use codex_testkit::model::{last_user_text, ASK_ANSWER_PREFIX, ASK_QUESTION, ASK_QUESTION_ID};
-use codex_testkit::{codex, MockModel};
-
-const WAIT: Duration = Duration::from_secs(60);
-const GRACE: Duration = Duration::from_secs(3);
-
-/// A git repository, an admin Codex home, a host state directory and the mock model.
-struct Rig {
-    model: MockModel,
-    dir: tempfile::TempDir,
-    mode: IsolationMode,
-    /// Codex config overrides besides the mock provider's.
-    extra: Vec<String>,
-}
-
-impl Rig {
-    async fn new(mode: IsolationMode) -> Rig {
-        let dir = tempfile::Builder::new()
-            .prefix("app-server-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
-        for d in ["repo", "codex-home", "state"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
-        // A project is a git repository; Codex names the files of its turn diff relative to
-        // the repository's root.
-        let git = std::process::Command::new("git")
-            .args(["init", "-q"])
-            .current_dir(dir.path().join("repo"))
-            .status()
-            .unwrap();
-        assert!(git.success());
-        Rig {
-            model: MockModel::start().await.unwrap(),
-            dir,
-            mode,
-            extra: vec![],
-        }
-    }
-
-    fn repo(&self) -> PathBuf {
-        self.dir.path().join("repo")
-    }
-
-    async fn start(&self, resume: Option<&str>) -> (AppServer, Events, Client) {
-        let isolation = Isolation::new(self.mode, "bwrap", &self.dir.path().join("state"))
-            .probe()
-            .await;
-        assert_eq!(isolation.refusal(), None, "isolation must work here");
-        let codex_path = codex::binary().unwrap().display().to_string();
-        let repo = self.repo();
-        let home = self.dir.path().join("codex-home");
-        let space = RunSpace {
-            repo: &repo,
-            thread_key: "thread-1",
-            admin_codex_home: Some(&home),
-            read_only: &[],
-            pass_env: &[],
-            resume,
-        };
-        let mut launch = isolation.launch(&codex_path, &space).unwrap();
-        launch
-            .env
-            .push((codex::API_KEY_ENV.into(), "mock-key".into()));
-        let spec = Spec {
-            launch,
-            overrides: [
-                codex::config_overrides(&self.model.base_url()),
-                self.extra.clone(),
-            ]
-            .concat(),
-            opt_out: vec![],
-        };
-        let (server, events) = AppServer::start(&spec).await.unwrap();
-        let client = server.client();
-        (server, events, client)
-    }
-
-    fn settings(&self, policy: ApprovalPolicy) -> ThreadSettings {
-        ThreadSettings {
-            cwd: Some(self.repo().display().to_string()),
-            model: Some(codex::MODEL.into()),
-            approval_policy: Some(policy),
-            sandbox: Some(Sandbox::WorkspaceWrite),
-            developer_instructions: None,
-        }
-    }
-}
-
-fn turn(thread_id: &str, prompt: &str) -> TurnStartParams {
-    TurnStartParams {
-        thread_id: thread_id.into(),
-        input: vec![UserInput::Text {
-            text: prompt.into(),
-        }],
-        cwd: None,
-        model: None,
-        approval_policy: None,
-        sandbox_policy: None,
-    }
-}
-
-/// Reads events (keeping them in `seen`) until `f` picks one.
-async fn until<T>(
-    events: &mut Events,
-    seen: &mut Vec<Event>,
-    what: &str,
-    mut f: impl FnMut(&Event) -> Option<T>,
-) -> T {
-    let wait = async {
-        while let Some(ev) = events.next().await {
-            let found = f(&ev);
-            seen.push(ev);
-            if let Some(found) = found {
-                return found;
-            }
-        }
-        panic!("the app-server's events ended before {what}; saw {seen:#?}");
-    };
-    match tokio::time::timeout(WAIT, wait).await {
-        Ok(found) => found,
-        Err(_) => panic!("no {what} within {WAIT:?}"),
-    }
-}
-
-/// Reads events until the turn completes; returns its status.
-async fn completion(events: &mut Events, seen: &mut Vec<Event>) -> TurnStatus {
-    until(events, seen, "turn/completed", |ev| match ev {
-        Event::Notification(ServerNotification::TurnCompleted(t)) => Some(t.turn.status),
-        _ => None,
-    })
-    .await
-}
-
-fn items(seen: &[Event], completed: bool) -> impl Iterator<Item = &Item> {
-    seen.iter().filter_map(move |ev| match ev {
-        Event::Notification(ServerNotification::ItemCompleted(n)) if completed => match &n.item {
-            ThreadItem::Known(item) => Some(item),
-            ThreadItem::Other(_) => None,
-        },
-        Event::Notification(ServerNotification::ItemStarted(n)) if !completed => match &n.item {
-            ThreadItem::Known(item) => Some(item),
-            ThreadItem::Other(_) => None,
-        },
-        _ => None,
-    })
-}
-
-fn agent_text(seen: &[Event]) -> Vec<String> {
-    items(seen, true)
-        .filter_map(|i| match i {
-            Item::AgentMessage { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn command_status(seen: &[Event]) -> Option<ItemStatus> {
-    items(seen, true).find_map(|i| match i {
-        Item::CommandExecution { status, .. } => Some(*status),
-        _ => None,
-    })
-}
-
-fn requests(seen: &[Event]) -> Vec<&ServerRequest> {
-    seen.iter()
-        .filter_map(|ev| match ev {
-            Event::Request { request, .. } => Some(request),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn streams_text_and_completes(mode: IsolationMode) {
     let rig = Rig::new(mode).await;
@@ -392,6 +222,100 @@ async fn accept_for_session_is_not_asked_again_for_the_same_command() {
     assert!(file.exists(), "the command ran without asking");
     assert_eq!(command_status(&seen), Some(ItemStatus::Completed));
     server.finish(GRACE).await;
+}
+
+#[tokio::test]
+async fn accept_for_session_ends_with_the_process() {
+    let rig = Rig::new(IsolationMode::Off).await;
+    let (server, mut events, client) = rig.start(None).await;
+    let thread = client
+        .start_thread(&rig.settings(ApprovalPolicy::Untrusted))
+        .await
+        .unwrap();
+    let id = thread.thread.id;
+    command_with_decision(
+        &rig,
+        &client,
+        &mut events,
+        &id,
+        "again.txt",
+        ApprovalDecision::AcceptForSession,
+    )
+    .await;
+    server.finish(GRACE).await;
+
+    // The next run of the thread is a new app-server: Codex asks again.
+    let (server, mut events, client) = rig.start(Some(&id)).await;
+    let params = ThreadResumeParams {
+        thread_id: id.clone(),
+        settings: rig.settings(ApprovalPolicy::Untrusted),
+    };
+    client.resume_thread(&params).await.unwrap();
+    command_with_decision(
+        &rig,
+        &client,
+        &mut events,
+        &id,
+        "again.txt",
+        ApprovalDecision::Accept,
+    )
+    .await;
+    server.finish(GRACE).await;
+}
+
+#[tokio::test]
+async fn an_interrupt_clears_a_pending_approval() {
+    let rig = Rig::new(IsolationMode::Off).await;
+    let (server, mut events, client) = rig.start(None).await;
+    let thread = client
+        .start_thread(&rig.settings(ApprovalPolicy::Untrusted))
+        .await
+        .unwrap();
+    let turn_id = client
+        .start_turn(&turn(&thread.thread.id, "[[mock:sh:touch never.txt]]"))
+        .await
+        .unwrap()
+        .turn
+        .id;
+    let mut seen = Vec::new();
+    let id = until(
+        &mut events,
+        &mut seen,
+        "a command approval request",
+        |ev| match ev {
+            Event::Request {
+                id,
+                request: ServerRequest::CommandApproval(_),
+            } => Some(id.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    client.interrupt(&thread.thread.id, &turn_id).await.unwrap();
+    assert_eq!(
+        completion(&mut events, &mut seen).await,
+        TurnStatus::Interrupted
+    );
+    // 0.171 clears the unanswered request just after `turn/completed`.
+    until(
+        &mut events,
+        &mut seen,
+        "serverRequest/resolved",
+        |ev| match ev {
+            Event::Notification(ServerNotification::ServerRequestResolved(r)) => {
+                (r.request_id == id).then_some(())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    // Answering it now is harmless and runs nothing.
+    client
+        .answer_approval(&id, ApprovalDecision::Accept)
+        .await
+        .unwrap();
+    let finished = server.finish(GRACE).await;
+    assert!(!rig.repo().join("never.txt").exists(), "{finished:?}");
 }
 
 #[tokio::test]
