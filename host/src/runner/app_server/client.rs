@@ -4,7 +4,7 @@
 //! cheap to clone, so approval and steer handlers can each hold one.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +85,8 @@ pub struct Client {
 struct Inner {
     stdin: tokio::sync::Mutex<Option<ChildStdin>>,
     pending: Pending,
+    /// Set (under the `pending` lock) once the server's output has ended: no answer can come.
+    closed: AtomicBool,
     next_id: AtomicI64,
     active_turn: watch::Receiver<Option<ActiveTurn>>,
 }
@@ -99,9 +101,12 @@ impl Client {
         let inner = Arc::new(Inner {
             stdin: tokio::sync::Mutex::new(Some(stdin)),
             pending: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
             next_id: AtomicI64::new(1),
             active_turn: turn_rx,
         });
+        // Unbounded: a reader blocked on a full channel would also hold back the response a
+        // consumer may be awaiting before it reads events again.
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_loop(stdout, inner.clone(), events_tx, turn_tx));
         (Client { inner }, Events(events_rx), reader)
@@ -115,7 +120,13 @@ impl Client {
     ) -> Result<R, ClientError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        lock(&self.inner.pending).insert(id, tx);
+        {
+            let mut pending = lock(&self.inner.pending);
+            if self.inner.closed.load(Ordering::Acquire) {
+                return Err(ClientError::Closed(method.into()));
+            }
+            pending.insert(id, tx);
+        }
         let sent = self
             .send(&json!({ "id": id, "method": method, "params": params }))
             .await;
@@ -351,7 +362,11 @@ async fn read_loop(
         }
     }
     // Whoever still waits for an answer gets `Closed`; the event stream ends with this task.
-    lock(&inner.pending).clear();
+    {
+        let mut pending = lock(&inner.pending);
+        inner.closed.store(true, Ordering::Release);
+        pending.clear();
+    }
     active_turn.send_replace(None);
 }
 

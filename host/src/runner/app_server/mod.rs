@@ -192,8 +192,18 @@ impl AppServer {
         }
         signal_group(self.pgid, libc::SIGKILL);
         let exit_code = status.and_then(|s| s.ok()).and_then(|s| s.code());
-        let _ = (&mut self.reader).await;
-        let stderr_tail = (&mut self.stderr).await.unwrap_or_default();
+        // Both end with the pipes; a process that escaped the group could hold them open.
+        if tokio::time::timeout(process::KILL_GRACE, &mut self.reader)
+            .await
+            .is_err()
+        {
+            self.reader.abort();
+        }
+        let stderr_tail = tokio::time::timeout(process::KILL_GRACE, &mut self.stderr)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         Finished {
             exit_code,
             killed,
@@ -209,5 +219,58 @@ impl Drop for AppServer {
             signal_group(self.pgid, libc::SIGKILL);
         }
         self.reader.abort();
+        self.stderr.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(program: &str) -> Spec {
+        Spec {
+            launch: Launch {
+                wrapper: None,
+                program: program.into(),
+                codex_home: None,
+                env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            },
+            overrides: vec!["analytics.enabled=false".into()],
+            opt_out: vec![],
+        }
+    }
+
+    #[test]
+    fn overrides_follow_the_subcommand() {
+        assert_eq!(
+            spec("codex").args(),
+            ["app-server", "-c", "analytics.enabled=false"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_cli_is_a_spawn_error() {
+        let Err(err) = AppServer::start(&spec("/nonexistent/codex")).await else {
+            panic!("started")
+        };
+        assert!(
+            matches!(err, StartError::Spawn(SpawnError::NotFound(_))),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_exits_at_once_fails_the_handshake_with_its_last_words() {
+        // `sh app-server ...` cannot open a script named `app-server` and exits.
+        let Err(err) = AppServer::start(&spec("/bin/sh")).await else {
+            panic!("started")
+        };
+        let msg = err.to_string();
+        // Closed or a broken pipe, depending on how fast `sh` gives up; either way it says why.
+        assert!(matches!(err, StartError::Handshake { .. }), "{msg}");
+        assert!(
+            msg.contains("(Codex said: ") && msg.contains("app-server"),
+            "{msg}"
+        );
     }
 }
