@@ -13,12 +13,14 @@ use codex_host::runner::app_server::incoming::{
     Item, ItemStatus, PatchChangeKind, ServerNotification, ServerRequest,
 };
 use codex_host::runner::app_server::protocol::{
-    ApprovalDecision, ApprovalPolicy, ThreadResumeParams, TurnStatus, UserInput, UserInputAnswer,
-    UserInputResponse,
+    ApprovalDecision, ApprovalPolicy, PermissionProfile, PermissionScope, ThreadResumeParams,
+    TurnStatus, UserInput, UserInputAnswer, UserInputResponse,
 };
 use codex_host::runner::app_server::{Client, Event, Events};
 use codex_host::runner::isolation::IsolationMode;
-use codex_testkit::model::{last_user_text, ASK_ANSWER_PREFIX, ASK_QUESTION, ASK_QUESTION_ID};
+use codex_testkit::model::{
+    last_user_text, ASK_ANSWER_PREFIX, ASK_QUESTION, ASK_QUESTION_ID, PERM_ANSWER_PREFIX,
+};
 
 async fn streams_text_and_completes(mode: IsolationMode) {
     let rig = Rig::new(mode).await;
@@ -441,6 +443,75 @@ async fn a_question_is_answered_and_the_answer_reaches_the_model() {
         text.starts_with(ASK_ANSWER_PREFIX) && text.contains("Teal, please"),
         "{text}"
     );
+    server.finish(GRACE).await;
+}
+
+/// Asks for write access outside the repository and answers with `grant`; returns the text
+/// the model wrote about what it got.
+async fn permission_turn(
+    rig: &Rig,
+    client: &Client,
+    events: &mut Events,
+    thread_id: &str,
+    grant: impl Fn(&PermissionProfile) -> PermissionProfile,
+) -> String {
+    let outside = rig.dir.path().join("outside").display().to_string();
+    let prompt = format!("[[mock:perm:{outside}]]");
+    client.start_turn(&turn(thread_id, &prompt)).await.unwrap();
+    let mut seen = Vec::new();
+    let (id, granted) = until(events, &mut seen, "a permissions request", |ev| match ev {
+        Event::Request {
+            id,
+            request: ServerRequest::PermissionsApproval(r),
+        } => {
+            let fs = r.permissions.file_system.as_ref().unwrap();
+            assert_eq!(fs.write.as_deref(), Some(&[outside.clone()][..]));
+            assert_eq!(
+                r.reason.as_deref(),
+                Some(&*format!("need to write {outside}"))
+            );
+            Some((id.clone(), grant(&r.permissions)))
+        }
+        _ => None,
+    })
+    .await;
+    client
+        .grant_permissions(&id, granted, PermissionScope::Turn)
+        .await
+        .unwrap();
+    assert_eq!(completion(events, &mut seen).await, TurnStatus::Completed);
+    agent_text(&seen).join("\n")
+}
+
+#[tokio::test]
+async fn a_permission_request_is_answered_with_a_grant_or_nothing() {
+    let mut rig = Rig::new(IsolationMode::Off).await;
+    // 0.171 offers the model `request_permissions` only with this (under development) feature.
+    rig.extra
+        .push("features.request_permissions_tool=true".into());
+    let (server, mut events, client) = rig.start(None).await;
+    let thread = client
+        .start_thread(&rig.settings(ApprovalPolicy::OnRequest))
+        .await
+        .unwrap();
+    let outside = rig.dir.path().join("outside").display().to_string();
+
+    let text = permission_turn(&rig, &client, &mut events, &thread.thread.id, |asked| {
+        asked.clone()
+    })
+    .await;
+    assert!(text.starts_with(PERM_ANSWER_PREFIX), "{text}");
+    assert!(
+        text.contains(&format!("\"write\":[\"{outside}\"]")),
+        "{text}"
+    );
+
+    let text = permission_turn(&rig, &client, &mut events, &thread.thread.id, |_| {
+        PermissionProfile::default()
+    })
+    .await;
+    assert!(text.starts_with(PERM_ANSWER_PREFIX), "{text}");
+    assert!(!text.contains(&outside), "nothing granted, yet: {text}");
     server.finish(GRACE).await;
 }
 
