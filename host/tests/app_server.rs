@@ -21,6 +21,7 @@ use codex_host::runner::isolation::IsolationMode;
 use codex_testkit::model::{
     last_user_text, ASK_ANSWER_PREFIX, ASK_QUESTION, ASK_QUESTION_ID, PERM_ANSWER_PREFIX,
 };
+use serde_json::Value;
 
 async fn streams_text_and_completes(mode: IsolationMode) {
     let rig = Rig::new(mode).await;
@@ -512,6 +513,54 @@ async fn a_permission_request_is_answered_with_a_grant_or_nothing() {
     .await;
     assert!(text.starts_with(PERM_ANSWER_PREFIX), "{text}");
     assert!(!text.contains(&outside), "nothing granted, yet: {text}");
+    server.finish(GRACE).await;
+}
+
+/// A 1×1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0xc9, 0xfe, 0x92, 0xef, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+#[tokio::test]
+async fn a_local_image_reaches_the_model_with_the_prompt() {
+    let rig = Rig::new(IsolationMode::Off).await;
+    let image = rig.dir.path().join("image-0.png");
+    std::fs::write(&image, PNG).unwrap();
+    let (server, mut events, client) = rig.start(None).await;
+    let thread = client
+        .start_thread(&rig.settings(ApprovalPolicy::Untrusted))
+        .await
+        .unwrap();
+    let mut params = turn(&thread.thread.id, "what is in the picture?");
+    params.input.push(UserInput::LocalImage {
+        path: image.display().to_string(),
+    });
+    client.start_turn(&params).await.unwrap();
+    let mut seen = Vec::new();
+    assert_eq!(
+        completion(&mut events, &mut seen).await,
+        TurnStatus::Completed
+    );
+    let request = rig.model.requests().pop().unwrap();
+    let parts: Vec<&Value> = request["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["role"] == "user")
+        .flat_map(|i| i["content"].as_array().into_iter().flatten())
+        .collect();
+    assert!(parts.iter().any(|p| p["text"] == "what is in the picture?"));
+    assert!(
+        parts.iter().any(|p| p["type"] == "input_image"
+            && p["image_url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("data:image/png;base64,"))),
+        "{parts:#?}"
+    );
     server.finish(GRACE).await;
 }
 
