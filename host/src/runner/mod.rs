@@ -3,6 +3,7 @@
 //! Input: an [`Invocation`] and a cancellation token; output: [`RunState`] built from Codex's
 //! events and a [`process::Ending`]. Posts nothing and stores nothing itself.
 
+pub mod app_server;
 pub mod events;
 pub mod isolation;
 pub mod process;

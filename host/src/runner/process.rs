@@ -1,7 +1,8 @@
 //! The one place that spawns Codex: `codex exec --json`, stdin closed, its own process group,
 //! the environment and sandbox [`isolation`](super::isolation) built, stdout read to the end as
 //! JSONL events, stderr kept as a bounded tail. Cancel and timeout end the whole group: SIGTERM,
-//! then SIGKILL after a grace period.
+//! then SIGKILL after a grace period. [`spawn`] and the line and signal helpers are shared with
+//! [`app_server`](super::app_server), which starts `codex app-server` the same way.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -16,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 use super::events::{parse_line, Event};
 use super::isolation::Launch;
 
-const KILL_GRACE: Duration = Duration::from_secs(3);
+pub(super) const KILL_GRACE: Duration = Duration::from_secs(3);
 const STDERR_TAIL_BYTES: usize = 4096;
 /// The longest event line read from Codex; a longer one is skipped, so a run cannot exhaust the
 /// host's memory with one line.
-const MAX_EVENT_LINE_BYTES: usize = 8 << 20;
+pub(super) const MAX_EVENT_LINE_BYTES: usize = 8 << 20;
 
 /// Everything that decides how Codex is invoked for one run.
 #[derive(Debug, Clone)]
@@ -107,6 +108,43 @@ pub enum SpawnError {
     },
 }
 
+/// Starts `launch`'s program (inside its sandbox wrapper, if any) with `args` and exactly
+/// `launch`'s environment, in its own process group, stdout and stderr piped. Shared by
+/// `codex exec` ([`run`]) and `codex app-server` ([`super::app_server`]).
+pub(super) fn spawn(
+    launch: &Launch,
+    args: Vec<String>,
+    stdin: Stdio,
+) -> Result<tokio::process::Child, SpawnError> {
+    let mut cmd = match &launch.wrapper {
+        Some((wrapper, args)) => {
+            let mut c = Command::new(wrapper);
+            c.args(args).arg(&launch.program);
+            c
+        }
+        None => Command::new(&launch.program),
+    };
+    cmd.args(args)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd.spawn().map_err(|e| match (e.kind(), &launch.wrapper) {
+        (std::io::ErrorKind::NotFound, None) => SpawnError::NotFound(launch.program.clone()),
+        (_, Some((wrapper, _))) => SpawnError::Other {
+            path: wrapper.display().to_string(),
+            source: e,
+        },
+        _ => SpawnError::Other {
+            path: launch.program.clone(),
+            source: e,
+        },
+    })
+}
+
 /// Runs Codex to completion, calling `on_event` for every parsed event in order.
 pub async fn run(
     inv: &Invocation,
@@ -118,34 +156,7 @@ pub async fn run(
     if !inv.repo.is_dir() {
         return Err(SpawnError::NoRepo(inv.repo.display().to_string()));
     }
-    let launch = &inv.launch;
-    let mut cmd = match &launch.wrapper {
-        Some((wrapper, args)) => {
-            let mut c = Command::new(wrapper);
-            c.args(args).arg(&launch.program);
-            c
-        }
-        None => Command::new(&launch.program),
-    };
-    cmd.args(inv.args())
-        .env_clear()
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| match (e.kind(), &launch.wrapper) {
-        (std::io::ErrorKind::NotFound, None) => SpawnError::NotFound(launch.program.clone()),
-        (_, Some((wrapper, _))) => SpawnError::Other {
-            path: wrapper.display().to_string(),
-            source: e,
-        },
-        _ => SpawnError::Other {
-            path: launch.program.clone(),
-            source: e,
-        },
-    })?;
+    let mut child = spawn(&inv.launch, inv.args(), Stdio::null())?;
     let pgid = child.id().map(|p| p as i32);
     tracing::debug!(pid = ?pgid, "codex started");
     if let Some(p) = child.id() {
@@ -216,7 +227,7 @@ fn terminate(pgid: Option<i32>) {
     signal_group(pgid, libc::SIGTERM);
 }
 
-fn signal_group(pgid: Option<i32>, sig: libc::c_int) {
+pub(super) fn signal_group(pgid: Option<i32>, sig: libc::c_int) {
     if let Some(pg) = pgid.filter(|p| *p > 0) {
         // SAFETY: killpg has no memory-safety preconditions; a stale group yields ESRCH.
         unsafe {
@@ -227,14 +238,14 @@ fn signal_group(pgid: Option<i32>, sig: libc::c_int) {
 
 /// A line of Codex's stdout, or the fact that one was too long to keep.
 #[derive(Debug, PartialEq)]
-enum Line {
+pub(super) enum Line {
     Text(String),
     TooLong,
 }
 
 /// Newline-separated lines of at most `max` bytes; the bytes of a longer line are dropped as they
 /// arrive. Cancel safe, like `Lines::next_line`: a partial line stays buffered between calls.
-struct CappedLines<R> {
+pub(super) struct CappedLines<R> {
     reader: BufReader<R>,
     buf: Vec<u8>,
     skipping: bool,
@@ -242,7 +253,7 @@ struct CappedLines<R> {
 }
 
 impl<R: tokio::io::AsyncRead + Unpin> CappedLines<R> {
-    fn new(reader: R, max: usize) -> Self {
+    pub(super) fn new(reader: R, max: usize) -> Self {
         CappedLines {
             reader: BufReader::new(reader),
             buf: Vec::new(),
@@ -251,7 +262,7 @@ impl<R: tokio::io::AsyncRead + Unpin> CappedLines<R> {
         }
     }
 
-    async fn next_line(&mut self) -> std::io::Result<Option<Line>> {
+    pub(super) async fn next_line(&mut self) -> std::io::Result<Option<Line>> {
         loop {
             let chunk = self.reader.fill_buf().await?;
             if chunk.is_empty() {
@@ -287,7 +298,7 @@ impl<R: tokio::io::AsyncRead + Unpin> CappedLines<R> {
     }
 }
 
-async fn read_tail(mut r: impl tokio::io::AsyncRead + Unpin) -> String {
+pub(super) async fn read_tail(mut r: impl tokio::io::AsyncRead + Unpin) -> String {
     let mut tail: VecDeque<u8> = VecDeque::with_capacity(STDERR_TAIL_BYTES);
     let mut buf = [0u8; 8192];
     while let Ok(n) = r.read(&mut buf).await {

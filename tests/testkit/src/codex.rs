@@ -28,7 +28,7 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     anyhow::ensure!(
         path.exists(),
         "the Codex CLI is not installed at {}.\nInstall the pinned version with: cd {} && npm install\n\
-         (or set CODEX_BIN to a codex 0.169.x binary)",
+         (or set CODEX_BIN to a codex 0.171.x binary)",
         path.display(),
         tools.display(),
     );

@@ -20,9 +20,10 @@ use serde_json::{json, Value};
 
 use scenario::Reply;
 pub use scenario::{
-    last_user_text, Scenario, EXEC_ANSWER, EXEC_COMMAND, EXEC_REASONING, FAIL_MESSAGE,
-    FAKE_AWS_KEY_ID, FAKE_GITHUB_TOKEN, FAKE_OPENAI_KEY, FAKE_SSH_KEY, LONG_END, PATCH_ANSWER,
-    PATCH_FILE, PATCH_LINE, SLOW_ANSWER,
+    last_user_text, Scenario, ASK_ANSWER_PREFIX, ASK_QUESTION, ASK_QUESTION_ID, EXEC_ANSWER,
+    EXEC_COMMAND, EXEC_REASONING, FAIL_MESSAGE, FAKE_AWS_KEY_ID, FAKE_GITHUB_TOKEN,
+    FAKE_OPENAI_KEY, FAKE_SSH_KEY, LONG_END, PATCH_ANSWER, PATCH_FILE, PATCH_LINE,
+    PERM_ANSWER_PREFIX, SLOW_ANSWER,
 };
 
 use crate::server::{self, Handler, Recorded, Running};
@@ -205,6 +206,14 @@ fn choose_reply(state: &mut ModelState, body: &Value, n: u64) -> (Reply, Duratio
                 "Command output:\n{}",
                 scenario::tool_output_text(body)
             )),
+            Some(Scenario::Perm) => Reply::Message(format!(
+                "{PERM_ANSWER_PREFIX} {}",
+                scenario::tool_output_text(body)
+            )),
+            Some(Scenario::Ask) => Reply::Message(format!(
+                "{ASK_ANSWER_PREFIX} {}",
+                scenario::tool_output_text(body)
+            )),
             _ => Reply::Failed(format!(
                 "mock model: got a {kind} for call_id {call_id}, which this mock never issued"
             )),
@@ -215,12 +224,16 @@ fn choose_reply(state: &mut ModelState, body: &Value, n: u64) -> (Reply, Duratio
     let scenario = Scenario::from_prompt(&prompt);
     let reply = match scenario {
         Scenario::Echo => Reply::Message(scenario::echo_answer(&prompt)),
-        Scenario::Exec | Scenario::Patch | Scenario::Shell => {
+        Scenario::Exec | Scenario::Patch | Scenario::Shell | Scenario::Ask | Scenario::Perm => {
             let call_id = format!("call_mock_{n}");
             state.calls.insert(call_id.clone(), scenario);
             match scenario {
                 Scenario::Exec => scenario::exec_call(call_id),
                 Scenario::Patch => scenario::patch_call(call_id),
+                Scenario::Ask => scenario::ask_call(call_id),
+                Scenario::Perm => {
+                    scenario::perm_call(call_id, scenario::perm_path(&prompt).unwrap_or_default())
+                }
                 _ => scenario::shell_call(
                     call_id,
                     scenario::shell_command(&prompt).unwrap_or_default(),

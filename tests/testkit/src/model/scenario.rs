@@ -24,6 +24,12 @@ pub enum Scenario {
     /// `[[mock:sh:COMMAND]]`: an `exec_command` call running COMMAND (everything up to `]]`), then
     /// `Command output:` and what the command printed, as Codex reported it back.
     Shell,
+    /// `[[mock:perm:PATH]]`: a `request_permissions` call asking to write PATH, then
+    /// `Permissions:` and the tool output Codex sent back (what was granted).
+    Perm,
+    /// `[[mock:ask]]`: a `request_user_input` call with one question ([`ASK_QUESTION_ID`]), then
+    /// `User answered:` and the tool output Codex sent back (the answers).
+    Ask,
 }
 
 pub const EXEC_COMMAND: &str = "echo mock-exec-output";
@@ -36,6 +42,10 @@ pub const PATCH_LINE: &str = "hello from mock";
 pub const PATCH_ANSWER: &str = "Patched mock.txt.";
 pub const FAIL_MESSAGE: &str = "mock failure: the model refused";
 pub const SLOW_ANSWER: &str = "Slow answer done.";
+pub const PERM_ANSWER_PREFIX: &str = "Permissions:";
+pub const ASK_QUESTION_ID: &str = "color";
+pub const ASK_QUESTION: &str = "Which color should the button be?";
+pub const ASK_ANSWER_PREFIX: &str = "User answered:";
 pub const LONG_END: &str = "END-OF-LONG-ANSWER";
 pub const FAKE_OPENAI_KEY: &str = "sk-proj-Mock0Key1For2Redaction3Tests4Only5AbcDef";
 pub const FAKE_GITHUB_TOKEN: &str = "ghp_Mock0Token1For2Redaction3Tests4Abcde";
@@ -71,6 +81,8 @@ impl Scenario {
                 chars: number()? as usize,
             },
             "secret" => Self::Secret,
+            "ask" => Self::Ask,
+            "perm" if arg.is_some_and(|a| !a.trim().is_empty()) => Self::Perm,
             "sh" if arg.is_some_and(|a| !a.trim().is_empty()) => Self::Shell,
             _ => return None,
         })
@@ -79,7 +91,16 @@ impl Scenario {
 
 /// The command of a `[[mock:sh:COMMAND]]` marker.
 pub fn shell_command(text: &str) -> Option<&str> {
-    let start = text.find("[[mock:sh:")? + "[[mock:sh:".len();
+    marker_arg(text, "[[mock:sh:")
+}
+
+/// The path of a `[[mock:perm:PATH]]` marker.
+pub fn perm_path(text: &str) -> Option<&str> {
+    marker_arg(text, "[[mock:perm:")
+}
+
+fn marker_arg<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
+    let start = text.find(marker)? + marker.len();
     let len = text[start..].find("]]")?;
     Some(text[start..start + len].trim())
 }
@@ -173,6 +194,33 @@ pub fn shell_call(call_id: String, command: &str) -> Reply {
         call_id,
         name: "exec_command".into(),
         arguments: json!({ "cmd": command }).to_string(),
+    }
+}
+
+pub fn perm_call(call_id: String, path: &str) -> Reply {
+    Reply::FunctionCall {
+        call_id,
+        name: "request_permissions".into(),
+        arguments: json!({
+            "permissions": { "file_system": { "write": [path] } },
+            "reason": format!("need to write {path}"),
+        })
+        .to_string(),
+    }
+}
+
+pub fn ask_call(call_id: String) -> Reply {
+    let question = json!({
+        "id": ASK_QUESTION_ID, "header": "Color", "question": ASK_QUESTION,
+        "options": [
+            { "label": "Blue (Recommended)", "description": "Matches the theme." },
+            { "label": "Red", "description": "Stands out." },
+        ],
+    });
+    Reply::FunctionCall {
+        call_id,
+        name: "request_user_input".into(),
+        arguments: json!({ "questions": [question] }).to_string(),
     }
 }
 
@@ -355,6 +403,12 @@ mod tests {
             Some("cat /etc/hostname")
         );
         assert_eq!(Scenario::from_prompt("[[mock:sh: ]]"), Scenario::Echo);
+        assert_eq!(Scenario::from_prompt("[[mock:ask]]"), Scenario::Ask);
+        assert_eq!(
+            Scenario::from_prompt("[[mock:perm:/srv/x]]"),
+            Scenario::Perm
+        );
+        assert_eq!(perm_path("[[mock:perm: /srv/x ]]"), Some("/srv/x"));
     }
 
     #[test]
