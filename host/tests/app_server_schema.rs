@@ -7,7 +7,7 @@
 
 mod json_schema;
 
-use codex_host::config::Sandbox;
+use codex_host::config::SandboxMode;
 use codex_host::runner::app_server::incoming::{ServerNotification, ServerRequest, ThreadItem};
 use codex_host::runner::app_server::protocol::*;
 use codex_testkit::codex;
@@ -61,9 +61,9 @@ fn the_host_speaks_the_pinned_cli_protocol() {
     // What the host sends.
     let client = Schema::load(dir, "ClientRequest.json");
     let sandboxes = [
-        Sandbox::ReadOnly,
-        Sandbox::WorkspaceWrite,
-        Sandbox::DangerFullAccess,
+        SandboxMode::ReadOnly,
+        SandboxMode::WorkspaceWrite,
+        SandboxMode::DangerFullAccess,
     ];
     let policies = [
         ApprovalPolicy::Untrusted,

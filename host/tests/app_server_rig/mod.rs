@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use codex_host::config::Sandbox;
+use codex_host::config::SandboxMode;
 use codex_host::runner::app_server::incoming::{
     Item, ItemStatus, ServerNotification, ServerRequest, ThreadItem,
 };
@@ -96,7 +96,7 @@ impl Rig {
             cwd: Some(self.repo().display().to_string()),
             model: Some(codex::MODEL.into()),
             approval_policy: Some(policy),
-            sandbox: Some(Sandbox::WorkspaceWrite),
+            sandbox: Some(SandboxMode::WorkspaceWrite),
             developer_instructions: None,
         }
     }

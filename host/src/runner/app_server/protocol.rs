@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Sandbox;
+use crate::config::SandboxMode;
 
 /// Client → server request methods.
 pub mod method {
@@ -115,17 +115,17 @@ pub enum SandboxPolicy {
     DangerFullAccess,
 }
 
-impl From<Sandbox> for SandboxPolicy {
-    fn from(s: Sandbox) -> SandboxPolicy {
+impl From<SandboxMode> for SandboxPolicy {
+    fn from(s: SandboxMode) -> SandboxPolicy {
         match s {
-            Sandbox::ReadOnly => SandboxPolicy::ReadOnly {
+            SandboxMode::ReadOnly => SandboxPolicy::ReadOnly {
                 network_access: false,
             },
-            Sandbox::WorkspaceWrite => SandboxPolicy::WorkspaceWrite {
+            SandboxMode::WorkspaceWrite => SandboxPolicy::WorkspaceWrite {
                 writable_roots: vec![],
                 network_access: false,
             },
-            Sandbox::DangerFullAccess => SandboxPolicy::DangerFullAccess,
+            SandboxMode::DangerFullAccess => SandboxPolicy::DangerFullAccess,
         }
     }
 }
@@ -142,7 +142,7 @@ pub struct ThreadSettings {
     pub approval_policy: Option<ApprovalPolicy>,
     /// `thread/start` and `thread/resume` take the mode (`read-only`, ...), as `-s` does.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sandbox: Option<Sandbox>,
+    pub sandbox: Option<SandboxMode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub developer_instructions: Option<String>,
 }
