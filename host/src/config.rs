@@ -39,7 +39,8 @@ pub struct Settings {
     pub allowed_users: Vec<String>,
     pub allowed_channels: Vec<String>,
     pub allowed_teams: Vec<String>,
-    /// One project per line: `name = /absolute/path [; sandbox=..] [; model=..] [; notes=..]`.
+    /// One project per line: `name = /absolute/path [; sandbox=..] [; model=..] [; notes=..]
+    /// [; worktree=on]`.
     pub projects: String,
     pub default_project: String,
     pub codex_path: String,
@@ -60,6 +61,10 @@ pub struct Settings {
     pub run_isolation: String,
     /// Names of the host's environment variables Codex also gets (one per line or comma separated).
     pub codex_env: String,
+    /// Where threads of `worktree=on` projects get their git worktrees; empty: `<state dir>/worktrees`.
+    pub worktree_dir: String,
+    /// Worktrees no run used for this many days are removed (never with uncommitted changes); 0: never.
+    pub worktree_idle_days: u32,
 }
 
 impl Default for Settings {
@@ -84,6 +89,8 @@ impl Default for Settings {
             approvers_include_admins: false,
             run_isolation: "bubblewrap".into(),
             codex_env: String::new(),
+            worktree_dir: String::new(),
+            worktree_idle_days: 14,
         }
     }
 }
@@ -96,6 +103,8 @@ pub struct Project {
     pub sandbox: Option<SandboxMode>,
     pub model: Option<String>,
     pub notes: String,
+    /// `worktree=on`: each thread works in its own git worktree on its own branch.
+    pub worktree: bool,
 }
 
 /// Settings after validation: what the rest of the host reads.
@@ -208,6 +217,18 @@ impl Config {
             .map(String::from)
             .collect();
         problems.extend(check_env_names(&codex_env));
+        let dir = settings.worktree_dir.trim();
+        if !dir.is_empty() && !dir.starts_with('/') {
+            problems.push(format!(
+                "Worktree directory: `{dir}` is not an absolute path; give one, or leave it empty for the host's state directory."
+            ));
+        }
+        if settings.worktree_idle_days > 3650 {
+            problems.push(format!(
+                "Remove idle worktrees after (days): {} is out of range; accepted: 0 (never) to 3650.",
+                settings.worktree_idle_days
+            ));
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -265,6 +286,7 @@ fn parse_project(line: &str) -> Result<Project, String> {
         sandbox: None,
         model: None,
         notes: String::new(),
+        worktree: false,
     };
     for opt in parts.filter(|p| !p.is_empty()) {
         let (k, v) = opt
@@ -282,10 +304,17 @@ fn parse_project(line: &str) -> Result<Project, String> {
             }
             "model" => project.model = Some(v.to_string()),
             "notes" => project.notes = v.to_string(),
+            "worktree" => {
+                project.worktree = match v {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("worktree `{v}` of `{name}` is not on or off.")),
+                }
+            }
             other => {
                 return Err(format!(
-                    "unknown option `{other}` for `{name}`; accepted: sandbox, model, notes."
-                ))
+                "unknown option `{other}` for `{name}`; accepted: sandbox, model, notes, worktree."
+            ))
             }
         }
     }
@@ -299,7 +328,7 @@ mod tests {
     #[test]
     fn parses_projects_with_options() {
         let s = Settings {
-            projects: "api = /srv/api\n# comment\nweb = /srv/web ; sandbox=read-only ; model=gpt-5.5 ; notes=Frontend".into(),
+            projects: "api = /srv/api ; worktree=on\n# comment\nweb = /srv/web ; sandbox=read-only ; model=gpt-5.5 ; notes=Frontend".into(),
             default_project: "web".into(),
             ..Settings::default()
         };
@@ -309,6 +338,7 @@ mod tests {
         assert_eq!(web.sandbox, Some(SandboxMode::ReadOnly));
         assert_eq!(web.model.as_deref(), Some("gpt-5.5"));
         assert_eq!(web.notes, "Frontend");
+        assert!(c.projects["api"].worktree && !web.worktree);
         assert_eq!(c.default_project.as_deref(), Some("web"));
     }
 
@@ -334,6 +364,8 @@ mod tests {
             codex_config: "novalue".into(),
             run_isolation: "none".into(),
             codex_env: "OPENAI_API_KEY, CODEX_HOST_SECRET".into(),
+            worktree_dir: "worktrees".into(),
+            worktree_idle_days: 4000,
             ..Settings::default()
         };
         let errs = Config::from_settings(s).unwrap_err();
@@ -358,6 +390,20 @@ mod tests {
             all.contains("`CODEX_HOST_SECRET` belongs to the Codex host")
                 && !all.contains("`OPENAI_API_KEY`"),
             "{all}"
+        );
+        assert!(
+            all.contains("Worktree directory: `worktrees`")
+                && all.contains("Remove idle worktrees after (days): 4000"),
+            "{all}"
+        );
+        let bad = Settings {
+            projects: "api = /srv/api ; worktree=yes".into(),
+            ..Settings::default()
+        };
+        let errs = Config::from_settings(bad).unwrap_err().join("\n");
+        assert!(
+            errs.contains("worktree `yes` of `api` is not on or off"),
+            "{errs}"
         );
     }
 

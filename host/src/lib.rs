@@ -12,7 +12,8 @@
 //! Beneath them, each with one job: `protocol` (the socket contract's wire types), `gate` (the
 //! host's seam to the policy engine, evaluated off the async workers), `runner` (the Codex CLI
 //! process, its events, the queue, run isolation), `chat` (Mattermost, the terminal, or memory
-//! for tests), `store` (SQLite, one file per table), `render` (every text a person reads),
+//! for tests), `store` (SQLite, one file per table), `worktrees` (git worktrees of `worktree=on`
+//! threads; the one place that runs git), `render` (every text a person reads),
 //! `buttons` (signed button contexts), `config` (settings, validated) and `model` (run status,
 //! run mode, approval state).
 
@@ -33,3 +34,4 @@ pub mod state;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod worktrees;

@@ -217,6 +217,7 @@ async fn start(a: ServeArgs) -> Result<(Arc<Host>, tokio::net::UnixListener, api
         isolation,
     );
     let interrupted = host.recover()?;
+    host.start_worktree_pruning();
     info!(version = env!("CARGO_PKG_VERSION"), interrupted, state_dir = %a.state_dir.display(), "codex-host starting");
     let opts = api::ServerOptions {
         socket: a.socket,

@@ -49,6 +49,9 @@ type configuration struct {
 	Projects       string
 	DefaultProject string
 
+	WorktreeDir      string // where threads of `worktree=on` projects get their git worktrees
+	WorktreeIdleDays int    // worktrees idle this long are removed (never dirty ones); 0: never
+
 	CodexPath      string
 	CodexHome      string
 	CodexConfig    string
@@ -77,6 +80,8 @@ const (
 	defaultQueueLimit            = 20
 	defaultTranscriptBudgetChars = 12000
 	defaultThreadRepliesContinue = true
+	defaultWorktreeIdleDays      = 14
+	maxWorktreeIdleDays          = 3650
 )
 
 // settingNames maps each setting key to its name in System Console, for error messages.
@@ -92,6 +97,8 @@ var settingNames = map[string]string{
 	"AllowedBotIds":          "Bots that may trigger runs",
 	"Projects":               "Projects",
 	"DefaultProject":         "Default project",
+	"WorktreeDir":            "Worktree directory",
+	"WorktreeIdleDays":       "Remove idle worktrees after (days)",
 	"CodexPath":              "Codex path",
 	"CodexHome":              "CODEX_HOME",
 	"CodexConfig":            "Codex config overrides",
@@ -234,6 +241,8 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		AllowedBotIDs:          r.list("AllowedBotIds"),
 		Projects:               r.str("Projects", ""),
 		DefaultProject:         r.str("DefaultProject", ""),
+		WorktreeDir:            r.str("WorktreeDir", ""),
+		WorktreeIdleDays:       int(r.number("WorktreeIdleDays", defaultWorktreeIdleDays, true)),
 		CodexPath:              r.str("CodexPath", defaultCodexPath),
 		CodexHome:              r.str("CodexHome", ""),
 		CodexConfig:            r.str("CodexConfig", ""),
@@ -287,6 +296,12 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 	if c.PolicyDir != "" && !filepath.IsAbs(c.PolicyDir) {
 		r.problem("PolicyDir", "`%s` is not an absolute path.", c.PolicyDir)
 	}
+	if c.WorktreeDir != "" && !filepath.IsAbs(c.WorktreeDir) {
+		r.problem("WorktreeDir", "`%s` is not an absolute path; give one, or leave it empty for the host's state directory.", c.WorktreeDir)
+	}
+	if c.WorktreeIdleDays > maxWorktreeIdleDays {
+		r.problem("WorktreeIdleDays", "%d is out of range; accepted: 0 (never) to %d.", c.WorktreeIdleDays, maxWorktreeIdleDays)
+	}
 	if c.CodexHome != "" && !filepath.IsAbs(c.CodexHome) {
 		r.problem("CodexHome", "`%s` is not an absolute path.", c.CodexHome)
 	}
@@ -315,6 +330,8 @@ func (c *configuration) hostSettings() HostSettings {
 		AllowedTeams:           c.AllowedTeams,
 		Projects:               c.Projects,
 		DefaultProject:         c.DefaultProject,
+		WorktreeDir:            c.WorktreeDir,
+		WorktreeIdleDays:       c.WorktreeIdleDays,
 		CodexPath:              c.CodexPath,
 		CodexHome:              c.CodexHome,
 		CodexConfig:            c.CodexConfig,

@@ -141,6 +141,11 @@ type HostSettings struct {
 	ApproversIncludeAdmins bool   `json:"approvers_include_admins"`
 	TranscriptBudgetChars  int    `json:"transcript_budget_chars"`
 	PolicyDir              string `json:"policy_dir"`
+	// WorktreeDir is where threads of `worktree=on` projects get their git worktrees; empty: the
+	// host's state directory.
+	WorktreeDir string `json:"worktree_dir"`
+	// WorktreeIdleDays removes worktrees idle this long (never with uncommitted changes); 0: never.
+	WorktreeIdleDays int `json:"worktree_idle_days"`
 }
 
 // ConfigResponse answers a successful PUT /v1/config.

@@ -14,6 +14,7 @@ mod project;
 mod projects;
 mod prompt;
 mod status;
+mod worktree;
 
 use std::sync::Arc;
 
@@ -97,6 +98,13 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
         answer_only: true,
     },
     Subcommand {
+        name: "worktree",
+        hint: "[remove [--force]]",
+        help: "Show or remove this thread's git worktree",
+        usage: "`/codex worktree [remove [--force]]` — in a thread of a `worktree=on` project: its worktree and branch, or remove it.",
+        answer_only: true,
+    },
+    Subcommand {
         name: "help",
         hint: "",
         help: "How to use /codex",
@@ -140,6 +148,7 @@ impl Host {
                 Some("last") => self.cmd_last(&req),
                 Some("cancel") => self.cmd_cancel(&req),
                 Some("policy") => self.cmd_policy(&cfg, &req).await,
+                Some("worktree") => self.cmd_worktree(&cfg, &req, rest).await,
                 Some("new") => self.cmd_prompt(&cfg, &req, Intent::New, rest).await,
                 Some("continue") => self.cmd_prompt(&cfg, &req, Intent::Continue, rest).await,
                 _ if rest.is_empty() && looks_like_subcommand(word) => CommandResponse::ephemeral(format!(

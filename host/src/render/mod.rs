@@ -1,5 +1,5 @@
 //! The posts a person reads: progress, answers and outcomes, approval requests, the thread root,
-//! help, and the transcript Codex gets. One-line answers and refusals (a command's reply, why a
+//! help, the transcript Codex gets and the texts about a thread's git worktree (`worktree`). One-line answers and refusals (a command's reply, why a
 //! prompt was refused) are written where they are decided, in `commands` and `runs`.
 //!
 //! Input: run state and texts; output: Mattermost markdown strings (or terminal text for
@@ -9,6 +9,7 @@
 mod redact;
 mod split;
 mod transcript;
+pub mod worktree;
 
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! transcript, policy, queue), `drive` (the thread, the queue wait, Codex), `progress` (the edited
 //! progress post), `outcome` (what the run ended in), `delivery` (posting that exactly once),
 //! `transcript` and `images` (what Codex gets besides the prompt), `approval` (the runs side of an
-//! approval wait), `reply` (thread replies that continue a session) and `clicks` (the run's
-//! buttons).
+//! approval wait), `reply` (thread replies that continue a session), `clicks` (the run's
+//! buttons) and `worktree` (a `worktree=on` thread's own git worktree, and pruning idle ones).
 //!
 //! Input: prompts from `commands`, `reply` and `codex-host run`, clicks from `api`; output:
 //! posts through `chat` (texts from `render`), rows in `store`. Decisions come from the `gate`,
@@ -20,6 +20,7 @@ mod progress;
 mod reply;
 mod submit;
 mod transcript;
+mod worktree;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ use crate::state::ActiveRun;
 
 pub(crate) use decide::Ask;
 pub(crate) use submit::Submission;
+pub use worktree::Pruned;
 
 /// Progress posts are edited at most this often.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(1500);

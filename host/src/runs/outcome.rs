@@ -114,7 +114,7 @@ impl Host {
             exit_code,
             input_tokens: state.usage.input_tokens,
             output_tokens: state.usage.output_tokens,
-        });
+        }) + &self.branch_line(run);
         let result = RunResult {
             exit_code,
             summary: render::one_line(&body, 500),

@@ -1,5 +1,5 @@
 //! Durable state in SQLite (WAL): channel → active project, thread → Codex session, runs,
-//! approvals, spent button nonces, audit.
+//! approvals, spent button nonces, audit, threads' git worktrees.
 //!
 //! Input: typed rows; output: typed rows. Knows nothing of HTTP, Codex or Mattermost. Calls are
 //! short and synchronous behind one mutex: every statement is a single indexed read or write.
@@ -14,6 +14,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 mod threads;
+mod worktrees;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -24,6 +25,7 @@ use rusqlite::Connection;
 pub use approvals::ApprovalRow;
 pub use runs::{OutcomeText, RunResult, RunRow};
 pub use threads::ThreadRow;
+pub use worktrees::WorktreeRow;
 
 pub struct Store {
     conn: Mutex<Connection>,
