@@ -19,8 +19,10 @@ use crate::state::Host;
 use crate::store::{now_ms, WorktreeRow};
 use crate::worktrees::{self, SandboxPaths, Worktree, WorktreeError};
 
-/// How often idle worktrees are looked for.
+/// How often idle worktrees are looked for; the first time soon after the host starts, so a host
+/// that restarts often still prunes.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const FIRST_PRUNE_AFTER: Duration = Duration::from_secs(120);
 
 /// A run's worktree and what its sandbox binds of the main repository.
 pub(crate) struct RunTree {
@@ -125,12 +127,14 @@ impl Host {
     pub fn start_worktree_pruning(self: &Arc<Self>) {
         let host = self.clone();
         self.tasks.spawn(async move {
+            let mut wait = FIRST_PRUNE_AFTER;
             loop {
                 tokio::select! {
                     _ = host.stopping.cancelled() => return,
-                    _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
                 host.prune_worktrees(now_ms()).await;
+                wait = PRUNE_EVERY;
             }
         });
     }
