@@ -110,6 +110,7 @@ type AutocompleteItem struct {
 type ConfigRequest struct {
 	MattermostURL string       `json:"mattermost_url"`
 	BotUserID     string       `json:"bot_user_id"`
+	BotUsername   string       `json:"bot_username"`
 	BotToken      string       `json:"bot_token"`
 	PluginVersion string       `json:"plugin_version"`
 	PluginID      string       `json:"plugin_id"`

@@ -259,6 +259,7 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 	doc := &ConfigRequest{
 		MattermostURL: p.mattermostURL(cfg),
 		BotUserID:     st.botUserID,
+		BotUsername:   botUsername,
 		BotToken:      st.botToken,
 		PluginVersion: st.version,
 		PluginID:      pluginID,

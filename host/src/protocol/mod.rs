@@ -151,6 +151,8 @@ pub struct AutocompleteItem {
 pub struct ConfigRequest {
     pub mattermost_url: String,
     pub bot_user_id: String,
+    /// The bot's username, for `@<name>` mentions; empty means `codex`.
+    pub bot_username: String,
     pub bot_token: String,
     pub plugin_version: String,
     pub plugin_id: String,
