@@ -1,4 +1,4 @@
-# End to end against a real Mattermost server (issue 6): tests/e2e.
+# End to end against a real Mattermost server: tests/e2e.
 #   make e2e   builds the bundle, the Codex CLI and the mock model, then runs tests/e2e: the
 #              Mattermost server built from its Go module (cached per version in E2E_CACHE),
 #              PostgreSQL from Debian packages (installed if missing, a throwaway cluster on
