@@ -179,7 +179,7 @@ func (p *Plugin) OnActivate() error {
 	}
 	if err := p.API.RegisterCommand(codexCommand()); err != nil {
 		_ = p.API.RevokeUserAccessToken(token.Id)
-		return fmt.Errorf("registering /%s failed: %w", commandTrigger, err)
+		return fmt.Errorf("registering /%s failed: %w", commands.Trigger, err)
 	}
 
 	st := &activeState{

@@ -41,7 +41,8 @@ mod images;
 use approvals::{ApprovalSpec, PlanRecord};
 use delivery::{Deliveries, Outcome};
 
-const SUBCOMMANDS: &[&str] = &[
+/// Every `/codex` subcommand; contract/commands.json lists the same (host/tests/commands.rs).
+pub const SUBCOMMANDS: &[&str] = &[
     "help", "new", "continue", "project", "projects", "status", "last", "cancel", "policy",
 ];
 
@@ -765,6 +766,9 @@ impl Host {
         intent: Intent,
         prompt: &str,
     ) -> CommandResponse {
+        if !req.bot_can_post && !prompt.trim().is_empty() {
+            return CommandResponse::needs_bot_access();
+        }
         let root = if intent == Intent::New {
             ""
         } else {
