@@ -174,7 +174,7 @@ func (p *Plugin) OnActivate() error {
 	}
 	if err := p.API.RegisterCommand(codexCommand()); err != nil {
 		p.dropBotToken(token.Id)
-		return fmt.Errorf("registering /%s failed: %w", commandTrigger, err)
+		return fmt.Errorf("registering /%s failed: %w", commands.Trigger, err)
 	}
 
 	st := &activeState{
