@@ -57,7 +57,10 @@ fn autocomplete_shows_the_hosts_hints_and_help_in_its_order() {
 #[test]
 fn the_host_accepts_exactly_the_listed_subcommands() {
     let listed: BTreeSet<String> = listed_subcommands().into_iter().collect();
-    let host: BTreeSet<String> = HOST_SUBCOMMANDS.iter().map(|s| s.name.to_string()).collect();
+    let host: BTreeSet<String> = HOST_SUBCOMMANDS
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
     assert_eq!(
         listed.difference(&host).collect::<Vec<_>>(),
         Vec::<&String>::new(),

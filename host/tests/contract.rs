@@ -10,13 +10,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use codex_host::chat::Post;
+use codex_host::model::RunStatus;
 /// The wire types. Repoint this line when they move.
 use codex_host::protocol::{
     ActionRequest, ActionResponse, AutocompleteItem, CommandRequest, CommandResponse,
     ConfigRequest, ConfigResponse, ErrorBody, Health, PostRequest, PostResponse,
 };
-use codex_host::chat::Post;
-use codex_host::model::RunStatus;
 
 /// `props.codex_kind` of every post the host makes in a run's thread.
 const POST_KINDS: &[&str] = &[

@@ -85,6 +85,8 @@ type PostRequest struct {
 	User    User         `json:"user"`
 	Channel Channel      `json:"channel"`
 	Post    IncomingPost `json:"post"`
+	// BotCanPost: as in CommandRequest, for a post that @-mentions the bot.
+	BotCanPost bool `json:"bot_can_post"`
 }
 
 // PostResponse answers POST /v1/posts.
@@ -92,6 +94,9 @@ type PostResponse struct {
 	Handled bool `json:"handled"`
 	// EphemeralText, when set, is shown to the poster in the same thread (e.g. a refusal).
 	EphemeralText string `json:"ephemeral_text,omitempty"`
+	// NeedsBotAccess: the post would start a run where the bot may not post yet; the plugin gives
+	// the bot access and forwards the post again.
+	NeedsBotAccess bool `json:"needs_bot_access,omitempty"`
 }
 
 // ActionRequest is the body of POST /v1/actions: Mattermost's PostActionIntegrationRequest with

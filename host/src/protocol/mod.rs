@@ -118,12 +118,27 @@ pub struct IncomingPost {
 }
 
 /// `POST /v1/posts`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PostRequest {
     pub user: User,
     pub channel: Channel,
     pub post: IncomingPost,
+    /// As in [`CommandRequest::bot_can_post`]: an `@codex` mention that would start a run where
+    /// the bot may not post yet is answered with `needs_bot_access`. Missing means true.
+    #[serde(default = "yes")]
+    pub bot_can_post: bool,
+}
+
+impl Default for PostRequest {
+    fn default() -> Self {
+        PostRequest {
+            user: User::default(),
+            channel: Channel::default(),
+            post: IncomingPost::default(),
+            bot_can_post: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -133,6 +148,9 @@ pub struct PostResponse {
     /// When set, the plugin shows this to the poster as an ephemeral message (e.g. a refusal).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub ephemeral_text: String,
+    /// The post would start a run, and the bot must be able to post in the channel first.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub needs_bot_access: bool,
 }
 
 /// `POST /v1/actions`: Mattermost's `PostActionIntegrationRequest`, with `user_id` filled by the

@@ -49,6 +49,14 @@ impl Host {
                 ephemeral_text: format!(
                     "Tell @{bot_name} what to do in the same message, e.g. `@{bot_name} fix the flaky login test`. See `/codex help`."
                 ),
+                ..Default::default()
+            };
+        }
+        if !continues && !req.bot_can_post {
+            return PostResponse {
+                handled: true,
+                needs_bot_access: true,
+                ..Default::default()
             };
         }
         if in_dm && known.is_none() {
@@ -76,11 +84,12 @@ impl Host {
         match self.submit(&cfg, submission).await {
             Ok(_) => PostResponse {
                 handled: true,
-                ephemeral_text: String::new(),
+                ..Default::default()
             },
             Err(refusal) => PostResponse {
                 handled: true,
                 ephemeral_text: refusal,
+                ..Default::default()
             },
         }
     }
