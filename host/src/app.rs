@@ -28,6 +28,9 @@ use crate::runner::{self, Scheduler};
 use crate::runs::{internal, Accepted, Intent, Submission};
 use crate::state::{ActiveRun, Deliveries, Host, Snapshot, StopReason};
 
+/// The bot's username when the plugin does not say (it always creates `@codex`).
+const DEFAULT_BOT_USERNAME: &str = "codex";
+
 impl Host {
     /// A host with no settings yet: it refuses runs until [`Host::apply_config`] succeeds.
     pub fn new(
@@ -43,6 +46,7 @@ impl Host {
             isolation: Arc::new(isolation),
             redactor: Arc::new(Redactor::new(secrets.clone())),
             bot_user_id: String::new(),
+            bot_username: DEFAULT_BOT_USERNAME.to_string(),
             mattermost_url: String::new(),
             actions_url: String::new(),
             codex: None,
@@ -153,8 +157,9 @@ impl Host {
                 )),
             }
         }
-        let (mut bot_user_id, mut mattermost_url, mut actions_url) = (
+        let (mut bot_user_id, mut bot_username, mut mattermost_url, mut actions_url) = (
             old.bot_user_id.clone(),
+            old.bot_username.clone(),
             old.mattermost_url.clone(),
             old.actions_url.clone(),
         );
@@ -163,6 +168,10 @@ impl Host {
                 c.configure(&req.mattermost_url, &req.bot_token, &req.bot_user_id);
             }
             bot_user_id = req.bot_user_id.clone();
+            bot_username = match req.bot_username.trim() {
+                "" => DEFAULT_BOT_USERNAME.to_string(),
+                name => name.to_string(),
+            };
             mattermost_url = req.mattermost_url.trim_end_matches('/').to_string();
             actions_url = req.actions_url.clone();
         }
@@ -185,6 +194,7 @@ impl Host {
             isolation: Arc::new(isolation),
             redactor: Arc::new(Redactor::new(secrets)),
             bot_user_id,
+            bot_username,
             mattermost_url,
             actions_url,
             codex,

@@ -37,6 +37,8 @@ pub struct Snapshot {
     /// Cleans every text that leaves the host (the host's secrets and the bot token included).
     pub redactor: Arc<Redactor>,
     pub bot_user_id: String,
+    /// The name people @-mention the bot by.
+    pub bot_username: String,
     /// The server's Site URL, without a trailing slash; empty for the terminal.
     pub mattermost_url: String,
     /// Where buttons post their clicks; empty for the terminal (no buttons).

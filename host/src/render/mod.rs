@@ -88,6 +88,8 @@ pub struct Footer<'a> {
     pub exit_code: Option<i32>,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The requester to @-mention, so that a long run's end reaches their phone.
+    pub notify: Option<&'a str>,
 }
 
 pub fn footer(f: &Footer) -> String {
@@ -109,7 +111,8 @@ pub fn footer(f: &Footer) -> String {
             thousands(f.output_tokens)
         ));
     }
-    format!("\n\n---\n*{}*", parts.join(" · "))
+    let notify = f.notify.map(|u| format!(" · @{u}")).unwrap_or_default();
+    format!("\n\n---\n*{}*{notify}", parts.join(" · "))
 }
 
 /// The answer body: Codex's last message, or a note when it gave none.
@@ -396,11 +399,23 @@ mod tests {
             exit_code: Some(0),
             input_tokens: 12_345,
             output_tokens: 321,
+            notify: None,
         });
         assert_eq!(
             f,
             "\n\n---\n*`api` · 1m 12s · 2 files changed · exit 0 · 12,345 in / 321 out tokens*"
         );
+    }
+
+    #[test]
+    fn a_long_runs_footer_mentions_the_requester() {
+        let f = footer(&Footer {
+            project: "api",
+            elapsed: Duration::from_secs(72),
+            notify: Some("alice"),
+            ..Default::default()
+        });
+        assert_eq!(f, "\n\n---\n*`api` · 1m 12s* · @alice");
     }
 
     #[test]

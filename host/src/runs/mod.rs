@@ -68,6 +68,9 @@ pub(crate) struct Trigger {
 pub(crate) enum Intent {
     Auto,
     New,
+    /// A new session rooted at the person's own post (`@codex <prompt>` at channel level): the
+    /// post becomes the thread, which then continues like one the bot started.
+    Start,
     Continue,
     Retry,
 }

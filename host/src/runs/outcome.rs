@@ -2,6 +2,8 @@
 //! interruption, refusal) with its footer, the recorded result, the closed progress post; then
 //! the outcome goes to `delivery`. Exactly one outcome per run.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use super::progress::progress_props;
@@ -12,6 +14,10 @@ use crate::render;
 use crate::runner::{Ending, RunState};
 use crate::state::{Host, Outcome, StopReason};
 use crate::store::{OutcomeText, RunResult};
+
+/// A run that took at least this long @-mentions its requester in the outcome, so that their
+/// phone buzzes; a quicker answer arrives while they are still looking.
+pub(crate) const NOTIFY_AFTER: Duration = Duration::from_secs(5);
 
 /// How Codex (or the attempt to start it) ended.
 pub(super) struct Finish {
@@ -114,6 +120,7 @@ impl Host {
             exit_code,
             input_tokens: state.usage.input_tokens,
             output_tokens: state.usage.output_tokens,
+            notify: (elapsed >= NOTIFY_AFTER).then_some(plan.user.username.as_str()),
         }) + &self.branch_line(run);
         let result = RunResult {
             exit_code,
