@@ -114,7 +114,7 @@ async fn two_threads_write_in_their_own_worktrees_and_the_main_checkout_is_untou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_from_inside_the_sandbox_lands_on_the_threads_branch() {
-    let (env, trees) = start().await;
+    let (mut env, trees) = start().await;
     let health = env.call("GET", "/v1/health", None).await.1;
     assert_eq!(health["isolation"]["active"], true, "{health}");
     let main_head = git(&env.repo, &["rev-parse", "main"]);
@@ -134,19 +134,25 @@ async fn a_commit_from_inside_the_sandbox_lands_on_the_threads_branch() {
     let wt = trees.join("api").join(short(&out.post.root_id));
     assert_eq!(git(&wt, &["status", "--porcelain"]), "");
 
-    // The thread's next run is in the same worktree, and `/codex worktree` counts the commit.
+    // The thread's next run is in the same worktree, even after the Worktree directory setting
+    // changed, and `/codex worktree` counts the commit.
+    let moved = trees.with_file_name("worktrees-moved");
+    env.settings["worktree_dir"] = json!(moved.display().to_string());
+    env.push_config().await;
     env.reply(
         &env.alice,
         &out.post.root_id,
-        "[[mock:sh:git log --oneline -1]]",
+        "[[mock:sh:pwd; git log --oneline -1]]",
     )
     .await;
     let next = env.outcomes(2).await.remove(1);
     assert!(
-        next.post.message.contains("codex-commit"),
+        next.post.message.contains("codex-commit")
+            && next.post.message.contains(&wt.display().to_string()),
         "{}",
         next.post.message
     );
+    assert!(!moved.exists());
     let r = env.command_in(&out.post.root_id, "worktree").await;
     let text = r["text"].as_str().unwrap();
     assert!(

@@ -84,8 +84,22 @@ impl Host {
             warn!(error = %e, "the thread's worktree could not be prepared");
             text::prepare_failed(&e.to_string())
         };
-        let wt = Worktree::layout(&self.worktree_dir(cfg), &plan.project.name, root_id)
-            .map_err(failed)?;
+        // A worktree made before the Worktree directory setting changed stays where it is (its
+        // branch is checked out there, so it cannot be added again elsewhere).
+        let repo = plan.project.repo.display().to_string();
+        let known = self.store.worktree(root_id).ok().flatten().filter(|r| {
+            r.project == plan.project.name
+                && r.repo == repo
+                && Path::new(&r.path).join(".git").exists()
+        });
+        let wt = match known {
+            Some(r) => Worktree {
+                path: PathBuf::from(r.path),
+                branch: r.branch,
+            },
+            None => Worktree::layout(&self.worktree_dir(cfg), &plan.project.name, root_id)
+                .map_err(failed)?,
+        };
         worktrees::ensure(&plan.project.repo, &wt)
             .await
             .map_err(failed)?;
@@ -96,7 +110,7 @@ impl Host {
             root_id: root_id.to_string(),
             channel_id: plan.channel.id.clone(),
             project: plan.project.name.clone(),
-            repo: plan.project.repo.display().to_string(),
+            repo,
             path: wt.path.display().to_string(),
             branch: wt.branch.clone(),
             last_used_at: now_ms(),
