@@ -49,6 +49,12 @@ fn approval_for_risky_cases() {
 }
 
 #[test]
+fn command_guard_cases() {
+    run_cases("policies/command-guard/cases.toml");
+    run_cases("policies/command-guard/cases-chain.toml");
+}
+
+#[test]
 fn business_hours_cases() {
     run_cases("policies/business-hours/cases.toml");
 }
