@@ -143,6 +143,13 @@ fn check_accepts_each_example_and_rejects_bad_configs() {
             true,
         ),
         ("business-hours", r#"{"utc_offset": "CET"}"#, false),
+        ("command-guard", r#"{"approvers": ["u-lead"]}"#, true),
+        ("command-guard", r#"{"approvers": []}"#, false),
+        (
+            "command-guard",
+            r#"{"approvers": ["u-lead"], "unlisted": "ask"}"#,
+            false,
+        ),
         ("python-no-full-access", r#"{"max_timeout_secs": 60}"#, true),
         (
             "python-no-full-access",
