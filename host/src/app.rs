@@ -19,6 +19,7 @@ use crate::buttons::Signer;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::gate::{Evaluator, Gate};
+use crate::metrics::Metrics;
 use crate::protocol::{
     AutocompleteItem, Channel, ChannelKind, CodexInfo, ConfigRequest, Health, QueueInfo, User,
 };
@@ -51,10 +52,12 @@ impl Host {
             actions_url: String::new(),
             codex: None,
         };
+        let metrics = Arc::new(Metrics::default());
         Arc::new(Host {
             store,
             chat,
-            policy: Evaluator::new(gate),
+            policy: Evaluator::new(gate, metrics.clone()),
+            metrics,
             snapshot: ArcSwap::from_pointee(snapshot),
             scheduler: Scheduler::new(1, 0),
             active: Mutex::new(HashMap::new()),
@@ -150,7 +153,13 @@ impl Host {
         let mut codex = old.codex.clone();
         if require_mattermost {
             match runner::process::codex_version(&cfg.settings.codex_path).await {
-                Some(v) => codex = Some((cfg.settings.codex_path.clone(), v)),
+                Some(v) => {
+                    if let Some(w) = runner::tested::untested_warning(&cfg.settings.codex_path, &v)
+                    {
+                        warnings.push(w);
+                    }
+                    codex = Some((cfg.settings.codex_path.clone(), v));
+                }
                 None => warnings.push(format!(
                     "Codex path: `{}` did not run (`--version` failed); runs will fail until it is installed.",
                     cfg.settings.codex_path
@@ -221,7 +230,12 @@ impl Host {
         Health {
             version: env!("CARGO_PKG_VERSION").into(),
             configured: snapshot.config.is_some(),
-            codex: CodexInfo { path, version },
+            codex: CodexInfo {
+                tested: runner::tested::is_tested(&version),
+                tested_range: runner::tested::tested_range(),
+                path,
+                version,
+            },
             queue: QueueInfo {
                 running,
                 queued,
@@ -230,6 +244,9 @@ impl Host {
             },
             policies: self.policy.gate().describe(),
             isolation: snapshot.isolation.info(),
+            metrics: self
+                .metrics
+                .info(self.store.pending_approvals().map_or(0, |p| p.len())),
         }
     }
 

@@ -20,6 +20,7 @@ use crate::buttons::{ButtonAction, Signer};
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::gate::Evaluator;
+use crate::metrics::Metrics;
 use crate::model::RunStatus;
 use crate::protocol::{ActionRequest, User};
 use crate::render::Redactor;
@@ -117,6 +118,7 @@ pub struct Host {
     pub(crate) store: Store,
     pub(crate) chat: Chat,
     pub(crate) policy: Evaluator,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) scheduler: Scheduler,
     pub(crate) active: Mutex<HashMap<String, Arc<ActiveRun>>>,

@@ -180,6 +180,10 @@ type Health struct {
 	Codex      struct {
 		Path    string `json:"path"`
 		Version string `json:"version"`
+		// TestedRange: the Codex CLI versions this host release was tested with.
+		TestedRange string `json:"tested_range"`
+		// Tested: whether Version is in that range; nil while unknown.
+		Tested *bool `json:"tested"`
 	} `json:"codex"`
 	Queue struct {
 		Running           int `json:"running"`
@@ -193,6 +197,20 @@ type Health struct {
 		Active  bool    `json:"active"`
 		Problem *string `json:"problem"`
 	} `json:"isolation"`
+	Metrics HostMetrics `json:"metrics"`
+}
+
+// HostMetrics are the host's counters since it started (the plugin's Prometheus metrics).
+type HostMetrics struct {
+	// Runs that reached their outcome, by final status.
+	Runs             map[string]uint64 `json:"runs"`
+	ApprovalsPending int               `json:"approvals_pending"`
+	PolicyDecision   struct {
+		// Upper bounds of the buckets in seconds; Counts has one more entry (+Inf), not cumulative.
+		BoundsSeconds []float64 `json:"bounds_seconds"`
+		Counts        []uint64  `json:"counts"`
+		SumSeconds    float64   `json:"sum_seconds"`
+	} `json:"policy_decision"`
 }
 
 // ErrorBody is the body of every non-2xx answer from the host.

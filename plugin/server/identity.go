@@ -237,7 +237,8 @@ func (r *resolver) isBotConversation(ch *model.Channel) (bool, error) {
 	}
 }
 
-// isBotThread reports whether the thread rooted at rootID was started by the bot.
+// isBotThread reports whether the thread rooted at rootID may be a Codex thread: started by the
+// bot, or by a post that @-mentions it (the host knows whether that mention became a run).
 func (r *resolver) isBotThread(rootID string) (bool, error) {
 	if v, ok := r.botThread.get(rootID); ok {
 		return v, nil
@@ -246,7 +247,7 @@ func (r *resolver) isBotThread(rootID string) (bool, error) {
 	if appErr != nil {
 		return false, fmt.Errorf("looking up root post %s: %w", rootID, appErr)
 	}
-	v := root.UserId == r.botUserID
+	v := root.UserId == r.botUserID || mentionsBot(root.Message)
 	r.botThread.put(rootID, v)
 	return v, nil
 }

@@ -73,7 +73,7 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
         name: "status",
         hint: "",
         help: "Show running and queued Codex runs",
-        usage: "`/codex status` — what is running or queued here.",
+        usage: "`/codex status` — what is running or queued here (for system admins: on the whole host, with the policy modules).",
         answer_only: true,
     },
     Subcommand {

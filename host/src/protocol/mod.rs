@@ -230,6 +230,8 @@ pub struct Health {
     pub policies: Vec<serde_json::Value>,
     /// How Codex runs are confined on this machine.
     pub isolation: crate::runner::isolation::IsolationInfo,
+    /// Counters since the host started, for the plugin's Prometheus metrics.
+    pub metrics: crate::metrics::MetricsInfo,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -237,6 +239,10 @@ pub struct Health {
 pub struct CodexInfo {
     pub path: String,
     pub version: String,
+    /// The versions this release was tested with, e.g. `0.169.0 to 0.171.x`.
+    pub tested_range: String,
+    /// Whether `version` is in that range; `null` while the version is unknown or unreadable.
+    pub tested: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

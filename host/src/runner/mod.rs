@@ -8,6 +8,7 @@ pub mod events;
 pub mod isolation;
 pub mod process;
 pub mod scheduler;
+pub mod tested;
 
 use std::collections::BTreeSet;
 

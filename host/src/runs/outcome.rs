@@ -149,6 +149,7 @@ impl Host {
         let Some(recorded) = self.record_outcome(&outcome, result) else {
             return status;
         };
+        self.metrics.run_ended(status);
         let _ = self.store.audit("run.finished", Some(&plan.run_id), &plan.user.id, &plan.channel.id, &json!({"status": status.as_str(), "exit_code": exit_code, "elapsed_ms": elapsed.as_millis() as u64}));
         if let Some(pid) = &run.progress_id {
             let _ = self
@@ -193,6 +194,7 @@ impl Host {
         let Some(recorded) = self.record_outcome(&outcome, res) else {
             return;
         };
+        self.metrics.run_ended(status);
         let _ = self.store.audit(
             "run.finished",
             Some(&plan.run_id),
