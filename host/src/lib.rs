@@ -13,7 +13,7 @@
 //! host's seam to the policy engine, evaluated off the async workers), `runner` (the Codex CLI
 //! process, its events, the queue, run isolation), `chat` (Mattermost, the terminal, or memory
 //! for tests), `store` (SQLite, one file per table), `render` (every text a person reads),
-//! `buttons` (signed button contexts), `config` (settings, validated), `metrics` (counters for
+//! `buttons` (signed button contexts), `history` (`codex-host audit`), `config` (settings, validated), `metrics` (counters for
 //! the health answer) and `model` (run status, run mode, approval state).
 
 pub mod api;
@@ -24,6 +24,7 @@ pub mod chat;
 pub mod commands;
 pub mod config;
 pub mod gate;
+pub mod history;
 pub mod metrics;
 pub mod model;
 pub mod protocol;
