@@ -29,6 +29,9 @@ use crate::runner::{self, Scheduler};
 use crate::runs::{internal, Accepted, Intent, Submission};
 use crate::state::{ActiveRun, Deliveries, Host, Snapshot, StopReason};
 
+/// How often the retention period is applied besides each settings push.
+const RETENTION_EVERY: Duration = Duration::from_secs(6 * 3600);
+
 /// The bot's username when the plugin does not say (it always creates `@codex`).
 const DEFAULT_BOT_USERNAME: &str = "codex";
 
@@ -58,6 +61,7 @@ impl Host {
             chat,
             policy: Evaluator::new(gate, metrics.clone()),
             metrics,
+            retention_loop: Default::default(),
             snapshot: ArcSwap::from_pointee(snapshot),
             scheduler: Scheduler::new(1, 0),
             active: Mutex::new(HashMap::new()),
@@ -216,11 +220,51 @@ impl Host {
         }
         let host = self.clone();
         self.tasks.spawn(async move { host.redeliver().await });
+        self.forget_old_history(&cfg);
+        if !self
+            .retention_loop
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let host = self.clone();
+            self.tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = host.stopping.cancelled() => return,
+                        _ = tokio::time::sleep(RETENTION_EVERY) => {}
+                    }
+                    if let Some(cfg) = host.config() {
+                        host.forget_old_history(&cfg);
+                    }
+                }
+            });
+        }
         if let Some(problem) = gate_problem {
             tracing::error!(problem = %problem, "the policy chain did not load; every request is refused until the settings are fixed");
             return Err(vec![problem]);
         }
         Ok(warnings)
+    }
+
+    /// Applies **Keep history (days)**: erases prompts, answers and output tails of runs that
+    /// finished before the period, and older audit entries.
+    pub fn forget_old_history(&self, cfg: &Config) {
+        let days = cfg.settings.retention_days;
+        if days == 0 {
+            return;
+        }
+        let cutoff = crate::store::now_ms() - i64::from(days) * 86_400_000;
+        match self.store.forget_before(cutoff) {
+            Ok(f) if f.runs + f.audit_entries > 0 => {
+                info!(
+                    days,
+                    runs = f.runs,
+                    audit_entries = f.audit_entries,
+                    "history older than the retention period erased"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "could not erase history older than the retention period"),
+        }
     }
 
     pub fn health(&self) -> Health {

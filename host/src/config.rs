@@ -52,6 +52,8 @@ pub struct Settings {
     pub run_timeout_minutes: f64,
     pub max_concurrent_runs: usize,
     pub queue_limit: usize,
+    /// Days after which prompts, answers, output tails and audit entries are deleted; 0 keeps all.
+    pub retention_days: u32,
     pub thread_replies_continue: bool,
     pub transcript_budget_chars: usize,
     pub policy_dir: String,
@@ -83,6 +85,7 @@ impl Default for Settings {
             run_timeout_minutes: 30.0,
             max_concurrent_runs: 2,
             queue_limit: 20,
+            retention_days: 90,
             thread_replies_continue: true,
             transcript_budget_chars: 12_000,
             policy_dir: String::new(),
@@ -181,6 +184,12 @@ impl Config {
             problems.push(format!(
                 "Queue limit: {} is out of range; accepted: 0 to 10000.",
                 settings.queue_limit
+            ));
+        }
+        if settings.retention_days > 3650 {
+            problems.push(format!(
+                "Keep history (days): {} is out of range; accepted: 0 (keep everything) to 3650.",
+                settings.retention_days
             ));
         }
         if settings.codex_path.trim().is_empty() {

@@ -97,6 +97,17 @@ pub enum Decision {
     },
 }
 
+impl Decision {
+    /// The decision's name in the audit (`allow`, `deny`, `require-approval`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Allow(_) => "allow",
+            Decision::Deny { .. } => "deny",
+            Decision::RequireApproval { .. } => "require-approval",
+        }
+    }
+}
+
 /// A decision with what explains it.
 #[derive(Debug, Clone)]
 pub struct Ruling {

@@ -14,8 +14,8 @@
 //! process, its events, the queue, run isolation), `chat` (Mattermost, the terminal, or memory
 //! for tests), `store` (SQLite, one file per table), `worktrees` (git worktrees of `worktree=on`
 //! threads; the one place that runs git), `render` (every text a person reads), `buttons`
-//! (signed button contexts), `config` (settings, validated), `metrics` (counters for the health
-//! answer) and `model` (run status, run mode, approval state).
+//! (signed button contexts), `history` (`codex-host audit`), `config` (settings, validated),
+//! `metrics` (counters for the health answer) and `model` (run status, run mode, approval state).
 
 pub mod api;
 pub mod app;
@@ -25,6 +25,7 @@ pub mod chat;
 pub mod commands;
 pub mod config;
 pub mod gate;
+pub mod history;
 pub mod metrics;
 pub mod model;
 pub mod protocol;

@@ -119,6 +119,8 @@ pub struct Host {
     pub(crate) chat: Chat,
     pub(crate) policy: Evaluator,
     pub(crate) metrics: Arc<Metrics>,
+    /// Whether the periodic retention task runs already.
+    pub(crate) retention_loop: std::sync::atomic::AtomicBool,
     pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) scheduler: Scheduler,
     pub(crate) active: Mutex<HashMap<String, Arc<ActiveRun>>>,

@@ -68,6 +68,7 @@ type configuration struct {
 	RunTimeoutMinutes      float64
 	MaxConcurrentRuns      int
 	QueueLimit             int
+	RetentionDays          int
 	TranscriptBudgetChars  int
 	ThreadRepliesContinue  bool
 	PolicyDir              string
@@ -215,6 +216,7 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		RunTimeoutMinutes:      r.number("RunTimeoutMinutes", false),
 		MaxConcurrentRuns:      int(r.number("MaxConcurrentRuns", true)),
 		QueueLimit:             int(r.number("QueueLimit", true)),
+		RetentionDays:          int(r.number("RetentionDays", true)),
 		TranscriptBudgetChars:  int(r.number("TranscriptBudgetChars", true)),
 		ThreadRepliesContinue:  r.boolean("ThreadRepliesContinue"),
 		PolicyDir:              r.str("PolicyDir"),
@@ -308,6 +310,7 @@ func (c *configuration) hostSettings() HostSettings {
 		RunTimeoutMinutes:      c.RunTimeoutMinutes,
 		MaxConcurrentRuns:      c.MaxConcurrentRuns,
 		QueueLimit:             c.QueueLimit,
+		RetentionDays:          c.RetentionDays,
 		ThreadRepliesContinue:  c.ThreadRepliesContinue,
 		TranscriptBudgetChars:  c.TranscriptBudgetChars,
 		PolicyDir:              c.PolicyDir,

@@ -155,6 +155,7 @@ type HostSettings struct {
 	RunTimeoutMinutes     float64 `json:"run_timeout_minutes"`
 	MaxConcurrentRuns     int     `json:"max_concurrent_runs"`
 	QueueLimit            int     `json:"queue_limit"`
+	RetentionDays         int     `json:"retention_days"`
 	ThreadRepliesContinue bool    `json:"thread_replies_continue"`
 	// ApproversIncludeAdmins lets system admins approve runs besides the policy's approvers.
 	ApproversIncludeAdmins bool   `json:"approvers_include_admins"`

@@ -58,6 +58,9 @@ impl Default for EngineOptions {
     }
 }
 
+/// The least wall-clock budget of a module's config check at load (see `arm_for_load`).
+pub const LOAD_DEADLINE: Duration = Duration::from_secs(1);
+
 /// Resolution of deadlines: the ticker advances the engine's epoch this often while any
 /// evaluation runs.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -247,6 +250,16 @@ impl PolicyEngine {
         store.epoch_deadline_trap();
         self.arm(&mut store);
         store
+    }
+
+    /// Sets a store's budget for checking a module's config at load: the evaluation deadline, but
+    /// at least [`LOAD_DEADLINE`]. The check runs once per settings change, off the request path;
+    /// on a busy machine a 20 ms wall-clock budget there would refuse a healthy module and switch
+    /// Codex off for everyone.
+    pub(crate) fn arm_for_load(&self, store: &mut Store<State>) {
+        self.arm(store);
+        let ticks = (LOAD_DEADLINE.as_micros() / EPOCH_TICK.as_micros()) as u64 + 1;
+        store.set_epoch_deadline(self.inner.deadline_ticks.max(ticks));
     }
 
     /// Sets a store's budget for one evaluation, counted from now: the epoch deadline always (a

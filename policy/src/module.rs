@@ -208,6 +208,7 @@ impl LoadedModule {
 
     fn validate_config(&self, engine: &PolicyEngine) -> Result<(), LoadError> {
         let mut store = engine.new_store(self.config.clone());
+        engine.arm_for_load(&mut store);
         let _ticking = engine.tick_guard();
         let result = match self.pre.instantiate(&mut store) {
             Ok(instance) => instance
@@ -221,10 +222,18 @@ impl LoadedModule {
                 name: self.name.clone(),
                 message: wasm::truncate(&message, 2000),
             }),
-            Err(failure) => Err(LoadError::ConfigCheckFailed {
-                name: self.name.clone(),
-                failure,
-            }),
+            Err(mut failure) => {
+                if failure.kind == FailureKind::Deadline {
+                    failure.message = format!(
+                        "the module ran past the {:?} it may take to check its config",
+                        engine.options().deadline.max(crate::engine::LOAD_DEADLINE)
+                    );
+                }
+                Err(LoadError::ConfigCheckFailed {
+                    name: self.name.clone(),
+                    failure,
+                })
+            }
         }
     }
 

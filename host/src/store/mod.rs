@@ -8,6 +8,7 @@
 mod approvals;
 mod audit;
 mod channels;
+mod history;
 mod nonces;
 mod runs;
 mod schema;
@@ -23,6 +24,7 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 pub use approvals::ApprovalRow;
+pub use history::{AuditEntry, Forgotten, HistoryFilter};
 pub use runs::{OutcomeText, RunResult, RunRow};
 pub use threads::ThreadRow;
 pub use worktrees::WorktreeRow;
