@@ -1,13 +1,19 @@
 package e2e
 
-// Daily use on the real server: @codex mentions and the plugin's Prometheus metrics.
+// Daily use on the real server: @codex mentions, the plugin's Prometheus metrics, a branch per
+// thread.
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -57,4 +63,49 @@ func TestMetricsThroughTheServersMetricsListener(t *testing.T) {
 	if secret, _ := cfg.PluginSettings.Plugins[pluginID]["hostsecret"].(string); secret != "" {
 		assert.NotContains(t, text, secret)
 	}
+}
+
+// A `worktree=on` project on the real server: the thread's run edits its own worktree on branch
+// codex/<thread>, the project's checkout stays clean, `/codex worktree` shows it and removes it.
+func TestABranchPerThread(t *testing.T) {
+	repo := filepath.Join(s.workDir, "repos", "wt")
+	require.NoError(t, os.MkdirAll(repo, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(repo, "README.md"), []byte("worktree e2e\n"), 0o644))
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"}, {"add", "."},
+		{"-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-qm", "start"},
+	} {
+		out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput()
+		require.NoError(t, err, "git %v: %s", args, out)
+	}
+	before := s.settings["projects"]
+	s.settings["projects"] = fmt.Sprintf("%s\nwt = %s ; worktree=on ; sandbox=workspace-write", before, repo)
+	require.NoError(t, s.writeSettings(context.Background()))
+	t.Cleanup(func() {
+		s.mustCommand(t, s.alice, s.public, "", "/codex project demo")
+		s.settings["projects"] = before
+		_ = s.writeSettings(context.Background())
+	})
+	eventually(t, runTimeout, "the host to take the wt project", func() (string, bool, string) {
+		r := s.mustCommand(t, s.alice, s.public, "", "/codex project wt")
+		return r.Text, strings.Contains(r.Text, "is now `wt`"), r.Text
+	})
+
+	s.mustCommand(t, s.alice, s.public, "", "/codex [[mock:patch]] add the greeting")
+	root := s.botRoot(t, s.public, "add the greeting")
+	out := s.waitOutcome(t, root.Id, 1, runTimeout)
+	branch := "codex/" + root.Id[:8]
+	assert.Contains(t, out.Message, "Branch `"+branch+"`", out.Message)
+	_, err := os.Stat(filepath.Join(repo, "mock.txt"))
+	assert.True(t, os.IsNotExist(err), "the project's own checkout is untouched")
+
+	shown := s.mustCommand(t, s.alice, s.public, root.Id, "/codex worktree")
+	assert.Contains(t, shown.Text, branch)
+	refused := s.mustCommand(t, s.alice, s.public, root.Id, "/codex worktree remove")
+	assert.Contains(t, refused.Text, "--force", "a worktree with uncommitted changes is not removed silently")
+	removed := s.mustCommand(t, s.alice, s.public, root.Id, "/codex worktree remove --force")
+	assert.Contains(t, removed.Text, "Removed this thread's worktree.", removed.Text)
+	branches, err := exec.Command("git", "-C", repo, "branch", "--list", branch).Output()
+	require.NoError(t, err)
+	assert.Contains(t, string(branches), branch, "the branch and its commits stay")
 }
