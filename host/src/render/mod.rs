@@ -8,6 +8,7 @@
 
 mod redact;
 mod split;
+mod status;
 mod transcript;
 pub mod worktree;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use redact::Redactor;
 pub use split::{split_message, POST_MAX_RUNES};
+pub use status::policy_modules;
 pub use transcript::{fence_tag, transcript, ContextMessage, Source, Transcript};
 
 use crate::model::RunStatus;
@@ -279,39 +281,6 @@ fn with_partial(mut s: String, partial: Option<&str>) -> String {
 }
 
 /// Root post of a thread the bot starts for a channel-level `/codex`.
-/// The loaded policy modules, as health describes them (`name`, `hash`, `world`, `monitor`).
-pub fn policy_modules(modules: &[serde_json::Value]) -> String {
-    if modules.is_empty() {
-        return "Policy modules: none loaded.".to_string();
-    }
-    let lines: Vec<String> = modules
-        .iter()
-        .map(|m| {
-            let text = |k: &str| m[k].as_str().unwrap_or("?").to_string();
-            let hash = text("hash");
-            let short = hash.get(..12).unwrap_or(&hash);
-            let monitor = if m["monitor"].as_bool() == Some(true) {
-                " (monitor only)"
-            } else {
-                ""
-            };
-            format!(
-                "- `{}` · world {} · sha256 `{short}`{monitor}",
-                text("name"),
-                text("world")
-            )
-        })
-        .collect();
-    format!(
-        "Policy modules, in order:
-{}",
-        lines.join(
-            "
-"
-        )
-    )
-}
-
 pub fn thread_root(username: &str, project: &str, prompt: &str) -> String {
     format!(
         "@{username} asked Codex in `{project}`:\n{}",
@@ -529,17 +498,5 @@ mod tests {
         assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
         assert_eq!(human_duration(Duration::from_millis(300)), "1s");
         assert_eq!(human_duration(Duration::from_secs(7380)), "2h 3m");
-    }
-
-    #[test]
-    fn policy_modules_show_name_world_and_a_short_hash() {
-        let modules = vec![
-            serde_json::json!({"name": "allowlist", "hash": "0123456789abcdef0123", "world": "0.2.0", "monitor": false}),
-            serde_json::json!({"name": "audit", "hash": "fedcba", "world": "0.1.0", "monitor": true}),
-        ];
-        assert_eq!(
-            policy_modules(&modules),
-            "Policy modules, in order:\n- `allowlist` · world 0.2.0 · sha256 `0123456789ab`\n- `audit` · world 0.1.0 · sha256 `fedcba` (monitor only)"
-        );
     }
 }
