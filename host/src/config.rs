@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::CommandDefault;
 use crate::runner::isolation::{check_env_names, IsolationMode};
 
 /// Codex sandbox modes, as `codex exec -s` spells them, from tightest to loosest: the policy
@@ -60,6 +61,9 @@ pub struct Settings {
     pub run_isolation: String,
     /// Names of the host's environment variables Codex also gets (one per line or comma separated).
     pub codex_env: String,
+    /// What a command or file change no policy module decides gets: `ask-requester` (the
+    /// default), `ask-approvers` or `decline`.
+    pub command_approval_default: String,
 }
 
 impl Default for Settings {
@@ -84,6 +88,7 @@ impl Default for Settings {
             approvers_include_admins: false,
             run_isolation: "bubblewrap".into(),
             codex_env: String::new(),
+            command_approval_default: "ask-requester".into(),
         }
     }
 }
@@ -110,6 +115,7 @@ pub struct Config {
     pub isolation: IsolationMode,
     /// Variables passed from the host's environment to Codex, besides the base set.
     pub codex_env: Vec<String>,
+    pub command_default: CommandDefault,
 }
 
 impl Config {
@@ -208,6 +214,15 @@ impl Config {
             .map(String::from)
             .collect();
         problems.extend(check_env_names(&codex_env));
+        let command_default = CommandDefault::parse(&settings.command_approval_default)
+            .unwrap_or_else(|| {
+                problems.push(format!(
+                    "Commands no policy decides: `{}` is not accepted; accepted: {}.",
+                    settings.command_approval_default,
+                    CommandDefault::ACCEPTED
+                ));
+                CommandDefault::AskRequester
+            });
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -221,6 +236,7 @@ impl Config {
             codex_overrides,
             isolation,
             codex_env,
+            command_default,
         })
     }
 

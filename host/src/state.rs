@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
+use crate::approvals::CommandAsk;
 use crate::buttons::{ButtonAction, Signer};
 use crate::chat::Chat;
 use crate::config::Config;
@@ -24,6 +25,7 @@ use crate::model::RunStatus;
 use crate::protocol::{ActionRequest, User};
 use crate::render::Redactor;
 use crate::runner::isolation::Isolation;
+use crate::runner::session::Session;
 use crate::runner::Scheduler;
 use crate::store::{now_ms, OutcomeText, RunResult, RunRow, Store};
 
@@ -65,6 +67,10 @@ pub(crate) struct ActiveRun {
     pub admitted: Instant,
     /// When Codex started; `None` while queued or awaiting approval.
     pub started: Mutex<Option<Instant>>,
+    /// Codex's session while its turn runs (to steer or interrupt it).
+    pub session: Mutex<Option<Session>>,
+    /// Where the requester's next reply goes while Codex waits for an answer to its question.
+    pub question: Mutex<Option<tokio::sync::oneshot::Sender<String>>>,
 }
 
 impl ActiveRun {
@@ -79,6 +85,8 @@ impl ActiveRun {
             project: project.to_string(),
             admitted: Instant::now(),
             started: Mutex::new(None),
+            session: Mutex::new(None),
+            question: Mutex::new(None),
         })
     }
 }
@@ -121,6 +129,8 @@ pub struct Host {
     pub(crate) signer: Signer,
     /// Wakes a run waiting for approval when someone clicks Approve or Deny.
     pub(crate) approval_waiters: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Codex's requests waiting for people, by the key their buttons are signed for.
+    pub(crate) command_asks: Mutex<HashMap<String, Arc<CommandAsk>>>,
     /// Redacted from everything posted, besides the bot token.
     pub(crate) secrets: Vec<String>,
     pub(crate) tasks: TaskTracker,

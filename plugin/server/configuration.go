@@ -64,6 +64,7 @@ type configuration struct {
 	ThreadRepliesContinue  bool
 	PolicyDir              string
 	ApproversIncludeAdmins bool
+	CommandApprovalDefault string
 }
 
 // Defaults, also declared as the manifest's setting defaults (a unit test keeps the two equal).
@@ -77,6 +78,7 @@ const (
 	defaultQueueLimit            = 20
 	defaultTranscriptBudgetChars = 12000
 	defaultThreadRepliesContinue = true
+	defaultCommandApproval       = "ask-requester"
 )
 
 // settingNames maps each setting key to its name in System Console, for error messages.
@@ -106,6 +108,7 @@ var settingNames = map[string]string{
 	"ThreadRepliesContinue":  "Thread replies continue the session",
 	"PolicyDir":              "Policy directory",
 	"ApproversIncludeAdmins": "System admins may approve",
+	"CommandApprovalDefault": "Commands no policy decides",
 }
 
 // settingsReader reads typed values out of Mattermost's settings map and collects problems.
@@ -248,6 +251,7 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		ThreadRepliesContinue:  r.boolean("ThreadRepliesContinue", defaultThreadRepliesContinue),
 		PolicyDir:              r.str("PolicyDir", ""),
 		ApproversIncludeAdmins: r.boolean("ApproversIncludeAdmins", false),
+		CommandApprovalDefault: r.str("CommandApprovalDefault", defaultCommandApproval),
 	}
 
 	switch c.HostMode {
@@ -329,5 +333,6 @@ func (c *configuration) hostSettings() HostSettings {
 		TranscriptBudgetChars:  c.TranscriptBudgetChars,
 		PolicyDir:              c.PolicyDir,
 		ApproversIncludeAdmins: c.ApproversIncludeAdmins,
+		CommandApprovalDefault: c.CommandApprovalDefault,
 	}
 }

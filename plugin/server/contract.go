@@ -141,6 +141,9 @@ type HostSettings struct {
 	ApproversIncludeAdmins bool   `json:"approvers_include_admins"`
 	TranscriptBudgetChars  int    `json:"transcript_budget_chars"`
 	PolicyDir              string `json:"policy_dir"`
+	// CommandApprovalDefault decides Codex's requests no policy module decides:
+	// `ask-requester`, `ask-approvers` or `decline`.
+	CommandApprovalDefault string `json:"command_approval_default"`
 }
 
 // ConfigResponse answers a successful PUT /v1/config.

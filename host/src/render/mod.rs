@@ -1,4 +1,5 @@
-//! The posts a person reads: progress, answers and outcomes, approval requests, the thread root,
+//! The posts a person reads: progress, answers and outcomes, approval requests (Codex's own in
+//! `asks`), the thread root,
 //! help, and the transcript Codex gets. One-line answers and refusals (a command's reply, why a
 //! prompt was refused) are written where they are decided, in `commands` and `runs`.
 //!
@@ -6,12 +7,17 @@
 //! `codex-host run`, which uses the same strings). Never does I/O. Every text that leaves the host
 //! with Codex output in it goes through [`redact`] first.
 
+mod asks;
 mod redact;
 mod split;
 mod transcript;
 
 use std::time::Duration;
 
+pub use asks::{
+    answered, ask_closed, ask_declined, ask_granted_before, ask_request, question,
+    question_unanswered, steered, AskView, Asked, Question,
+};
 pub use redact::Redactor;
 pub use split::{split_message, POST_MAX_RUNES};
 pub use transcript::{fence_tag, transcript, ContextMessage, Source, Transcript};

@@ -2,7 +2,8 @@
 //! transcript, policy, queue), `drive` (the thread, the queue wait, Codex), `progress` (the edited
 //! progress post), `outcome` (what the run ended in), `delivery` (posting that exactly once),
 //! `transcript` and `images` (what Codex gets besides the prompt), `approval` (the runs side of an
-//! approval wait), `reply` (thread replies that continue a session) and `clicks` (the run's
+//! approval wait), `asks` (Codex's approval requests during a run), `steer` (replies and
+//! questions while a turn runs), `reply` (thread replies that continue a session) and `clicks` (the run's
 //! buttons).
 //!
 //! Input: prompts from `commands`, `reply` and `codex-host run`, clicks from `api`; output:
@@ -10,6 +11,7 @@
 //! Codex from `runner`.
 
 mod approval;
+mod asks;
 mod clicks;
 mod decide;
 mod delivery;
@@ -18,6 +20,7 @@ mod images;
 mod outcome;
 mod progress;
 mod reply;
+mod steer;
 mod submit;
 mod transcript;
 
