@@ -99,6 +99,9 @@ pub(crate) struct Outcome {
     pub root_id: String,
     pub status: RunStatus,
     pub text: OutcomeText,
+    /// Files uploaded for the outcome post (the turn's `changes.diff`); not kept across a
+    /// restart, so a redelivered outcome goes without them.
+    pub file_ids: Vec<String>,
 }
 
 /// An outcome whose run the database refused to record: this process is the only place it exists

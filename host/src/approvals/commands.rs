@@ -150,6 +150,11 @@ impl Host {
             props: with_buttons(ask_props(&ask, "awaiting_approval"), buttons),
             file_ids: vec![],
         };
+        // Listed before it is posted: a click can come as soon as the post exists.
+        self.command_asks
+            .lock()
+            .unwrap()
+            .insert(ask.key.clone(), ask.clone());
         let post_id = match self.chat.create_post(post).await {
             Ok(p) => Some(p.id),
             Err(e) => {
@@ -158,12 +163,9 @@ impl Host {
             }
         };
         let Some(post_id) = post_id else {
+            self.command_asks.lock().unwrap().remove(&ask.key);
             return CommandVerdict::Expired;
         };
-        self.command_asks
-            .lock()
-            .unwrap()
-            .insert(ask.key.clone(), ask.clone());
         let mut rx = ask.decided.subscribe();
         let verdict = tokio::select! {
             v = rx.wait_for(Option::is_some) => v.ok().and_then(|v| v.clone()).unwrap_or(CommandVerdict::Moot),

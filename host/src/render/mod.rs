@@ -32,7 +32,22 @@ pub struct Progress<'a> {
     pub step: Option<String>,
     pub steps_done: usize,
     pub queue_position: Option<usize>,
+    /// Codex's plan, as a checklist.
+    pub plan: Vec<PlanItem>,
+    /// What Codex is writing right now (the agent message as it streams).
+    pub streaming: Option<String>,
 }
+
+/// One step of Codex's plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanItem {
+    pub step: String,
+    pub done: bool,
+    pub active: bool,
+}
+
+/// The streamed text a progress post shows: its tail, so the newest words are in view.
+const STREAM_TAIL_CHARS: usize = 600;
 
 pub fn progress(p: &Progress) -> String {
     if let Some(pos) = p.queue_position {
@@ -56,6 +71,29 @@ pub fn progress(p: &Progress) -> String {
     match &p.step {
         Some(step) => s.push_str(&format!("\n{step}")),
         None => s.push_str("\nThinking…"),
+    }
+    for item in &p.plan {
+        let mark = if item.done { "x" } else { " " };
+        let step = one_line(&item.step, 120);
+        if item.active {
+            s.push_str(&format!("\n- [{mark}] **{step}**"));
+        } else {
+            s.push_str(&format!("\n- [{mark}] {step}"));
+        }
+    }
+    if let Some(text) = p
+        .streaming
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let n = text.chars().count();
+        let tail: String = text
+            .chars()
+            .skip(n.saturating_sub(STREAM_TAIL_CHARS))
+            .collect();
+        let lead = if n > STREAM_TAIL_CHARS { "…" } else { "" };
+        s.push_str(&format!("\n{}", quote(&format!("{lead}{tail}"))));
     }
     s
 }
@@ -90,6 +128,9 @@ pub struct Footer<'a> {
     pub project: &'a str,
     pub elapsed: Duration,
     pub files_changed: usize,
+    /// Lines the turn's diff adds and removes.
+    pub lines_added: u64,
+    pub lines_removed: u64,
     pub exit_code: Option<i32>,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -98,11 +139,15 @@ pub struct Footer<'a> {
 pub fn footer(f: &Footer) -> String {
     let mut parts = vec![format!("`{}`", f.project), human_duration(f.elapsed)];
     if f.files_changed > 0 {
-        parts.push(format!(
+        let mut changed = format!(
             "{} file{} changed",
             f.files_changed,
             plural(f.files_changed)
-        ));
+        );
+        if f.lines_added + f.lines_removed > 0 {
+            changed.push_str(&format!(" (+{} −{})", f.lines_added, f.lines_removed));
+        }
+        parts.push(changed);
     }
     if let Some(code) = f.exit_code {
         parts.push(format!("exit {code}"));
@@ -401,11 +446,20 @@ mod tests {
             exit_code: Some(0),
             input_tokens: 12_345,
             output_tokens: 321,
+            ..Default::default()
         });
         assert_eq!(
             f,
             "\n\n---\n*`api` · 1m 12s · 2 files changed · exit 0 · 12,345 in / 321 out tokens*"
         );
+        let f = footer(&Footer {
+            project: "api",
+            files_changed: 1,
+            lines_added: 3,
+            lines_removed: 1,
+            ..Default::default()
+        });
+        assert!(f.contains("1 file changed (+3 −1)"), "{f}");
     }
 
     #[test]
@@ -419,6 +473,7 @@ mod tests {
             )),
             steps_done: 1,
             queue_position: None,
+            ..Default::default()
         });
         assert_eq!(p, ":hourglass_flowing_sand: **Working** · `api` · 0:42 · 1 step done\nRunning `cargo test -p login`");
         let q = progress(&Progress {
@@ -427,6 +482,33 @@ mod tests {
             ..Default::default()
         });
         assert!(q.starts_with(":hourglass: **Queued** · position 3"), "{q}");
+    }
+
+    #[test]
+    fn progress_shows_the_plan_and_the_tail_of_the_streaming_text() {
+        let long = format!("{}the newest words", "x".repeat(700));
+        let p = progress(&Progress {
+            project: "api",
+            plan: vec![
+                PlanItem {
+                    step: "read the test".into(),
+                    done: true,
+                    active: false,
+                },
+                PlanItem {
+                    step: "fix it".into(),
+                    done: false,
+                    active: true,
+                },
+            ],
+            streaming: Some(long),
+            ..Default::default()
+        });
+        assert!(
+            p.contains("\n- [x] read the test\n- [ ] **fix it**\n> …"),
+            "{p}"
+        );
+        assert!(p.ends_with("the newest words"), "{p}");
     }
 
     #[test]

@@ -301,13 +301,21 @@ fn command(r: &CommandApproval) -> Asked {
 
 fn files(r: &FileChangeApproval, announced: &Announced, repo: &Path) -> Asked {
     let changes = announced.get(&r.item_id).cloned().unwrap_or_default();
-    let files = changes
+    let mut files: Vec<(String, u32, u32)> = changes
         .iter()
         .map(|c| {
             let (added, removed) = line_counts(c);
             (relative(&c.path, repo), added, removed)
         })
         .collect();
+    if files.is_empty() {
+        // Never judged as "no files": a module must see that something unknown is asked.
+        let root = r
+            .grant_root
+            .clone()
+            .unwrap_or_else(|| "(files not announced)".into());
+        files.push((root, 0, 0));
+    }
     let diff = changes
         .iter()
         .map(|c| match c.kind {

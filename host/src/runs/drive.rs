@@ -177,7 +177,12 @@ impl Host {
                     runner::events::Event::ThreadStarted { thread_id } if resume.is_none() => {
                         let _ = self.store.set_codex_thread(&run.root_id, thread_id);
                     }
-                    runner::events::Event::Ask { .. } | runner::events::Event::Resolved(_) => {
+                    // File-change requests name their item: its paths and diffs come first.
+                    runner::events::Event::Ask { .. }
+                    | runner::events::Event::ItemStarted(runner::events::Item {
+                        kind: runner::events::ItemKind::FileChange { .. },
+                        ..
+                    }) => {
                         let _ = asks_tx.send(ev.clone());
                     }
                     _ => {}

@@ -2,7 +2,7 @@
 //! transcript, policy, queue), `drive` (the thread, the queue wait, Codex), `progress` (the edited
 //! progress post), `outcome` (what the run ended in), `delivery` (posting that exactly once),
 //! `transcript` and `images` (what Codex gets besides the prompt), `approval` (the runs side of an
-//! approval wait), `asks` (Codex's approval requests during a run), `steer` (replies and
+//! approval wait), `asks` (Codex's approval requests during a run), `changes` (the turn's diff), `steer` (replies and
 //! questions while a turn runs), `reply` (thread replies that continue a session) and `clicks` (the run's
 //! buttons).
 //!
@@ -12,6 +12,7 @@
 
 mod approval;
 mod asks;
+mod changes;
 mod clicks;
 mod decide;
 mod delivery;
