@@ -90,8 +90,8 @@ pub enum SpawnError {
 }
 
 /// Starts `launch`'s program (inside its sandbox wrapper, if any) with `args` and exactly
-/// `launch`'s environment, in its own process group, stdout and stderr piped. Shared by
-/// `codex exec` ([`run`]) and `codex app-server` ([`super::app_server`]).
+/// `launch`'s environment, in its own process group, stdout and stderr piped. Used by
+/// [`super::app_server`] to start `codex app-server`.
 pub(super) fn spawn(
     launch: &Launch,
     args: Vec<String>,
