@@ -249,3 +249,35 @@ async fn codex_asks_a_question_and_the_requesters_reply_answers_it() {
         out.post.message
     );
 }
+
+/// Cancel while Codex waits for an answer: the turn is interrupted, the request post closes
+/// without buttons, nothing is applied and no Codex process is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_interrupts_a_turn_waiting_for_an_answer() {
+    let (env, _carol) = file_change_env(600).await;
+    env.command("[[mock:patch]] add a file").await;
+    let request = request_post(&env, 1).await;
+    let progress = env
+        .wait_post("the progress post", |p| {
+            kind(p) == "progress" && button_context(p, "cancel").is_some()
+        })
+        .await;
+    env.click(&env.alice, &progress, "cancel").await;
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "cancelled");
+    let closed = env
+        .wait_post("the closed request", |p| {
+            p.post.id == request.post.id && p.post.message.contains("No longer needed")
+        })
+        .await;
+    assert!(
+        closed.post.props.get("attachments").is_none(),
+        "{closed:#?}"
+    );
+    assert!(!env.repo.join("mock.txt").exists());
+    assert!(
+        env.codex_processes().is_empty(),
+        "{:?}",
+        env.codex_processes()
+    );
+}

@@ -22,6 +22,7 @@ use crate::buttons::ButtonAction;
 use crate::chat::NewPost;
 use crate::protocol::{with_buttons, ActionRequest, ActionResponse, ActionUpdate, PostKind, User};
 use crate::render::{self, AskView, Asked};
+use crate::runner::app_server::protocol::RequestId;
 use crate::state::Host;
 use crate::store::RunRow;
 
@@ -53,6 +54,8 @@ pub(crate) struct CommandAsk {
     pub requester: User,
     pub project: String,
     pub asked: Asked,
+    /// Codex's id for the request: `serverRequest/resolved` with it makes the ask moot.
+    pub request_id: RequestId,
     pub spec: ApprovalSpec,
     /// System admins may decide besides `spec.approvers`.
     pub admins: bool,
@@ -67,7 +70,7 @@ impl CommandAsk {
         key: String,
         run: &RunRow,
         requester: User,
-        asked: Asked,
+        (asked, request_id): (Asked, RequestId),
         spec: ApprovalSpec,
         admins: bool,
     ) -> CommandAsk {
@@ -79,6 +82,7 @@ impl CommandAsk {
             requester,
             project: run.project.clone(),
             asked,
+            request_id,
             spec,
             admins,
             approved_by: Mutex::new(vec![]),
@@ -191,6 +195,23 @@ impl Host {
             }
         }
         verdict
+    }
+
+    /// Codex resolved request `id` of run `run_id` by itself (it was cleared, e.g. the turn was
+    /// interrupted): a pending ask for it is moot.
+    pub(crate) fn request_resolved(&self, run_id: &str, id: &RequestId) {
+        let asks = self.command_asks.lock().unwrap();
+        for ask in asks.values() {
+            if ask.run_id == run_id && &ask.request_id == id {
+                ask.decided.send_if_modified(|d| {
+                    let undecided = d.is_none();
+                    if undecided {
+                        *d = Some(CommandVerdict::Moot);
+                    }
+                    undecided
+                });
+            }
+        }
     }
 
     /// Approve, Approve for this session or Deny on a command request.
@@ -315,7 +336,7 @@ fn verdict_words(v: &CommandVerdict) -> String {
         }
         CommandVerdict::Decline { by } => format!("Denied by @{by}"),
         CommandVerdict::Expired => "Declined: nobody answered in time".into(),
-        CommandVerdict::Moot => "No longer needed: the turn ended".into(),
+        CommandVerdict::Moot => "No longer needed: Codex withdrew it or the turn ended".into(),
     }
 }
 

@@ -101,7 +101,7 @@ impl Host {
             ServerRequest::Other { .. } => return,
         };
         let decision = self
-            .judge(run, &session.thread_id, key, asked, turn_over)
+            .judge(run, &session.thread_id, key, (asked, id.clone()), turn_over)
             .await;
         if let Err(e) = client.answer_approval(&id, decision).await {
             warn!(error = %e, "could not answer Codex's approval request");
@@ -114,7 +114,7 @@ impl Host {
         run: &Run,
         codex_thread: &str,
         key: String,
-        asked: Asked,
+        (asked, request_id): (Asked, RequestId),
         turn_over: &CancellationToken,
     ) -> ApprovalDecision {
         let plan = &run.plan;
@@ -206,7 +206,7 @@ impl Host {
             key.clone(),
             &row,
             plan.user.clone(),
-            asked.clone(),
+            (asked.clone(), request_id),
             spec,
             admins,
         ));

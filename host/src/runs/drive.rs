@@ -177,6 +177,9 @@ impl Host {
                     runner::events::Event::ThreadStarted { thread_id } if resume.is_none() => {
                         let _ = self.store.set_codex_thread(&run.root_id, thread_id);
                     }
+                    runner::events::Event::Resolved(id) => {
+                        self.request_resolved(&plan.run_id, id);
+                    }
                     // File-change requests name their item: its paths and diffs come first.
                     runner::events::Event::Ask { .. }
                     | runner::events::Event::ItemStarted(runner::events::Item {
