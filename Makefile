@@ -3,7 +3,9 @@
 #   make dist     plugin bundle dist/<id>-<version>.tar.gz, uploadable in System Console
 #   make deploy   upload and enable the bundle (MM_SERVICESETTINGS_SITEURL + MM_ADMIN_TOKEN,
 #                 or the server's local-mode socket)
-#   make test     every test suite (test-host, test-plugin, test-harness, and those added by mk/*.mk)
+#   make test     the lint checks, then every test suite (test-host, test-plugin, test-harness, and
+#                 those added by mk/*.mk)
+#   make lint     formatting and static checks: rustfmt, clippy, gofmt, go vet
 #
 # Works on a fresh machine with Go, Rust (rustup), Node.js/npm and Python 3: the Makefile installs
 # the rest itself (Rust musl targets, zig, cargo-zigbuild), without prompting.
@@ -135,8 +137,20 @@ deploy: dist
 ## ---------------------------------------------------------------------------------------------
 ## Test
 
-.PHONY: test test-host test-plugin test-harness test-bundle codex-cli testkit
-test: test-host test-plugin test-harness $(EXTRA_TESTS)
+.PHONY: test lint test-host test-plugin test-harness test-bundle codex-cli testkit
+test: lint test-host test-plugin test-harness $(EXTRA_TESTS)
+
+# The Go modules the lint checks cover (tests/e2e/mmserver only wraps the Mattermost server).
+GO_MODULES := plugin tests/harness tests/e2e
+
+## Formatting and static checks; a machine owns formatting, so nothing here is a review topic.
+## Fix with `cargo fmt --all` and `gofmt -w <file>`.
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets $(CARGO_LOCKED) -- -D warnings
+	@unformatted="$$(gofmt -l $(GO_MODULES))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted (run gofmt -w on them):"; echo "$$unformatted"; exit 1; fi
+	for m in $(GO_MODULES); do (cd $$m && $(GO) vet ./...); done
 
 ## codex-host's own tests: unit tests, then its scenarios (the real `codex-host serve`, the real
 ## Codex CLI against the mock model, the example policy modules, the fake Mattermost).

@@ -1,4 +1,4 @@
-# Benchmarks (issue 7): the performance report.
+# Benchmarks: the performance report (bench/REPORT.md).
 #   make bench         measures everything and writes bench/REPORT.md (7.5 min on 2 cores after `make test`):
 #                      the policy chain vs Cedar, the host's acknowledgements under load over the
 #                      socket, the plugin's overhead through Mattermost's loader, the host's

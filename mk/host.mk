@@ -1,4 +1,4 @@
-# codex-host (issue 2): try the pipeline offline.
+# codex-host: try the pipeline offline.
 #   make try [PROMPT="..."]   build codex-host and the mock model, then run one prompt through
 #                             `codex-host run` with the real Codex CLI, nothing leaving the machine
 .PHONY: try

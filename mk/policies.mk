@@ -1,4 +1,4 @@
-# Policy modules (issue 4): the example policies and the engine's tests.
+# Policy modules: the example policies and the engine's tests.
 #   make policies      builds target/policies/<name>.wasm (Rust, wasm32-wasip2) and the Python
 #                      example into target/policy-fixtures/ (componentize-py from PyPI)
 #   make test-policy   the engine's tests (hostile modules, chain semantics, hot reload, the

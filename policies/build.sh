@@ -20,7 +20,7 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx w
 fi
 
 (cd "$here" && cargo build --release --locked --quiet --target wasm32-wasip2 --target-dir "$root/target/policies-build")
-for crate in allowlist readonly-public approval-for-risky business-hours; do
+for crate in allowlist readonly-public approval-for-risky business-hours command-guard; do
   built="$root/target/policies-build/wasm32-wasip2/release/${crate//-/_}.wasm"
   cp -p "$built" "$out/$crate.wasm"
 done

@@ -19,6 +19,7 @@ use crate::buttons::Signer;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::gate::{Evaluator, Gate};
+use crate::metrics::Metrics;
 use crate::protocol::{
     AutocompleteItem, Channel, ChannelKind, CodexInfo, ConfigRequest, Health, QueueInfo, User,
 };
@@ -27,6 +28,12 @@ use crate::runner::isolation::{Isolation, IsolationInfo};
 use crate::runner::{self, Scheduler};
 use crate::runs::{internal, Accepted, Intent, Submission};
 use crate::state::{ActiveRun, Deliveries, Host, Snapshot, StopReason};
+
+/// How often the retention period is applied besides each settings push.
+const RETENTION_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// The bot's username when the plugin does not say (it always creates `@codex`).
+const DEFAULT_BOT_USERNAME: &str = "codex";
 
 impl Host {
     /// A host with no settings yet: it refuses runs until [`Host::apply_config`] succeeds.
@@ -43,14 +50,18 @@ impl Host {
             isolation: Arc::new(isolation),
             redactor: Arc::new(Redactor::new(secrets.clone())),
             bot_user_id: String::new(),
+            bot_username: DEFAULT_BOT_USERNAME.to_string(),
             mattermost_url: String::new(),
             actions_url: String::new(),
             codex: None,
         };
+        let metrics = Arc::new(Metrics::default());
         Arc::new(Host {
             store,
             chat,
-            policy: Evaluator::new(gate),
+            policy: Evaluator::new(gate, metrics.clone()),
+            metrics,
+            retention_loop: Default::default(),
             snapshot: ArcSwap::from_pointee(snapshot),
             scheduler: Scheduler::new(1, 0),
             active: Mutex::new(HashMap::new()),
@@ -147,15 +158,22 @@ impl Host {
         let mut codex = old.codex.clone();
         if require_mattermost {
             match runner::process::codex_version(&cfg.settings.codex_path).await {
-                Some(v) => codex = Some((cfg.settings.codex_path.clone(), v)),
+                Some(v) => {
+                    if let Some(w) = runner::tested::untested_warning(&cfg.settings.codex_path, &v)
+                    {
+                        warnings.push(w);
+                    }
+                    codex = Some((cfg.settings.codex_path.clone(), v));
+                }
                 None => warnings.push(format!(
                     "Codex path: `{}` did not run (`--version` failed); runs will fail until it is installed.",
                     cfg.settings.codex_path
                 )),
             }
         }
-        let (mut bot_user_id, mut mattermost_url, mut actions_url) = (
+        let (mut bot_user_id, mut bot_username, mut mattermost_url, mut actions_url) = (
             old.bot_user_id.clone(),
+            old.bot_username.clone(),
             old.mattermost_url.clone(),
             old.actions_url.clone(),
         );
@@ -164,6 +182,10 @@ impl Host {
                 c.configure(&req.mattermost_url, &req.bot_token, &req.bot_user_id);
             }
             bot_user_id = req.bot_user_id.clone();
+            bot_username = match req.bot_username.trim() {
+                "" => DEFAULT_BOT_USERNAME.to_string(),
+                name => name.to_string(),
+            };
             mattermost_url = req.mattermost_url.trim_end_matches('/').to_string();
             actions_url = req.actions_url.clone();
         }
@@ -186,6 +208,7 @@ impl Host {
             isolation: Arc::new(isolation),
             redactor: Arc::new(Redactor::new(secrets)),
             bot_user_id,
+            bot_username,
             mattermost_url,
             actions_url,
             codex,
@@ -198,11 +221,51 @@ impl Host {
         }
         let host = self.clone();
         self.tasks.spawn(async move { host.redeliver().await });
+        self.forget_old_history(&cfg);
+        if !self
+            .retention_loop
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let host = self.clone();
+            self.tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = host.stopping.cancelled() => return,
+                        _ = tokio::time::sleep(RETENTION_EVERY) => {}
+                    }
+                    if let Some(cfg) = host.config() {
+                        host.forget_old_history(&cfg);
+                    }
+                }
+            });
+        }
         if let Some(problem) = gate_problem {
             tracing::error!(problem = %problem, "the policy chain did not load; every request is refused until the settings are fixed");
             return Err(vec![problem]);
         }
         Ok(warnings)
+    }
+
+    /// Applies **Keep history (days)**: erases prompts, answers and output tails of runs that
+    /// finished before the period, and older audit entries.
+    pub fn forget_old_history(&self, cfg: &Config) {
+        let days = cfg.settings.retention_days;
+        if days == 0 {
+            return;
+        }
+        let cutoff = crate::store::now_ms() - i64::from(days) * 86_400_000;
+        match self.store.forget_before(cutoff) {
+            Ok(f) if f.runs + f.audit_entries > 0 => {
+                info!(
+                    days,
+                    runs = f.runs,
+                    audit_entries = f.audit_entries,
+                    "history older than the retention period erased"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "could not erase history older than the retention period"),
+        }
     }
 
     pub fn health(&self) -> Health {
@@ -212,7 +275,12 @@ impl Host {
         Health {
             version: env!("CARGO_PKG_VERSION").into(),
             configured: snapshot.config.is_some(),
-            codex: CodexInfo { path, version },
+            codex: CodexInfo {
+                tested: runner::tested::is_tested(&version),
+                tested_range: runner::tested::tested_range(),
+                path,
+                version,
+            },
             queue: QueueInfo {
                 running,
                 queued,
@@ -221,6 +289,9 @@ impl Host {
             },
             policies: self.policy.gate().describe(),
             isolation: snapshot.isolation.info(),
+            metrics: self
+                .metrics
+                .info(self.store.pending_approvals().map_or(0, |p| p.len())),
         }
     }
 

@@ -40,7 +40,8 @@ pub struct Settings {
     pub allowed_users: Vec<String>,
     pub allowed_channels: Vec<String>,
     pub allowed_teams: Vec<String>,
-    /// One project per line: `name = /absolute/path [; sandbox=..] [; model=..] [; notes=..]`.
+    /// One project per line: `name = /absolute/path [; sandbox=..] [; model=..] [; notes=..]
+    /// [; worktree=on]`.
     pub projects: String,
     pub default_project: String,
     pub codex_path: String,
@@ -52,6 +53,8 @@ pub struct Settings {
     pub run_timeout_minutes: f64,
     pub max_concurrent_runs: usize,
     pub queue_limit: usize,
+    /// Days after which prompts, answers, output tails and audit entries are deleted; 0 keeps all.
+    pub retention_days: u32,
     pub thread_replies_continue: bool,
     pub transcript_budget_chars: usize,
     pub policy_dir: String,
@@ -64,6 +67,10 @@ pub struct Settings {
     /// What a command or file change no policy module decides gets: `ask-requester` (the
     /// default), `ask-approvers` or `decline`.
     pub command_approval_default: String,
+    /// Where threads of `worktree=on` projects get their git worktrees; empty: `<state dir>/worktrees`.
+    pub worktree_dir: String,
+    /// Worktrees no run used for this many days are removed (never with uncommitted changes); 0: never.
+    pub worktree_idle_days: u32,
 }
 
 impl Default for Settings {
@@ -82,6 +89,7 @@ impl Default for Settings {
             run_timeout_minutes: 30.0,
             max_concurrent_runs: 2,
             queue_limit: 20,
+            retention_days: 90,
             thread_replies_continue: true,
             transcript_budget_chars: 12_000,
             policy_dir: String::new(),
@@ -89,6 +97,8 @@ impl Default for Settings {
             run_isolation: "bubblewrap".into(),
             codex_env: String::new(),
             command_approval_default: "ask-requester".into(),
+            worktree_dir: String::new(),
+            worktree_idle_days: 14,
         }
     }
 }
@@ -101,6 +111,8 @@ pub struct Project {
     pub sandbox: Option<SandboxMode>,
     pub model: Option<String>,
     pub notes: String,
+    /// `worktree=on`: each thread works in its own git worktree on its own branch.
+    pub worktree: bool,
 }
 
 /// Settings after validation: what the rest of the host reads.
@@ -180,6 +192,12 @@ impl Config {
                 settings.queue_limit
             ));
         }
+        if settings.retention_days > 3650 {
+            problems.push(format!(
+                "Keep history (days): {} is out of range; accepted: 0 (keep everything) to 3650.",
+                settings.retention_days
+            ));
+        }
         if settings.codex_path.trim().is_empty() {
             problems.push(
                 "Codex path: empty; give `codex` (found on PATH) or an absolute path.".into(),
@@ -223,6 +241,18 @@ impl Config {
                 ));
                 CommandDefault::AskRequester
             });
+        let dir = settings.worktree_dir.trim();
+        if !dir.is_empty() && !dir.starts_with('/') {
+            problems.push(format!(
+                "Worktree directory: `{dir}` is not an absolute path; give one, or leave it empty for the host's state directory."
+            ));
+        }
+        if settings.worktree_idle_days > 3650 {
+            problems.push(format!(
+                "Remove idle worktrees after (days): {} is out of range; accepted: 0 (never) to 3650.",
+                settings.worktree_idle_days
+            ));
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -281,6 +311,7 @@ fn parse_project(line: &str) -> Result<Project, String> {
         sandbox: None,
         model: None,
         notes: String::new(),
+        worktree: false,
     };
     for opt in parts.filter(|p| !p.is_empty()) {
         let (k, v) = opt
@@ -298,10 +329,17 @@ fn parse_project(line: &str) -> Result<Project, String> {
             }
             "model" => project.model = Some(v.to_string()),
             "notes" => project.notes = v.to_string(),
+            "worktree" => {
+                project.worktree = match v {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("worktree `{v}` of `{name}` is not on or off.")),
+                }
+            }
             other => {
                 return Err(format!(
-                    "unknown option `{other}` for `{name}`; accepted: sandbox, model, notes."
-                ))
+                "unknown option `{other}` for `{name}`; accepted: sandbox, model, notes, worktree."
+            ))
             }
         }
     }
@@ -315,7 +353,7 @@ mod tests {
     #[test]
     fn parses_projects_with_options() {
         let s = Settings {
-            projects: "api = /srv/api\n# comment\nweb = /srv/web ; sandbox=read-only ; model=gpt-5.5 ; notes=Frontend".into(),
+            projects: "api = /srv/api ; worktree=on\n# comment\nweb = /srv/web ; sandbox=read-only ; model=gpt-5.5 ; notes=Frontend".into(),
             default_project: "web".into(),
             ..Settings::default()
         };
@@ -325,6 +363,7 @@ mod tests {
         assert_eq!(web.sandbox, Some(SandboxMode::ReadOnly));
         assert_eq!(web.model.as_deref(), Some("gpt-5.5"));
         assert_eq!(web.notes, "Frontend");
+        assert!(c.projects["api"].worktree && !web.worktree);
         assert_eq!(c.default_project.as_deref(), Some("web"));
     }
 
@@ -350,6 +389,8 @@ mod tests {
             codex_config: "novalue".into(),
             run_isolation: "none".into(),
             codex_env: "OPENAI_API_KEY, CODEX_HOST_SECRET".into(),
+            worktree_dir: "worktrees".into(),
+            worktree_idle_days: 4000,
             ..Settings::default()
         };
         let errs = Config::from_settings(s).unwrap_err();
@@ -374,6 +415,20 @@ mod tests {
             all.contains("`CODEX_HOST_SECRET` belongs to the Codex host")
                 && !all.contains("`OPENAI_API_KEY`"),
             "{all}"
+        );
+        assert!(
+            all.contains("Worktree directory: `worktrees`")
+                && all.contains("Remove idle worktrees after (days): 4000"),
+            "{all}"
+        );
+        let bad = Settings {
+            projects: "api = /srv/api ; worktree=yes".into(),
+            ..Settings::default()
+        };
+        let errs = Config::from_settings(bad).unwrap_err().join("\n");
+        assert!(
+            errs.contains("worktree `yes` of `api` is not on or off"),
+            "{errs}"
         );
     }
 

@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use codex_policy::Action;
 use codex_policy::{FinalDecision, PolicyRequest, SandboxMode};
@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::protocol::{Channel, User};
 
 mod policy_gate;
@@ -96,6 +97,17 @@ pub enum Decision {
     },
 }
 
+impl Decision {
+    /// The decision's name in the audit (`allow`, `deny`, `require-approval`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Allow(_) => "allow",
+            Decision::Deny { .. } => "deny",
+            Decision::RequireApproval { .. } => "require-approval",
+        }
+    }
+}
+
 /// A decision with what explains it.
 #[derive(Debug, Clone)]
 pub struct Ruling {
@@ -132,16 +144,18 @@ pub trait Gate: Send + Sync {
 pub struct Evaluator {
     gate: Arc<dyn Gate>,
     slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
 }
 
 impl Evaluator {
     /// At most as many evaluations at once as the machine has cores (at least two): more would only
     /// queue for CPU, and the async workers stay free either way.
-    pub fn new(gate: Arc<dyn Gate>) -> Evaluator {
+    pub fn new(gate: Arc<dyn Gate>, metrics: Arc<Metrics>) -> Evaluator {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Evaluator {
             gate,
             slots: Arc::new(Semaphore::new(cores.max(2))),
+            metrics,
         }
     }
 
@@ -153,9 +167,13 @@ impl Evaluator {
     pub async fn decide(&self, req: GateRequest) -> Ruling {
         let slot = self.slots.clone().acquire_owned().await;
         let gate = self.gate.clone();
+        let metrics = self.metrics.clone();
         let evaluated = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            gate.decide(&req)
+            let started = Instant::now();
+            let ruling = gate.decide(&req);
+            metrics.policy_decided(started.elapsed());
+            ruling
         })
         .await;
         evaluated.unwrap_or_else(|e| {

@@ -12,9 +12,10 @@
 //! Beneath them, each with one job: `protocol` (the socket contract's wire types), `gate` (the
 //! host's seam to the policy engine, evaluated off the async workers), `runner` (the Codex CLI
 //! process, its events, the queue, run isolation), `chat` (Mattermost, the terminal, or memory
-//! for tests), `store` (SQLite, one file per table), `render` (every text a person reads),
-//! `buttons` (signed button contexts), `config` (settings, validated) and `model` (run status,
-//! run mode, approval state).
+//! for tests), `store` (SQLite, one file per table), `worktrees` (git worktrees of `worktree=on`
+//! threads; the one place that runs git), `render` (every text a person reads), `buttons`
+//! (signed button contexts), `history` (`codex-host audit`), `config` (settings, validated),
+//! `metrics` (counters for the health answer) and `model` (run status, run mode, approval state).
 
 pub mod api;
 pub mod app;
@@ -24,6 +25,8 @@ pub mod chat;
 pub mod commands;
 pub mod config;
 pub mod gate;
+pub mod history;
+pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod render;
@@ -33,3 +36,4 @@ pub mod state;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod worktrees;

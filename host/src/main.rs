@@ -15,11 +15,12 @@ use codex_host::buttons::Signer;
 use codex_host::chat::{Chat, MattermostClient, TerminalChat};
 use codex_host::config::Settings;
 use codex_host::gate::{LocalGate, PolicyGate};
+use codex_host::history;
 use codex_host::model::RunStatus;
 use codex_host::protocol::ConfigRequest;
 use codex_host::runner::isolation::{Isolation, IsolationMode};
 use codex_host::state::Host;
-use codex_host::store::Store;
+use codex_host::store::{now_ms, HistoryFilter, Store};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run one prompt through the same pipeline and print the answer here; no Mattermost needed.
     Run(RunArgs),
+    /// Print the audit and run history as JSON lines (oldest first), filtered.
+    Audit(AuditArgs),
     /// Check, test and benchmark policy modules.
     #[command(subcommand)]
     Policy(codex_policy::cli::PolicyCommand),
@@ -70,6 +73,26 @@ struct ServeArgs {
     /// The bubblewrap executable that isolates each Codex run (a name on PATH or a path).
     #[arg(long, env = "CODEX_HOST_BWRAP", default_value = "bwrap")]
     bwrap: PathBuf,
+}
+
+#[derive(Parser)]
+struct AuditArgs {
+    /// The host's state directory (managed mode: `.com.github.codex-for-mattermost/` next to
+    /// the server's plugins directory) [default: as for `run`].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Only records since then: 30m, 12h, 7d, a date (2026-11-01) or an RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only records of this Mattermost user id.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only records of this Mattermost channel id.
+    #[arg(long)]
+    channel: Option<String>,
+    /// Only policy decisions with this outcome: allow, deny or require-approval.
+    #[arg(long)]
+    decision: Option<String>,
 }
 
 #[derive(Parser)]
@@ -133,6 +156,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(a) => serve(a).await,
             Command::Run(a) => run(a).await,
+            Command::Audit(a) => audit(a),
             Command::Policy(cmd) => {
                 init_logs("warn", LogFormat::Text);
                 tokio::task::spawn_blocking(move || codex_policy::cli::run(cmd)).await?
@@ -217,6 +241,7 @@ async fn start(a: ServeArgs) -> Result<(Arc<Host>, tokio::net::UnixListener, api
         isolation,
     );
     let interrupted = host.recover()?;
+    host.start_worktree_pruning();
     info!(version = env!("CARGO_PKG_VERSION"), interrupted, state_dir = %a.state_dir.display(), "codex-host starting");
     let opts = api::ServerOptions {
         socket: a.socket,
@@ -236,6 +261,26 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+fn audit(a: AuditArgs) -> Result<ExitCode> {
+    let state_dir = a.state_dir.unwrap_or_else(default_state_dir);
+    let db = state_dir.join("codex-host.db");
+    if !db.exists() {
+        bail!("no state database at {}; pass --state-dir", db.display());
+    }
+    let filter = HistoryFilter {
+        since_ms: a
+            .since
+            .map(|s| history::parse_since(&s, now_ms()))
+            .transpose()?,
+        user_id: a.user,
+        channel_id: a.channel,
+        decision: a.decision,
+    };
+    let store = Store::open(&db)?;
+    history::write_jsonl(&store, &filter, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_store(dir: &Path) -> Result<Store> {

@@ -21,6 +21,7 @@ use crate::buttons::{ButtonAction, Signer};
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::gate::Evaluator;
+use crate::metrics::Metrics;
 use crate::model::RunStatus;
 use crate::protocol::{ActionRequest, User};
 use crate::render::Redactor;
@@ -39,6 +40,8 @@ pub struct Snapshot {
     /// Cleans every text that leaves the host (the host's secrets and the bot token included).
     pub redactor: Arc<Redactor>,
     pub bot_user_id: String,
+    /// The name people @-mention the bot by.
+    pub bot_username: String,
     /// The server's Site URL, without a trailing slash; empty for the terminal.
     pub mattermost_url: String,
     /// Where buttons post their clicks; empty for the terminal (no buttons).
@@ -126,6 +129,9 @@ pub struct Host {
     pub(crate) store: Store,
     pub(crate) chat: Chat,
     pub(crate) policy: Evaluator,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Whether the periodic retention task runs already.
+    pub(crate) retention_loop: std::sync::atomic::AtomicBool,
     pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) scheduler: Scheduler,
     pub(crate) active: Mutex<HashMap<String, Arc<ActiveRun>>>,

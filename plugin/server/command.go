@@ -1,13 +1,18 @@
 package main
 
-// The /codex slash command: its registration with full autocomplete, and ExecuteCommand, which
-// resolves who and where, forwards the text to the host and returns the host's answer. The host
-// interprets the text (subcommands, prompts); the plugin never does.
+// The /codex slash command: its registration, with autocomplete built from contract/commands.json
+// (embedded as embedded/commands.json), and ExecuteCommand, which resolves who and where, forwards
+// the text to the host and returns the host's answer. The host owns the command grammar
+// (subcommands, prompts); the plugin never classifies the text. When the host says the text
+// starts a run and the bot cannot post in the channel yet (needs_bot_access), the plugin gives the
+// bot access and sends the command again.
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -15,57 +20,69 @@ import (
 	"github.com/mattermost/mattermost/server/public/plugin"
 )
 
-const commandTrigger = "codex"
-
 // autocompleteProjectsPath is the plugin route serving the dynamic project list. It is relative:
 // the server prefixes /plugins/<id> when the command is registered.
 const autocompleteProjectsPath = "autocomplete/projects"
 
-// subcommand is one /codex subcommand as autocomplete shows it. Help texts are short enough to
-// read on a phone. The list is also what decides whether the bot must be able to post in the
-// channel before the text is forwarded (informational).
+//go:embed embedded/commands.json
+var commandsJSON []byte
+
+// commandList is contract/commands.json: the /codex trigger and every subcommand, as autocomplete
+// shows them (help texts short enough to read on a phone). host/tests/commands.rs checks that the
+// host accepts exactly these subcommands.
+type commandList struct {
+	Trigger     string       `json:"trigger"`
+	Hint        string       `json:"hint"`
+	Help        string       `json:"help"`
+	Subcommands []subcommand `json:"subcommands"`
+}
+
 type subcommand struct {
-	name, hint, help string
-	arg              func(*model.AutocompleteData)
-	answerOnly       bool // answers the user only; nothing is posted in the channel
+	Name     string           `json:"name"`
+	Hint     string           `json:"hint"`
+	Help     string           `json:"help"`
+	Argument *commandArgument `json:"argument,omitempty"`
 }
 
-func promptArg(help string) func(*model.AutocompleteData) {
-	return func(ad *model.AutocompleteData) { ad.AddTextArgument(help, "[prompt]", "") }
+// commandArgument is a subcommand's one argument: free text, or the dynamic list of projects.
+type commandArgument struct {
+	Kind string `json:"kind"` // "text" or "projects"
+	Hint string `json:"hint,omitempty"`
+	Help string `json:"help"`
 }
 
-var subcommands = []subcommand{
-	{"new", "[prompt]", "Start a new Codex session in a new thread", promptArg("What Codex should do"), false},
-	{"continue", "[prompt]", "Continue this channel's latest session", promptArg("What Codex should do next"), false},
-	{"project", "[name]", "Show or switch this channel's project", func(ad *model.AutocompleteData) {
-		ad.AddDynamicListArgument("Project for this channel (leave empty to see the current one)", autocompleteProjectsPath, false)
-	}, true},
-	{"projects", "", "List the projects Codex can work on", nil, true},
-	{"status", "", "Show running and queued Codex runs", nil, true},
-	{"last", "", "Show the last run in this channel", nil, true},
-	{"cancel", "", "Cancel the run in this thread", nil, true},
-	{"policy", "", "What you may do here, and why", nil, true},
-	{"help", "", "How to use /codex", nil, true},
+var commands = mustLoadCommands(commandsJSON)
+
+func mustLoadCommands(raw []byte) commandList {
+	var c commandList
+	if err := json.Unmarshal(raw, &c); err != nil || c.Trigger == "" {
+		panic(fmt.Sprintf("the embedded commands.json is not a command list (%v); run go generate in plugin/server", err))
+	}
+	return c
 }
 
 // codexCommand is the /codex registration. A prompt that matches no subcommand is run as a
 // prompt (autocomplete only suggests; it never blocks what can be sent).
 func codexCommand() *model.Command {
-	ad := model.NewAutocompleteData(commandTrigger, "[prompt] or [command]",
-		"Ask Codex to work on a project. Type a prompt, or pick a command.")
-	for _, sc := range subcommands {
-		sub := model.NewAutocompleteData(sc.name, sc.hint, sc.help)
-		if sc.arg != nil {
-			sc.arg(sub)
+	ad := model.NewAutocompleteData(commands.Trigger, commands.Hint, commands.Help)
+	for _, sc := range commands.Subcommands {
+		sub := model.NewAutocompleteData(sc.Name, sc.Hint, sc.Help)
+		if arg := sc.Argument; arg != nil {
+			switch arg.Kind {
+			case "projects":
+				sub.AddDynamicListArgument(arg.Help, autocompleteProjectsPath, false)
+			default:
+				sub.AddTextArgument(arg.Help, arg.Hint, "")
+			}
 		}
 		ad.AddCommand(sub)
 	}
 	return &model.Command{
-		Trigger:          commandTrigger,
+		Trigger:          commands.Trigger,
 		DisplayName:      "Codex",
 		Description:      "Run OpenAI Codex on a configured project; answers arrive in a thread.",
 		AutoComplete:     true,
-		AutoCompleteHint: "[prompt] or [command]",
+		AutoCompleteHint: commands.Hint,
 		AutoCompleteDesc: "Ask Codex to work on a project, or type help",
 		AutocompleteData: ad,
 	}
@@ -78,22 +95,6 @@ func commandText(command string) string {
 		return strings.TrimSpace(command[i+1:])
 	}
 	return ""
-}
-
-// informational reports whether a /codex text posts nothing in the channel: an empty text (the
-// host answers with help) or a subcommand marked answerOnly. Anything else, including a
-// misspelt subcommand, is a prompt as far as the plugin can tell.
-func informational(text string) bool {
-	word, _, _ := strings.Cut(strings.TrimSpace(text), " ")
-	if word == "" {
-		return true
-	}
-	for _, sc := range subcommands {
-		if strings.EqualFold(word, sc.name) {
-			return sc.answerOnly
-		}
-	}
-	return false
 }
 
 func ephemeral(text string) *model.CommandResponse {
@@ -132,29 +133,50 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 		}
 	}
 
-	// A prompt makes the bot post in this channel; informational subcommands only answer here.
-	if !informational(text) {
+	canPost, err := st.resolver.botCanPost(args.ChannelId)
+	if err != nil {
+		// The host asks for access if the text needs it; the join then says what is wrong.
+		p.API.LogWarn("Could not check whether the bot may post in a channel.", "channel_id", args.ChannelId, "error", err.Error())
+	}
+	req := CommandRequest{User: user, Channel: channel, RootID: rootID, TriggerID: args.TriggerId, Text: text, BotCanPost: canPost}
+	resp, failure := p.forwardCommand(st, req)
+	if failure == nil && resp.NeedsBotAccess {
+		// The host accepted the text as a run request: only now may the bot join the channel.
 		if err := st.resolver.ensureBotCanPost(args.ChannelId); err != nil {
 			p.API.LogWarn("The bot could not be given access to a channel for /codex.", "channel_id", args.ChannelId, "error", err.Error())
 			return ephemeral("Codex cannot answer here: " + err.Error() + ".\n\nYour prompt was not run:\n" + codeBlock(text)), nil
 		}
+		req.BotCanPost = true
+		resp, failure = p.forwardCommand(st, req)
+		if failure == nil && resp.NeedsBotAccess {
+			p.API.LogError("codex-host asked again for the bot's access to a channel the bot was just given.", "channel_id", args.ChannelId)
+			failure = ephemeral(unavailableMessage(&hostError{kind: hostFailed, message: "the host asked twice for channel access"}, "Your prompt was not run", text))
+		}
 	}
+	if failure != nil {
+		return failure, nil
+	}
+	out := resp.CommandResponse
+	if out.ResponseType == "" {
+		out.ResponseType = model.CommandResponseTypeEphemeral
+	}
+	return &out, nil
+}
 
-	req := CommandRequest{User: user, Channel: channel, RootID: rootID, TriggerID: args.TriggerId, Text: text}
+// forwardCommand sends a command to the host and returns its answer, or the ephemeral message
+// to show instead when the host could not be asked or answered something unreadable.
+func (p *Plugin) forwardCommand(st *activeState, req CommandRequest) (*CommandAnswer, *model.CommandResponse) {
 	raw, err := st.target().client.call(context.Background(), timeoutCommand, http.MethodPost, routeCommands, req)
 	if err != nil {
 		he := asHostError(err)
 		p.API.LogWarn("A /codex command could not be handed to codex-host. "+hostAdvice(he.kind, st.mode()),
-			"user", user.Username, "channel_id", channel.ID, "error", he.Error())
-		return ephemeral(unavailableMessage(he, "Your prompt was not run", text)), nil
+			"user", req.User.Username, "channel_id", req.Channel.ID, "error", he.Error())
+		return nil, ephemeral(unavailableMessage(he, "Your prompt was not run", req.Text))
 	}
-	var resp model.CommandResponse
+	var resp CommandAnswer
 	if err := json.Unmarshal(raw, &resp); err != nil {
 		p.API.LogError("codex-host answered a command with something that is not a CommandResponse.", "error", err.Error())
-		return ephemeral(unavailableMessage(&hostError{kind: hostFailed, message: "unreadable answer"}, "Your prompt may not have been run", text)), nil
-	}
-	if resp.ResponseType == "" {
-		resp.ResponseType = model.CommandResponseTypeEphemeral
+		return nil, ephemeral(unavailableMessage(&hostError{kind: hostFailed, message: "unreadable answer"}, "Your prompt may not have been run", req.Text))
 	}
 	return &resp, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -18,18 +19,24 @@ func TestCodexCommandAutocompleteIsValidAndComplete(t *testing.T) {
 	assert.True(t, cmd.AutoComplete)
 
 	names := map[string]*model.AutocompleteData{}
+	var order []string
 	for _, sub := range cmd.AutocompleteData.SubCommands {
 		assert.NotEmpty(t, sub.HelpText, sub.Trigger)
 		assert.LessOrEqual(t, len(sub.HelpText), 60, "%s: help text should fit a phone screen", sub.Trigger)
 		names[sub.Trigger] = sub
+		order = append(order, sub.Trigger)
 	}
-	for _, want := range []string{"new", "continue", "project", "projects", "status", "last", "cancel", "policy", "help"} {
-		assert.Contains(t, names, want)
+	var listed []string
+	for _, sc := range commands.Subcommands {
+		listed = append(listed, sc.Name)
 	}
+	assert.Equal(t, listed, order, "autocomplete shows exactly contract/commands.json, in its order")
 	project := names["project"]
 	require.Len(t, project.Arguments, 1)
 	require.Equal(t, model.AutocompleteArgTypeDynamicList, project.Arguments[0].Type)
 	assert.Equal(t, "autocomplete/projects", project.Arguments[0].Data.(*model.AutocompleteDynamicListArg).FetchURL)
+	require.Len(t, names["new"].Arguments, 1)
+	assert.Equal(t, model.AutocompleteArgTypeText, names["new"].Arguments[0].Type)
 
 	// The server makes relative dynamic-list URLs absolute under /plugins/<id>; that must land on
 	// the route ServeHTTP serves.
@@ -37,13 +44,73 @@ func TestCodexCommandAutocompleteIsValidAndComplete(t *testing.T) {
 	assert.Equal(t, "/plugins/"+pluginID+"/autocomplete/projects", project.Arguments[0].Data.(*model.AutocompleteDynamicListArg).FetchURL)
 }
 
-func TestOnlyPromptsNeedTheBotInTheChannel(t *testing.T) {
-	for _, text := range []string{"", "help", "Status", "projects", "project api", "last", "cancel", "policy"} {
-		assert.True(t, informational(text), "%q posts nothing in the channel", text)
+func TestCommandListArgumentsAreKnownKinds(t *testing.T) {
+	for _, sc := range commands.Subcommands {
+		if sc.Argument != nil {
+			assert.Contains(t, []string{"text", "projects"}, sc.Argument.Kind, sc.Name)
+		}
 	}
-	for _, text := range []string{"new fix it", "continue", "fix the flaky test", "stauts", "helpme"} {
-		assert.False(t, informational(text), "%q is a prompt", text)
+}
+
+// grammarHost answers /v1/commands the way codex-host does as far as the plugin can see: a text
+// in answerOnly is answered without a run; anything else is a run request, which needs the bot's
+// access to the channel first.
+func grammarHost(answer string, answerOnly ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req CommandRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		if !req.BotCanPost && !slices.Contains(answerOnly, req.Text) {
+			_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "text": "", "needs_bot_access": true})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "text": answer})
 	}
+}
+
+func commandRequests(t *testing.T, host *fakeHost) []CommandRequest {
+	t.Helper()
+	var out []CommandRequest
+	for _, r := range host.received("POST", routeCommands) {
+		var req CommandRequest
+		require.NoError(t, json.Unmarshal(r.Body, &req))
+		out = append(out, req)
+	}
+	return out
+}
+
+func TestTheBotJoinsAChannelOnlyWhenTheHostAcceptsARun(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	host.handle("POST "+routeCommands, grammarHost("Unknown command `stauts`. Did you mean `/codex status`?", "stauts"))
+	p := activeTestPlugin(t, api, host)
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "town-square", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	notFound := model.NewAppError("Get", "not_found", nil, "", http.StatusNotFound)
+	api.On("GetChannelMember", "c1", "bot1").Return(nil, notFound)
+
+	// A misspelt subcommand is the host's to answer; the bot stays out of the channel.
+	resp, appErr := p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "c1", TeamId: "t1", Command: "/codex stauts"})
+	require.Nil(t, appErr)
+	assert.Contains(t, resp.Text, "Unknown command")
+	api.AssertNotCalled(t, "AddChannelMember", mock.Anything, mock.Anything)
+	api.AssertNotCalled(t, "CreateTeamMember", mock.Anything, mock.Anything)
+	reqs := commandRequests(t, host)
+	require.Len(t, reqs, 1)
+	assert.False(t, reqs[0].BotCanPost)
+
+	// A run request: the host asks for access, the bot joins, the command goes again.
+	api.On("GetTeamMember", "t1", "bot1").Return(&model.TeamMember{}, nil).Once()
+	api.On("AddChannelMember", "c1", "bot1").Return(&model.ChannelMember{}, nil).Once()
+	host.handle("POST "+routeCommands, grammarHost("Queued."))
+	resp, _ = p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "c1", TeamId: "t1", Command: "/codex fix the flaky test"})
+	assert.Equal(t, "Queued.", resp.Text)
+	reqs = commandRequests(t, host)
+	require.Len(t, reqs, 3)
+	assert.False(t, reqs[1].BotCanPost)
+	assert.True(t, reqs[2].BotCanPost)
+	assert.Equal(t, "fix the flaky test", reqs[2].Text)
+	api.AssertNumberOfCalls(t, "AddChannelMember", 1)
 }
 
 func TestCommandTextKeepsThePromptAsTyped(t *testing.T) {
@@ -57,14 +124,13 @@ func TestCommandTextKeepsThePromptAsTyped(t *testing.T) {
 func TestExecuteCommandForwardsWhoAndWhere(t *testing.T) {
 	api := newTestAPI(t)
 	host := startFakeHost(t, "secret")
-	host.handle("POST "+routeCommands, func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "text": "Queued."})
-	})
+	host.handle("POST "+routeCommands, grammarHost("Queued."))
 	p := activeTestPlugin(t, api, host)
 	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
 	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "town-square", DisplayName: "Town Square", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
 	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
-	// The bot is not in the channel yet: it joins the team and the channel before the prompt goes on.
+	// The bot is not in the channel yet: once the host accepts the prompt, it joins the team and
+	// the channel, and the prompt goes again.
 	notFound := model.NewAppError("Get", "not_found", nil, "", http.StatusNotFound)
 	api.On("GetChannelMember", "c1", "bot1").Return(nil, notFound).Once()
 	api.On("GetTeamMember", "t1", "bot1").Return(nil, notFound).Once()
@@ -81,17 +147,18 @@ func TestExecuteCommandForwardsWhoAndWhere(t *testing.T) {
 	assert.Equal(t, "Queued.", resp.Text)
 	assert.Equal(t, model.CommandResponseTypeEphemeral, resp.ResponseType)
 
-	reqs := host.received("POST", routeCommands)
-	require.Len(t, reqs, 1)
-	var got CommandRequest
-	require.NoError(t, json.Unmarshal(reqs[0].Body, &got))
+	reqs := commandRequests(t, host)
+	require.Len(t, reqs, 2)
 	assert.Equal(t, CommandRequest{
-		User:      User{ID: "u1", Username: "alice", Roles: []string{"system_user", "system_admin"}},
-		Channel:   Channel{ID: "c1", Name: "town-square", DisplayName: "Town Square", Kind: "public", TeamID: "t1", TeamName: "eng"},
-		RootID:    "r1",
-		TriggerID: "tr1",
-		Text:      "fix the flaky login test",
-	}, got)
+		User:       User{ID: "u1", Username: "alice", Roles: []string{"system_user", "system_admin"}},
+		Channel:    Channel{ID: "c1", Name: "town-square", DisplayName: "Town Square", Kind: "public", TeamID: "t1", TeamName: "eng"},
+		RootID:     "r1",
+		TriggerID:  "tr1",
+		Text:       "fix the flaky login test",
+		BotCanPost: true,
+	}, reqs[1])
+	reqs[1].BotCanPost = false
+	assert.Equal(t, reqs[1], reqs[0], "the second request differs only in bot_can_post")
 }
 
 func TestDirectMessagesUseTheCommandsTeam(t *testing.T) {
@@ -150,6 +217,7 @@ func TestHostRefusingTheSecretIsExplained(t *testing.T) {
 func TestAPromptInADirectMessageWithoutTheBotIsRefusedWithThePromptEchoed(t *testing.T) {
 	api := newTestAPI(t)
 	host := startFakeHost(t, "secret")
+	host.handle("POST "+routeCommands, grammarHost("help text", "help"))
 	p := activeTestPlugin(t, api, host)
 	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
 	api.On("GetChannel", "d2").Return(&model.Channel{Id: "d2", Name: "u1__u2", Type: model.ChannelTypeDirect}, nil)
@@ -160,12 +228,11 @@ func TestAPromptInADirectMessageWithoutTheBotIsRefusedWithThePromptEchoed(t *tes
 	assert.Contains(t, resp.Text, "Codex cannot answer here")
 	assert.Contains(t, resp.Text, "direct message with @codex")
 	assert.Contains(t, resp.Text, "fix it")
-	assert.Empty(t, host.received("POST", routeCommands), "nothing is handed to the host")
+	reqs := commandRequests(t, host)
+	require.Len(t, reqs, 1, "the host was asked once, and said the bot must be able to post")
+	assert.False(t, reqs[0].BotCanPost)
 
 	// Help still answers there: it posts nothing.
-	host.handle("POST "+routeCommands, func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "text": "help text"})
-	})
 	resp, _ = p.ExecuteCommand(nil, &model.CommandArgs{UserId: "u1", ChannelId: "d2", TeamId: "t1", Command: "/codex help"})
 	assert.Equal(t, "help text", resp.Text)
 }

@@ -1,6 +1,8 @@
 package main
 
 // The plugin's System Console settings: one typed struct, parsed and validated in one place.
+// Names and defaults come from manifest.json (settings.go); a unit test keeps the struct's fields
+// equal to the manifest's settings.
 //
 // Mattermost hands settings over as a loosely typed map (keys may arrive lower-cased, numbers as
 // JSON numbers or strings). parseConfiguration turns that map into a configuration or reports every
@@ -33,6 +35,9 @@ const maxUID = 1<<32 - 2
 // including the terminating NUL; Linux: 108).
 const maxSocketPathLen = 103
 
+// maxWorktreeIdleDays is the largest accepted Remove idle worktrees after (days), about ten years.
+const maxWorktreeIdleDays = 3650
+
 // configuration is the last good set of System Console settings.
 type configuration struct {
 	HostMode        string
@@ -49,6 +54,9 @@ type configuration struct {
 	Projects       string
 	DefaultProject string
 
+	WorktreeDir      string // where threads of `worktree=on` projects get their git worktrees
+	WorktreeIdleDays int    // worktrees idle this long are removed (never dirty ones); 0: never
+
 	CodexPath      string
 	CodexHome      string
 	CodexConfig    string
@@ -60,55 +68,12 @@ type configuration struct {
 	RunTimeoutMinutes      float64
 	MaxConcurrentRuns      int
 	QueueLimit             int
+	RetentionDays          int
 	TranscriptBudgetChars  int
 	ThreadRepliesContinue  bool
 	PolicyDir              string
 	ApproversIncludeAdmins bool
 	CommandApprovalDefault string
-}
-
-// Defaults, also declared as the manifest's setting defaults (a unit test keeps the two equal).
-const (
-	defaultHostMode              = hostModeManaged
-	defaultCodexPath             = "codex"
-	defaultSandbox               = "workspace-write"
-	defaultRunIsolation          = "bubblewrap"
-	defaultRunTimeoutMinutes     = 30
-	defaultMaxConcurrentRuns     = 2
-	defaultQueueLimit            = 20
-	defaultTranscriptBudgetChars = 12000
-	defaultThreadRepliesContinue = true
-	defaultCommandApproval       = "ask-requester"
-)
-
-// settingNames maps each setting key to its name in System Console, for error messages.
-var settingNames = map[string]string{
-	"HostMode":               "Host mode",
-	"SocketPath":             "Socket path",
-	"HostSecret":             "Host secret",
-	"ExternalHostUID":        "Host OS user id (external mode)",
-	"MattermostURL":          "Mattermost URL for the host",
-	"AllowedUsers":           "Allowed users",
-	"AllowedChannels":        "Allowed channels",
-	"AllowedTeams":           "Allowed teams",
-	"AllowedBotIds":          "Bots that may trigger runs",
-	"Projects":               "Projects",
-	"DefaultProject":         "Default project",
-	"CodexPath":              "Codex path",
-	"CodexHome":              "CODEX_HOME",
-	"CodexConfig":            "Codex config overrides",
-	"DefaultSandbox":         "Default sandbox",
-	"Model":                  "Model",
-	"RunIsolation":           "Run isolation",
-	"CodexEnv":               "Codex environment",
-	"RunTimeoutMinutes":      "Run timeout (minutes)",
-	"MaxConcurrentRuns":      "Max concurrent runs",
-	"QueueLimit":             "Queue limit",
-	"TranscriptBudgetChars":  "Thread context budget (characters)",
-	"ThreadRepliesContinue":  "Thread replies continue the session",
-	"PolicyDir":              "Policy directory",
-	"ApproversIncludeAdmins": "System admins may approve",
-	"CommandApprovalDefault": "Commands no policy decides",
 }
 
 // settingsReader reads typed values out of Mattermost's settings map and collects problems.
@@ -126,10 +91,12 @@ func (r *settingsReader) lookup(key string) (any, bool) {
 }
 
 func (r *settingsReader) problem(key, format string, args ...any) {
-	r.problems = append(r.problems, settingNames[key]+": "+fmt.Sprintf(format, args...))
+	r.problems = append(r.problems, manifestSettings.displayName(key)+": "+fmt.Sprintf(format, args...))
 }
 
-func (r *settingsReader) str(key, def string) string {
+// str reads a text setting; empty means the manifest's default.
+func (r *settingsReader) str(key string) string {
+	def := manifestSettings.defaultString(key)
 	v, ok := r.lookup(key)
 	if !ok || v == nil {
 		return def
@@ -148,8 +115,10 @@ func (r *settingsReader) str(key, def string) string {
 	}
 }
 
-// number accepts a JSON number or a numeric string (System Console has saved both over time).
-func (r *settingsReader) number(key string, def float64, integer bool) float64 {
+// number accepts a JSON number or a numeric string (System Console has saved both over time);
+// empty means the manifest's default.
+func (r *settingsReader) number(key string, integer bool) float64 {
+	def := manifestSettings.defaultNumber(key)
 	v, ok := r.lookup(key)
 	if !ok || v == nil {
 		return def
@@ -183,7 +152,8 @@ func (r *settingsReader) number(key string, def float64, integer bool) float64 {
 	return n
 }
 
-func (r *settingsReader) boolean(key string, def bool) bool {
+func (r *settingsReader) boolean(key string) bool {
+	def := manifestSettings.defaultBool(key)
 	v, ok := r.lookup(key)
 	if !ok || v == nil {
 		return def
@@ -208,7 +178,7 @@ func (r *settingsReader) boolean(key string, def bool) bool {
 // list splits a setting on commas, whitespace and newlines; a leading @ (as in @alice) or ~ (as in
 // ~town-square) is dropped, so admins can paste mentions.
 func (r *settingsReader) list(key string) []string {
-	s := r.str(key, "")
+	s := r.str(key)
 	out := []string{}
 	for _, item := range strings.FieldsFunc(s, func(c rune) bool {
 		return c == ',' || c == ';' || c == ' ' || c == '\n' || c == '\r' || c == '\t'
@@ -226,32 +196,39 @@ func (r *settingsReader) list(key string) []string {
 func parseConfiguration(raw map[string]any) (*configuration, error) {
 	r := &settingsReader{raw: raw}
 	c := &configuration{
-		HostMode:               strings.ToLower(r.str("HostMode", defaultHostMode)),
-		SocketPath:             r.str("SocketPath", ""),
-		HostSecret:             r.str("HostSecret", ""),
-		ExternalHostUID:        int(r.number("ExternalHostUID", uidUnset, true)),
-		MattermostURL:          strings.TrimRight(r.str("MattermostURL", ""), "/"),
+		HostMode:               strings.ToLower(r.str("HostMode")),
+		SocketPath:             r.str("SocketPath"),
+		HostSecret:             r.str("HostSecret"),
+		ExternalHostUID:        uidUnset,
+		MattermostURL:          strings.TrimRight(r.str("MattermostURL"), "/"),
 		AllowedUsers:           r.list("AllowedUsers"),
 		AllowedChannels:        r.list("AllowedChannels"),
 		AllowedTeams:           r.list("AllowedTeams"),
 		AllowedBotIDs:          r.list("AllowedBotIds"),
-		Projects:               r.str("Projects", ""),
-		DefaultProject:         r.str("DefaultProject", ""),
-		CodexPath:              r.str("CodexPath", defaultCodexPath),
-		CodexHome:              r.str("CodexHome", ""),
-		CodexConfig:            r.str("CodexConfig", ""),
-		DefaultSandbox:         r.str("DefaultSandbox", defaultSandbox),
-		Model:                  r.str("Model", ""),
-		RunIsolation:           r.str("RunIsolation", defaultRunIsolation),
-		CodexEnv:               r.str("CodexEnv", ""),
-		RunTimeoutMinutes:      r.number("RunTimeoutMinutes", defaultRunTimeoutMinutes, false),
-		MaxConcurrentRuns:      int(r.number("MaxConcurrentRuns", defaultMaxConcurrentRuns, true)),
-		QueueLimit:             int(r.number("QueueLimit", defaultQueueLimit, true)),
-		TranscriptBudgetChars:  int(r.number("TranscriptBudgetChars", defaultTranscriptBudgetChars, true)),
-		ThreadRepliesContinue:  r.boolean("ThreadRepliesContinue", defaultThreadRepliesContinue),
-		PolicyDir:              r.str("PolicyDir", ""),
-		ApproversIncludeAdmins: r.boolean("ApproversIncludeAdmins", false),
-		CommandApprovalDefault: r.str("CommandApprovalDefault", defaultCommandApproval),
+		Projects:               r.str("Projects"),
+		DefaultProject:         r.str("DefaultProject"),
+		CodexPath:              r.str("CodexPath"),
+		CodexHome:              r.str("CodexHome"),
+		CodexConfig:            r.str("CodexConfig"),
+		DefaultSandbox:         r.str("DefaultSandbox"),
+		Model:                  r.str("Model"),
+		RunIsolation:           r.str("RunIsolation"),
+		CodexEnv:               r.str("CodexEnv"),
+		RunTimeoutMinutes:      r.number("RunTimeoutMinutes", false),
+		MaxConcurrentRuns:      int(r.number("MaxConcurrentRuns", true)),
+		QueueLimit:             int(r.number("QueueLimit", true)),
+		RetentionDays:          int(r.number("RetentionDays", true)),
+		TranscriptBudgetChars:  int(r.number("TranscriptBudgetChars", true)),
+		ThreadRepliesContinue:  r.boolean("ThreadRepliesContinue"),
+		PolicyDir:              r.str("PolicyDir"),
+		ApproversIncludeAdmins: r.boolean("ApproversIncludeAdmins"),
+		CommandApprovalDefault: r.str("CommandApprovalDefault"),
+		WorktreeDir:            r.str("WorktreeDir"),
+		WorktreeIdleDays:       int(r.number("WorktreeIdleDays", true)),
+	}
+	// The uid is a text setting so that empty can mean "the server's own user".
+	if r.str("ExternalHostUID") != "" {
+		c.ExternalHostUID = int(r.number("ExternalHostUID", true))
 	}
 
 	switch c.HostMode {
@@ -294,6 +271,12 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 	if c.CodexHome != "" && !filepath.IsAbs(c.CodexHome) {
 		r.problem("CodexHome", "`%s` is not an absolute path.", c.CodexHome)
 	}
+	if c.WorktreeDir != "" && !filepath.IsAbs(c.WorktreeDir) {
+		r.problem("WorktreeDir", "`%s` is not an absolute path; give one, or leave it empty for the host's state directory.", c.WorktreeDir)
+	}
+	if c.WorktreeIdleDays > maxWorktreeIdleDays {
+		r.problem("WorktreeIdleDays", "%d is out of range; accepted: 0 (never) to %d.", c.WorktreeIdleDays, maxWorktreeIdleDays)
+	}
 
 	if len(r.problems) > 0 {
 		return nil, &configError{problems: r.problems}
@@ -329,10 +312,13 @@ func (c *configuration) hostSettings() HostSettings {
 		RunTimeoutMinutes:      c.RunTimeoutMinutes,
 		MaxConcurrentRuns:      c.MaxConcurrentRuns,
 		QueueLimit:             c.QueueLimit,
+		RetentionDays:          c.RetentionDays,
 		ThreadRepliesContinue:  c.ThreadRepliesContinue,
 		TranscriptBudgetChars:  c.TranscriptBudgetChars,
 		PolicyDir:              c.PolicyDir,
 		ApproversIncludeAdmins: c.ApproversIncludeAdmins,
 		CommandApprovalDefault: c.CommandApprovalDefault,
+		WorktreeDir:            c.WorktreeDir,
+		WorktreeIdleDays:       c.WorktreeIdleDays,
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mattermost/mattermost/server/public/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -86,42 +85,6 @@ func TestSocketPathMustFitAUnixSocket(t *testing.T) {
 	_, err := parseConfiguration(map[string]any{"SocketPath": "/" + strings.Repeat("x", 120)})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Unix sockets accept at most 103")
-}
-
-func readManifest(t *testing.T) *model.Manifest {
-	t.Helper()
-	raw, err := os.ReadFile("../../manifest.json")
-	require.NoError(t, err)
-	var m model.Manifest
-	require.NoError(t, json.Unmarshal(raw, &m))
-	return &m
-}
-
-func TestManifestMatchesTheCode(t *testing.T) {
-	m := readManifest(t)
-	require.NoError(t, m.IsValid())
-	assert.Equal(t, pluginID, m.Id)
-
-	seen := map[string]bool{}
-	defaults := map[string]any{}
-	for _, s := range m.SettingsSchema.Settings {
-		assert.NotEmpty(t, s.HelpText, "setting %s needs help text", s.Key)
-		name, ok := settingNames[s.Key]
-		assert.True(t, ok, "setting %s is unknown to configuration.go", s.Key)
-		assert.Equal(t, name, s.DisplayName, "setting %s: errors must use the System Console name", s.Key)
-		seen[s.Key] = true
-		defaults[s.Key] = s.Default
-	}
-	for key := range settingNames {
-		assert.True(t, seen[key], "setting %s is missing from manifest.json", key)
-	}
-
-	// The manifest's defaults parse to the code's defaults.
-	fromManifest, err := parseConfiguration(defaults)
-	require.NoError(t, err)
-	fromCode, err := parseConfiguration(map[string]any{})
-	require.NoError(t, err)
-	assert.Equal(t, fromCode, fromManifest)
 }
 
 func TestWebappStubRegistersThisPlugin(t *testing.T) {

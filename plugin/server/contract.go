@@ -3,11 +3,15 @@ package main
 // The socket contract v1 between the plugin and codex-host, as Go types.
 //
 // This is the Go copy of docs/socket-contract.md; the host keeps the Rust twin in
-// host/src/api/contract.rs. Unknown fields are ignored when decoding, so either side can add
-// optional fields without breaking the other. Nothing in this file does I/O.
+// host/src/api/contract.rs. The golden documents in contract/golden/ are decoded by both sides'
+// tests (contract_test.go here), so the two copies and the page cannot drift apart. Unknown fields
+// are ignored when decoding, so either side can add optional fields without breaking the other.
+// Nothing in this file does I/O.
 
 import (
 	"encoding/json"
+
+	"github.com/mattermost/mattermost/server/public/model"
 )
 
 // Host routes, relative to the socket.
@@ -46,14 +50,23 @@ type Channel struct {
 	TeamName    string `json:"team_name"`
 }
 
-// CommandRequest is the body of POST /v1/commands. The host answers with a Mattermost
-// CommandResponse, which the plugin returns as is.
+// CommandRequest is the body of POST /v1/commands. The host answers with a CommandAnswer.
 type CommandRequest struct {
 	User      User    `json:"user"`
 	Channel   Channel `json:"channel"`
 	RootID    string  `json:"root_id"`
 	TriggerID string  `json:"trigger_id"`
 	Text      string  `json:"text"`
+	// BotCanPost says whether the bot may already post in the channel. When it may not and the
+	// text starts a run, the host answers NeedsBotAccess and does nothing else.
+	BotCanPost bool `json:"bot_can_post"`
+}
+
+// CommandAnswer answers POST /v1/commands: a Mattermost CommandResponse, which the plugin returns
+// as is, or NeedsBotAccess: the plugin gives the bot access to the channel and asks again.
+type CommandAnswer struct {
+	model.CommandResponse
+	NeedsBotAccess bool `json:"needs_bot_access,omitempty"`
 }
 
 // IncomingPost is a post the plugin saw in MessageHasBeenPosted.
@@ -72,6 +85,8 @@ type PostRequest struct {
 	User    User         `json:"user"`
 	Channel Channel      `json:"channel"`
 	Post    IncomingPost `json:"post"`
+	// BotCanPost: as in CommandRequest, for a post that @-mentions the bot.
+	BotCanPost bool `json:"bot_can_post"`
 }
 
 // PostResponse answers POST /v1/posts.
@@ -79,6 +94,9 @@ type PostResponse struct {
 	Handled bool `json:"handled"`
 	// EphemeralText, when set, is shown to the poster in the same thread (e.g. a refusal).
 	EphemeralText string `json:"ephemeral_text,omitempty"`
+	// NeedsBotAccess: the post would start a run where the bot may not post yet; the plugin gives
+	// the bot access and forwards the post again.
+	NeedsBotAccess bool `json:"needs_bot_access,omitempty"`
 }
 
 // ActionRequest is the body of POST /v1/actions: Mattermost's PostActionIntegrationRequest with
@@ -110,6 +128,7 @@ type AutocompleteItem struct {
 type ConfigRequest struct {
 	MattermostURL string       `json:"mattermost_url"`
 	BotUserID     string       `json:"bot_user_id"`
+	BotUsername   string       `json:"bot_username"`
 	BotToken      string       `json:"bot_token"`
 	PluginVersion string       `json:"plugin_version"`
 	PluginID      string       `json:"plugin_id"`
@@ -136,6 +155,7 @@ type HostSettings struct {
 	RunTimeoutMinutes     float64 `json:"run_timeout_minutes"`
 	MaxConcurrentRuns     int     `json:"max_concurrent_runs"`
 	QueueLimit            int     `json:"queue_limit"`
+	RetentionDays         int     `json:"retention_days"`
 	ThreadRepliesContinue bool    `json:"thread_replies_continue"`
 	// ApproversIncludeAdmins lets system admins approve runs besides the policy's approvers.
 	ApproversIncludeAdmins bool   `json:"approvers_include_admins"`
@@ -144,6 +164,11 @@ type HostSettings struct {
 	// CommandApprovalDefault decides Codex's requests no policy module decides:
 	// `ask-requester`, `ask-approvers` or `decline`.
 	CommandApprovalDefault string `json:"command_approval_default"`
+	// WorktreeDir is where threads of `worktree=on` projects get their git worktrees; empty: the
+	// host's state directory.
+	WorktreeDir string `json:"worktree_dir"`
+	// WorktreeIdleDays removes worktrees idle this long (never with uncommitted changes); 0: never.
+	WorktreeIdleDays int `json:"worktree_idle_days"`
 }
 
 // ConfigResponse answers a successful PUT /v1/config.
@@ -159,6 +184,10 @@ type Health struct {
 	Codex      struct {
 		Path    string `json:"path"`
 		Version string `json:"version"`
+		// TestedRange: the Codex CLI versions this host release was tested with.
+		TestedRange string `json:"tested_range"`
+		// Tested: whether Version is in that range; nil while unknown.
+		Tested *bool `json:"tested"`
 	} `json:"codex"`
 	Queue struct {
 		Running           int `json:"running"`
@@ -166,7 +195,26 @@ type Health struct {
 		MaxConcurrentRuns int `json:"max_concurrent_runs"`
 		QueueLimit        int `json:"queue_limit"`
 	} `json:"queue"`
-	Policies []json.RawMessage `json:"policies"`
+	Policies  []json.RawMessage `json:"policies"`
+	Isolation struct {
+		Mode    string  `json:"mode"`
+		Active  bool    `json:"active"`
+		Problem *string `json:"problem"`
+	} `json:"isolation"`
+	Metrics HostMetrics `json:"metrics"`
+}
+
+// HostMetrics are the host's counters since it started (the plugin's Prometheus metrics).
+type HostMetrics struct {
+	// Runs that reached their outcome, by final status.
+	Runs             map[string]uint64 `json:"runs"`
+	ApprovalsPending int               `json:"approvals_pending"`
+	PolicyDecision   struct {
+		// Upper bounds of the buckets in seconds; Counts has one more entry (+Inf), not cumulative.
+		BoundsSeconds []float64 `json:"bounds_seconds"`
+		Counts        []uint64  `json:"counts"`
+		SumSeconds    float64   `json:"sum_seconds"`
+	} `json:"policy_decision"`
 }
 
 // ErrorBody is the body of every non-2xx answer from the host.

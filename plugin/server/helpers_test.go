@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -117,6 +118,7 @@ func (h *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	defer func() { h.changed <- struct{}{} }()
 	if fn != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		fn(w, r)
 		return
 	}

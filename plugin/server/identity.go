@@ -8,6 +8,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -120,9 +121,38 @@ func (r *resolver) channel(channelID, fallbackTeamID string) (Channel, error) {
 // errNotWithBot: a direct or group message the bot is not part of; it cannot be added to one.
 var errNotWithBot = errors.New("this is a direct or group message without @codex, and the bot cannot join it; use /codex in a channel or in a direct message with @codex")
 
-// ensureBotCanPost makes sure the bot may post in a channel, since codex-host posts as the bot
-// through the REST API: in public and private channels it joins the team and the channel (a
-// plugin may add members to private channels too); direct and group messages must include it.
+// botCanPost reports whether the bot may already post in a channel, changing nothing: it is a
+// member of the channel, or the channel is a direct or group message that includes it.
+func (r *resolver) botCanPost(channelID string) (bool, error) {
+	if ok, _ := r.botJoined.get(channelID); ok {
+		return true, nil
+	}
+	ch, err := r.rawChannel(channelID)
+	if err != nil {
+		return false, err
+	}
+	switch ch.Type {
+	case model.ChannelTypeDirect, model.ChannelTypeGroup:
+		member, err := r.isBotConversation(ch)
+		if err != nil || !member {
+			return false, err
+		}
+	default:
+		if _, appErr := r.api.GetChannelMember(ch.Id, r.botUserID); appErr != nil {
+			if appErr.StatusCode == http.StatusNotFound {
+				return false, nil
+			}
+			return false, fmt.Errorf("looking up @codex in ~%s: %w", ch.Name, appErr)
+		}
+	}
+	r.botJoined.put(channelID, true)
+	return true, nil
+}
+
+// ensureBotCanPost gives the bot access to a channel where botCanPost said it has none, since
+// codex-host posts as the bot through the REST API: in public and private channels it joins the
+// team and the channel (a plugin may add members to private channels too); direct and group
+// messages must include it already. Called only once the host has accepted a run request there.
 func (r *resolver) ensureBotCanPost(channelID string) error {
 	if ok, _ := r.botJoined.get(channelID); ok {
 		return nil
@@ -141,15 +171,13 @@ func (r *resolver) ensureBotCanPost(channelID string) error {
 			return errNotWithBot
 		}
 	default:
-		if _, appErr := r.api.GetChannelMember(ch.Id, r.botUserID); appErr != nil {
-			if _, appErr := r.api.GetTeamMember(ch.TeamId, r.botUserID); appErr != nil {
-				if _, appErr := r.api.CreateTeamMember(ch.TeamId, r.botUserID); appErr != nil {
-					return fmt.Errorf("adding @codex to the team: %w", appErr)
-				}
+		if _, appErr := r.api.GetTeamMember(ch.TeamId, r.botUserID); appErr != nil {
+			if _, appErr := r.api.CreateTeamMember(ch.TeamId, r.botUserID); appErr != nil {
+				return fmt.Errorf("adding @codex to the team: %w", appErr)
 			}
-			if _, appErr := r.api.AddChannelMember(ch.Id, r.botUserID); appErr != nil {
-				return fmt.Errorf("adding @codex to ~%s: %w", ch.Name, appErr)
-			}
+		}
+		if _, appErr := r.api.AddChannelMember(ch.Id, r.botUserID); appErr != nil {
+			return fmt.Errorf("adding @codex to ~%s: %w", ch.Name, appErr)
 		}
 	}
 	r.botJoined.put(channelID, true)
@@ -209,7 +237,8 @@ func (r *resolver) isBotConversation(ch *model.Channel) (bool, error) {
 	}
 }
 
-// isBotThread reports whether the thread rooted at rootID was started by the bot.
+// isBotThread reports whether the thread rooted at rootID may be a Codex thread: started by the
+// bot, or by a post that @-mentions it (the host knows whether that mention became a run).
 func (r *resolver) isBotThread(rootID string) (bool, error) {
 	if v, ok := r.botThread.get(rootID); ok {
 		return v, nil
@@ -218,7 +247,7 @@ func (r *resolver) isBotThread(rootID string) (bool, error) {
 	if appErr != nil {
 		return false, fmt.Errorf("looking up root post %s: %w", rootID, appErr)
 	}
-	v := root.UserId == r.botUserID
+	v := root.UserId == r.botUserID || mentionsBot(root.Message)
 	r.botThread.put(rootID, v)
 	return v, nil
 }

@@ -7,7 +7,6 @@ package main
 // queue and policy timings, and a scrape never sees figures older than the request.
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,37 +22,11 @@ import (
 // started (one plugin process per server node, so a package counter is the plugin's counter).
 var managedHostRestarts atomic.Uint64
 
-// healthMetrics is the part of the host's health answer that metrics are made of.
-type healthMetrics struct {
-	Queue struct {
-		Running           int `json:"running"`
-		Queued            int `json:"queued"`
-		MaxConcurrentRuns int `json:"max_concurrent_runs"`
-		QueueLimit        int `json:"queue_limit"`
-	} `json:"queue"`
-	Metrics struct {
-		// Runs ended since the host started, by final status.
-		Runs             map[string]uint64 `json:"runs"`
-		ApprovalsPending int               `json:"approvals_pending"`
-		PolicyDecision   struct {
-			// Upper bounds of the buckets in seconds; Counts has one more entry (+Inf).
-			BoundsSeconds []float64 `json:"bounds_seconds"`
-			Counts        []uint64  `json:"counts"`
-			SumSeconds    float64   `json:"sum_seconds"`
-		} `json:"policy_decision"`
-	} `json:"metrics"`
-}
-
 func (p *Plugin) ServeMetrics(_ *plugin.Context, w http.ResponseWriter, r *http.Request) {
-	var h *healthMetrics
+	var h *Health
 	if st := p.state(); st != nil {
 		if c := st.target().client; c != nil {
-			if raw, err := c.call(r.Context(), timeoutHealth, http.MethodGet, routeHealth, nil); err == nil {
-				var decoded healthMetrics
-				if json.Unmarshal(raw, &decoded) == nil {
-					h = &decoded
-				}
-			}
+			h, _ = c.health(r.Context())
 		}
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -61,7 +34,7 @@ func (p *Plugin) ServeMetrics(_ *plugin.Context, w http.ResponseWriter, r *http.
 }
 
 // writeMetrics writes the Prometheus text exposition format; h is nil when the host did not answer.
-func writeMetrics(w io.Writer, h *healthMetrics, restarts uint64) {
+func writeMetrics(w io.Writer, h *Health, restarts uint64) {
 	m := metricWriter{w: w}
 	m.header("codex_host_up", "gauge", "1 when codex-host answered the plugin's health check during this scrape.")
 	m.sample("codex_host_up", "", b2f(h != nil))

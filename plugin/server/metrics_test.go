@@ -21,7 +21,7 @@ func TestMetricsWithoutAHostSayItIsDown(t *testing.T) {
 }
 
 func TestMetricsFromTheHostsHealth(t *testing.T) {
-	var h healthMetrics
+	var h Health
 	require.NoError(t, json.Unmarshal([]byte(`{
 		"version": "x", "configured": true,
 		"queue": {"running": 2, "queued": 5, "max_concurrent_runs": 2, "queue_limit": 20},
@@ -59,7 +59,7 @@ func TestMetricsFromTheHostsHealth(t *testing.T) {
 }
 
 func TestMetricsSkipAMalformedHistogram(t *testing.T) {
-	var h healthMetrics
+	var h Health
 	h.Metrics.PolicyDecision.BoundsSeconds = []float64{0.001}
 	h.Metrics.PolicyDecision.Counts = []uint64{1} // no +Inf bucket
 	var out bytes.Buffer

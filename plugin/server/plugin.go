@@ -174,7 +174,7 @@ func (p *Plugin) OnActivate() error {
 	}
 	if err := p.API.RegisterCommand(codexCommand()); err != nil {
 		p.dropBotToken(token.Id)
-		return fmt.Errorf("registering /%s failed: %w", commandTrigger, err)
+		return fmt.Errorf("registering /%s failed: %w", commands.Trigger, err)
 	}
 
 	st := &activeState{
@@ -259,6 +259,7 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 	doc := &ConfigRequest{
 		MattermostURL: p.mattermostURL(cfg),
 		BotUserID:     st.botUserID,
+		BotUsername:   botUsername,
 		BotToken:      st.botToken,
 		PluginVersion: st.version,
 		PluginID:      pluginID,

@@ -62,12 +62,31 @@ func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
 			ID: post.Id, RootID: post.RootId, ChannelID: post.ChannelId, UserID: post.UserId,
 			Message: post.Message, FileIDs: fileIDs, CreateAt: post.CreateAt,
 		},
+		BotCanPost: true,
 	}
-	var resp PostResponse
-	err = st.target().client.callJSON(context.Background(), timeoutPost, http.MethodPost, routePosts, req, &resp)
+	if mentionsBot(post.Message) {
+		if req.BotCanPost, err = st.resolver.botCanPost(post.ChannelId); err != nil {
+			// The host asks for access if the post needs it; the join then says what is wrong.
+			p.API.LogWarn("Could not check whether the bot may post in a channel.", "channel_id", post.ChannelId, "error", err.Error())
+		}
+	}
 	rootID := post.RootId
 	if rootID == "" {
 		rootID = post.Id
+	}
+	var resp PostResponse
+	err = st.target().client.callJSON(context.Background(), timeoutPost, http.MethodPost, routePosts, req, &resp)
+	if err == nil && resp.NeedsBotAccess {
+		// The host takes the mention as a run request: only now may the bot join the channel.
+		if joinErr := st.resolver.ensureBotCanPost(post.ChannelId); joinErr != nil {
+			p.API.LogWarn("The bot could not be given access to a channel for an @-mention.", "channel_id", post.ChannelId, "error", joinErr.Error())
+			p.API.SendEphemeralPost(post.UserId, &model.Post{UserId: st.botUserID, ChannelId: post.ChannelId, RootId: rootID,
+				Message: "Codex cannot answer here: " + joinErr.Error() + ". Your message was not run."})
+			return
+		}
+		req.BotCanPost = true
+		resp = PostResponse{}
+		err = st.target().client.callJSON(context.Background(), timeoutPost, http.MethodPost, routePosts, req, &resp)
 	}
 	if err == nil {
 		if resp.EphemeralText != "" {

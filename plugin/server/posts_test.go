@@ -49,6 +49,8 @@ func TestOnlyPostsForTheBotAreForwarded(t *testing.T) {
 		User:    User{ID: "u1", Username: "alice", Roles: []string{"system_user", "system_admin"}},
 		Channel: Channel{ID: "c1", Name: "dev", Kind: "public", TeamID: "t1", TeamName: "eng"},
 		Post:    IncomingPost{ID: "p5", RootID: "root-bot", ChannelID: "c1", UserID: "u1", Message: "and the tests too", FileIDs: []string{"f1"}, CreateAt: 42},
+		// Replies in the bot's threads need no check: the bot posted there.
+		BotCanPost: true,
 	}, first)
 	var dm PostRequest
 	require.NoError(t, json.Unmarshal(reqs[2].Body, &dm))
@@ -200,4 +202,37 @@ func TestMentionsOfTheBotAreFoundAsMattermostHighlightsThem(t *testing.T) {
 	} {
 		assert.Equal(t, want, mentionsBot(msg), msg)
 	}
+}
+
+func TestAMentionJoinsTheBotOnlyWhenTheHostTakesItAsARun(t *testing.T) {
+	api := newTestAPI(t)
+	host := startFakeHost(t, "secret")
+	var asked []bool
+	host.handle("POST "+routePosts, func(w http.ResponseWriter, r *http.Request) {
+		var req PostRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		asked = append(asked, req.BotCanPost)
+		if !req.BotCanPost {
+			_, _ = w.Write([]byte(`{"handled":true,"needs_bot_access":true}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"handled":true}`))
+	})
+	p := activeTestPlugin(t, api, host)
+	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
+	api.On("GetTeam", "t1").Return(&model.Team{Id: "t1", Name: "eng"}, nil)
+	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
+	notFound := model.NewAppError("x", "x", nil, "", http.StatusNotFound)
+	api.On("GetChannelMember", "c1", "bot1").Return(nil, notFound).Once()
+	api.On("GetTeamMember", "t1", "bot1").Return(nil, notFound).Once()
+	api.On("CreateTeamMember", "t1", "bot1").Return(&model.TeamMember{}, nil).Once()
+	api.On("AddChannelMember", "c1", "bot1").Return(&model.ChannelMember{}, nil).Once()
+
+	// Chatter that only looks like a mention is not forwarded.
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p1", UserId: "u1", ChannelId: "c1", Message: "ask @codexbot"})
+	assert.Empty(t, host.received("POST", routePosts))
+
+	p.MessageHasBeenPosted(nil, &model.Post{Id: "p2", UserId: "u1", ChannelId: "c1", Message: "@codex fix the flaky test"})
+	assert.Equal(t, []bool{false, true}, asked, "asked without access, joined, asked again")
+	api.AssertCalled(t, "AddChannelMember", "c1", "bot1")
 }

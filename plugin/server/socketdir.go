@@ -19,7 +19,7 @@ func checkedConfiguration(raw map[string]any) (*configuration, error) {
 		return nil, err
 	}
 	if problem := socketDirProblem(c.SocketPath); problem != "" {
-		return nil, &configError{problems: []string{settingNames["SocketPath"] + ": " + problem}}
+		return nil, &configError{problems: []string{manifestSettings.displayName("SocketPath") + ": " + problem}}
 	}
 	return c, nil
 }

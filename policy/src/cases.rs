@@ -9,7 +9,8 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{ModuleSpec, PolicyEngine};
+use crate::engine::PolicyEngine;
+use crate::module::ModuleSpec;
 use crate::types::{ChainReport, FinalDecision, ModuleOutcome, PolicyRequest, SandboxMode};
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cases::{self, CaseFile};
-use crate::engine::{EngineOptions, ModuleSpec, PolicyEngine};
+use crate::engine::{EngineOptions, PolicyEngine};
+use crate::module::ModuleSpec;
 use crate::types::{ModuleOutcome, PolicyRequest};
 
 #[derive(Debug, clap::Subcommand)]

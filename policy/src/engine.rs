@@ -1,8 +1,10 @@
 //! The one wasmtime `Engine` of a process and everything tied to it: the pooling allocator, the
-//! epoch ticker thread that enforces deadlines, the on-disk cache of compiled components and the
-//! shared `Linker`. Loading a chain starts here (`PolicyEngine::load_chain`).
+//! epoch ticker thread that enforces deadlines, the on-disk cache of compiled components, the
+//! shared `Linker`, the one place a `Store` is made and armed with its limits, and a background
+//! thread for work off the request path (prewarming instances).
 //!
-//! Never touches the network; reads module files and reads/writes only the cache directory.
+//! Knows nothing of modules or chains (`module`, `chain` build on it). Never touches the
+//! network; reads and writes only the cache directory.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -11,11 +13,9 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-use crate::chain::{Chain, LoadedModule};
 use crate::error::LoadError;
 use crate::wasm::{self, LogCaps, State};
 
@@ -58,6 +58,9 @@ impl Default for EngineOptions {
     }
 }
 
+/// The least wall-clock budget of a module's config check at load (see `arm_for_load`).
+pub const LOAD_DEADLINE: Duration = Duration::from_secs(1);
+
 /// Resolution of deadlines: the ticker advances the engine's epoch this often while any
 /// evaluation runs.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -76,9 +79,12 @@ pub(crate) struct Inner {
     ticker: Arc<Ticker>,
     /// Whether the pooling allocator is in use (it is unless the platform refused it).
     pub(crate) pooling: bool,
-    /// Modules whose ready instances need topping up, for the prewarm thread.
-    prewarm: Mutex<mpsc::Sender<Weak<LoadedModule>>>,
+    /// Work for the background thread (topping up modules' ready instances).
+    background: Mutex<mpsc::Sender<BackgroundJob>>,
 }
+
+/// A piece of work run off the request path, given the engine if it still exists.
+pub(crate) type BackgroundJob = Box<dyn FnOnce(&PolicyEngine) + Send>;
 
 /// Advances the epoch every tick while at least one evaluation is in flight, and sleeps
 /// otherwise so that an idle host does not wake up a thousand times a second.
@@ -127,7 +133,7 @@ impl PolicyEngine {
             })?;
         }
 
-        let (prewarm_tx, prewarm_rx) = mpsc::channel();
+        let (background_tx, background_rx) = mpsc::channel();
         let ticker = Arc::new(Ticker {
             active: AtomicUsize::new(0),
             thread: OnceLock::new(),
@@ -139,7 +145,7 @@ impl PolicyEngine {
             deadline_ticks,
             ticker: ticker.clone(),
             pooling,
-            prewarm: Mutex::new(prewarm_tx),
+            background: Mutex::new(background_tx),
         });
         // The threads hold weak references, so they end when the last handle on the engine
         // (including every loaded chain) is gone. They start only once `inner` exists: a ticker
@@ -152,7 +158,7 @@ impl PolicyEngine {
         let weak = Arc::downgrade(&inner);
         thread::Builder::new()
             .name("policy-prewarm".into())
-            .spawn(move || prewarm(weak, prewarm_rx))?;
+            .spawn(move || background(weak, background_rx))?;
         Ok(PolicyEngine { inner })
     }
 
@@ -164,21 +170,6 @@ impl PolicyEngine {
     /// refused to reserve the pool).
     pub fn uses_pooling_allocator(&self) -> bool {
         self.inner.pooling
-    }
-
-    /// Loads, checks and compiles every module of `specs`, runs their `validate-config`, and
-    /// returns the chain. The first module that fails stops the load.
-    pub fn load_chain(&self, specs: &[ModuleSpec]) -> Result<Chain, LoadError> {
-        let mut modules = Vec::with_capacity(specs.len());
-        for spec in specs {
-            if modules.iter().any(|m: &LoadedModule| m.name == spec.name) {
-                return Err(LoadError::DuplicateName {
-                    name: spec.name.clone(),
-                });
-            }
-            modules.push(LoadedModule::load(self, spec)?);
-        }
-        Ok(Chain::new(self.clone(), modules))
     }
 
     /// Compiles `bytes` or loads its compiled form from the cache.
@@ -235,16 +226,51 @@ impl PolicyEngine {
         TickGuard(ticker)
     }
 
-    /// Asks the prewarm thread to top up `module`'s ready instances.
-    pub(crate) fn request_prewarm(&self, module: Weak<LoadedModule>) {
-        let tx = self.inner.prewarm.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = tx.send(module);
+    /// Runs `job` on the background thread, off the request path.
+    pub(crate) fn in_background(&self, job: BackgroundJob) {
+        let tx = self
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let _ = tx.send(job);
     }
 
-    pub(crate) fn log_caps(&self) -> LogCaps {
-        LogCaps {
-            max_lines: self.inner.options.max_log_lines,
-            max_bytes: self.inner.options.max_log_bytes,
+    /// A fresh store for one evaluation of a module with `config`: the memory cap, the log caps
+    /// and a WASI context that grants nothing, armed with its deadline (see `arm`).
+    pub(crate) fn new_store(&self, config: Arc<str>) -> Store<State> {
+        let inner = &self.inner;
+        let caps = LogCaps {
+            max_lines: inner.options.max_log_lines,
+            max_bytes: inner.options.max_log_bytes,
+        };
+        let state = State::new(config, inner.options.memory_limit, caps);
+        let mut store = Store::new(&inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        self.arm(&mut store);
+        store
+    }
+
+    /// Sets a store's budget for checking a module's config at load: the evaluation deadline, but
+    /// at least [`LOAD_DEADLINE`]. The check runs once per settings change, off the request path;
+    /// on a busy machine a 20 ms wall-clock budget there would refuse a healthy module and switch
+    /// Codex off for everyone.
+    pub(crate) fn arm_for_load(&self, store: &mut Store<State>) {
+        self.arm(store);
+        let ticks = (LOAD_DEADLINE.as_micros() / EPOCH_TICK.as_micros()) as u64 + 1;
+        store.set_epoch_deadline(self.inner.deadline_ticks.max(ticks));
+    }
+
+    /// Sets a store's budget for one evaluation, counted from now: the epoch deadline always (a
+    /// store without one must never run), fuel when configured.
+    pub(crate) fn arm(&self, store: &mut Store<State>) {
+        let inner = &self.inner;
+        store.set_epoch_deadline(inner.deadline_ticks);
+        if let Some(fuel) = inner.options.fuel {
+            store
+                .set_fuel(fuel)
+                .expect("fuel is enabled in the engine config when set");
         }
     }
 }
@@ -268,14 +294,14 @@ fn tick(inner: Weak<Inner>) {
     }
 }
 
-/// Instantiates modules ahead of requests, off the request path. Exits when the engine is gone
-/// (its sender drops with it).
-fn prewarm(inner: Weak<Inner>, queue: mpsc::Receiver<Weak<LoadedModule>>) {
-    while let Ok(module) = queue.recv() {
-        let (Some(inner), Some(module)) = (inner.upgrade(), module.upgrade()) else {
+/// Runs background jobs (instantiating modules ahead of requests) in order. Exits when the
+/// engine is gone (its sender drops with it).
+fn background(inner: Weak<Inner>, queue: mpsc::Receiver<BackgroundJob>) {
+    while let Ok(job) = queue.recv() {
+        let Some(inner) = inner.upgrade() else {
             continue;
         };
-        module.top_up(&PolicyEngine { inner });
+        job(&PolicyEngine { inner });
     }
 }
 
@@ -310,65 +336,4 @@ fn config(options: &EngineOptions, pooling: bool) -> Config {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
-}
-
-/// One module of a chain, as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleSpec {
-    /// Name used in reports, audit and denial messages, e.g. `allowlist`.
-    pub name: String,
-    pub source: ModuleSource,
-    /// The module's configuration as JSON text ("{}" if it has none).
-    pub config_json: String,
-    /// Evaluate and report, never enforce.
-    pub monitor: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModuleSource {
-    /// A `.wasm` component on disk; watched for changes by `PolicyService::watch`.
-    Path(PathBuf),
-    /// Component bytes already in memory (e.g. the allowlist bundled in the host binary).
-    Bytes(Arc<[u8]>),
-}
-
-impl ModuleSpec {
-    pub fn from_path(name: &str, path: impl Into<PathBuf>, config_json: &str) -> ModuleSpec {
-        ModuleSpec {
-            name: name.to_owned(),
-            source: ModuleSource::Path(path.into()),
-            config_json: config_json.to_owned(),
-            monitor: false,
-        }
-    }
-
-    pub fn from_bytes(name: &str, bytes: impl Into<Arc<[u8]>>, config_json: &str) -> ModuleSpec {
-        ModuleSpec {
-            name: name.to_owned(),
-            source: ModuleSource::Bytes(bytes.into()),
-            config_json: config_json.to_owned(),
-            monitor: false,
-        }
-    }
-
-    pub fn with_config(mut self, config_json: &str) -> ModuleSpec {
-        self.config_json = config_json.to_owned();
-        self
-    }
-
-    pub fn monitor(mut self, monitor: bool) -> ModuleSpec {
-        self.monitor = monitor;
-        self
-    }
-}
-
-/// `sha256:<hex>` of `bytes`: how reports and the cache name a module's content.
-pub fn content_hash(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
 }

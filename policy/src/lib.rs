@@ -18,10 +18,11 @@
 //! # anyhow::Ok(())
 //! ```
 //!
-//! Layout: `types` (serde data crossing into the host), `combine` (chain semantics, pure),
-//! `world` (one set of bindings per WIT version, and the conversions), `wasm` (store state,
-//! verdict checks), `engine` (wasmtime engine, cache, ticker), `chain` (loading and evaluating
-//! modules), `service` (hot reload, watcher), `cases` and `cli` (the tools).
+//! Layout, each depending only on those before it: `types` (serde data crossing into the host),
+//! `combine` (chain semantics, pure), `world` (one set of bindings per WIT version, and the
+//! conversions), `wasm` (store state, verdict checks), `engine` (wasmtime engine, cache, ticker,
+//! stores), `module` (one module: its spec, loading, one evaluation), `chain` (modules in order,
+//! combined), `service` (hot reload, watcher), `cases` and `cli` (the tools).
 
 pub mod cases;
 mod chain;
@@ -29,6 +30,7 @@ pub mod cli;
 mod combine;
 mod engine;
 mod error;
+mod module;
 mod service;
 pub mod types;
 mod wasm;
@@ -36,8 +38,9 @@ mod world;
 
 pub use chain::{Chain, ModuleInfo};
 pub use combine::{ALL_ABSTAINED_REASON, NO_POLICY_REASON};
-pub use engine::{content_hash, EngineOptions, ModuleSource, ModuleSpec, PolicyEngine};
+pub use engine::{EngineOptions, PolicyEngine};
 pub use error::LoadError;
+pub use module::{content_hash, ModuleSource, ModuleSpec};
 pub use service::{PolicyService, ReloadReport, WatchHandle};
 pub use types::*;
 pub use world::{WorldVersion, POLICY_EXPORT, WORLD_VERSION};

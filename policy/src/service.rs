@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 
 use crate::chain::{Chain, ModuleInfo};
-use crate::engine::{ModuleSource, ModuleSpec, PolicyEngine};
+use crate::engine::PolicyEngine;
 use crate::error::LoadError;
+use crate::module::{ModuleSource, ModuleSpec};
 use crate::types::{ChainReport, PolicyRequest};
 
 /// The chain in force, swappable while requests are being evaluated.

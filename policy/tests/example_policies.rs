@@ -49,6 +49,12 @@ fn approval_for_risky_cases() {
 }
 
 #[test]
+fn command_guard_cases() {
+    run_cases("policies/command-guard/cases.toml");
+    run_cases("policies/command-guard/cases-chain.toml");
+}
+
+#[test]
 fn business_hours_cases() {
     run_cases("policies/business-hours/cases.toml");
 }
@@ -137,6 +143,13 @@ fn check_accepts_each_example_and_rejects_bad_configs() {
             true,
         ),
         ("business-hours", r#"{"utc_offset": "CET"}"#, false),
+        ("command-guard", r#"{"approvers": ["u-lead"]}"#, true),
+        ("command-guard", r#"{"approvers": []}"#, false),
+        (
+            "command-guard",
+            r#"{"approvers": ["u-lead"], "unlisted": "ask"}"#,
+            false,
+        ),
         ("python-no-full-access", r#"{"max_timeout_secs": 60}"#, true),
         (
             "python-no-full-access",

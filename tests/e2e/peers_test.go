@@ -283,6 +283,9 @@ type mattermostServer struct {
 	URL        string
 	PluginsDir string
 	LogDir     string
+	// MetricsURL is the server's metrics listener (System Console > Performance Monitoring),
+	// where plugins' ServeMetrics answers under /plugins/<id>/metrics.
+	MetricsURL string
 }
 
 // startMattermost runs the server on a free loopback port, configured entirely through MM_*
@@ -297,7 +300,12 @@ func startMattermost(ctx context.Context, b *mattermostBuild, dir, logDir, dsn s
 	if demoMode() {
 		listen, siteURL = demoListen()
 	}
+	metricsPort, err := freePort()
+	if err != nil {
+		return nil, nil, err
+	}
 	s := &mattermostServer{
+		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d", metricsPort),
 		URL:        siteURL,
 		PluginsDir: filepath.Join(dir, "plugins"),
 		LogDir:     logDir,
@@ -331,6 +339,8 @@ func startMattermost(ctx context.Context, b *mattermostBuild, dir, logDir, dsn s
 		"MM_EMAILSETTINGS_SENDEMAILNOTIFICATIONS":              "false",
 		"MM_EMAILSETTINGS_REQUIREEMAILVERIFICATION":            "false",
 		"MM_RATELIMITSETTINGS_ENABLE":                          "false",
+		"MM_METRICSSETTINGS_ENABLE":                            "true",
+		"MM_METRICSSETTINGS_LISTENADDRESS":                     fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"MM_LOGSETTINGS_ENABLEDIAGNOSTICS":                     "false",
 		"MM_LOGSETTINGS_ENABLECONSOLE":                         "true",
 		"MM_LOGSETTINGS_CONSOLELEVEL":                          "ERROR",

@@ -75,6 +75,27 @@ func TestBundleIsWhatMattermostAccepts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, strings.TrimSpace(string(version)), m.Version, "the version is stamped from VERSION")
 
+	// System Console shows the sections; servers before 10.x take defaults, and hide secrets, only
+	// from the flat list: plugin.json carries every setting in both, the same way.
+	require.NotNil(t, m.SettingsSchema)
+	require.NotEmpty(t, m.SettingsSchema.Sections, "plugin.json groups the settings in sections")
+	var inSections []model.PluginSetting
+	for _, sec := range m.SettingsSchema.Sections {
+		for _, setting := range sec.Settings {
+			inSections = append(inSections, *setting)
+		}
+	}
+	var flat []model.PluginSetting
+	for _, setting := range m.SettingsSchema.Settings {
+		flat = append(flat, *setting)
+	}
+	assert.Equal(t, inSections, flat, "plugin.json's settings_schema.settings lists the sections' settings")
+	secret := false
+	for _, setting := range flat {
+		secret = secret || (setting.Key == "HostSecret" && setting.Secret)
+	}
+	assert.True(t, secret, "HostSecret is a secret setting in the flat list, so the server hides it")
+
 	require.NotNil(t, m.Server)
 	for _, platform := range []string{"linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64"} {
 		assert.Contains(t, m.Server.Executables, platform)

@@ -14,6 +14,7 @@ mod project;
 mod projects;
 mod prompt;
 mod status;
+mod worktree;
 
 use std::sync::Arc;
 
@@ -72,7 +73,7 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
         name: "status",
         hint: "",
         help: "Show running and queued Codex runs",
-        usage: "`/codex status` — what is running or queued here.",
+        usage: "`/codex status` — what is running or queued here (for system admins: on the whole host, with the policy modules).",
         answer_only: true,
     },
     Subcommand {
@@ -94,6 +95,13 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
         hint: "",
         help: "What you may do here, and why",
         usage: "`/codex policy` — what the policy would decide for you here, and why.",
+        answer_only: true,
+    },
+    Subcommand {
+        name: "worktree",
+        hint: "[remove [--force]]",
+        help: "Show or remove this thread's git worktree",
+        usage: "`/codex worktree [remove [--force]]` — in a thread of a `worktree=on` project: its worktree and branch, or remove it.",
         answer_only: true,
     },
     Subcommand {
@@ -140,6 +148,7 @@ impl Host {
                 Some("last") => self.cmd_last(&req),
                 Some("cancel") => self.cmd_cancel(&req),
                 Some("policy") => self.cmd_policy(&cfg, &req).await,
+                Some("worktree") => self.cmd_worktree(&cfg, &req, rest).await,
                 Some("new") => self.cmd_prompt(&cfg, &req, Intent::New, rest).await,
                 Some("continue") => self.cmd_prompt(&cfg, &req, Intent::Continue, rest).await,
                 _ if rest.is_empty() && looks_like_subcommand(word) => CommandResponse::ephemeral(format!(

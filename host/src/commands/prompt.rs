@@ -16,6 +16,9 @@ impl Host {
         intent: Intent,
         prompt: &str,
     ) -> CommandResponse {
+        if !req.bot_can_post && !prompt.trim().is_empty() {
+            return CommandResponse::needs_bot_access();
+        }
         let root_id = if intent == Intent::New {
             ""
         } else {

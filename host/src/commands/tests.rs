@@ -42,10 +42,11 @@ async fn help_lists_every_subcommand_and_the_projects() {
 `/codex continue <prompt>` — continue this channel's latest session for the active project.\n\
 `/codex project [name]` — show or set the active project for this channel.\n\
 `/codex projects` — list configured projects.\n\
-`/codex status` — what is running or queued here.\n\
+`/codex status` — what is running or queued here (for system admins: on the whole host, with the policy modules).\n\
 `/codex last` — the latest run in this channel.\n\
 `/codex cancel` — cancel the run in this thread (or your latest run in this channel).\n\
 `/codex policy` — what the policy would decide for you here, and why.\n\
+`/codex worktree [remove [--force]]` — in a thread of a `worktree=on` project: its worktree and branch, or remove it.\n\
 `/codex help` — this text.\n\n\
 Replies in a Codex thread continue the same session. Active project here: `api`. Projects: api, web."
     );
@@ -165,4 +166,31 @@ async fn status_shows_the_channels_runs_and_the_hosts_slots() {
         r.text
     );
     t.host.shutdown(std::time::Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn status_shows_a_system_admin_the_whole_host_and_the_policy_modules() {
+    let t = TestHost::new(Scripted::allow(), |_| {}).await;
+    let mut admin = user("root");
+    admin.roles.push("system_admin".into());
+    let r = t.command(&user("alice"), "status").await;
+    assert!(
+        r.text
+            .starts_with("Nothing is running or queued in this channel."),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("Policy modules"), "{}", r.text);
+    let r = t.command(&admin, "status").await;
+    assert!(
+        r.text
+            .starts_with("Nothing is running or queued on this host."),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("Policy modules: none loaded."),
+        "{}",
+        r.text
+    );
 }

@@ -108,7 +108,10 @@ impl Gate for Held {
 #[tokio::test(flavor = "current_thread")]
 async fn a_slow_evaluation_does_not_hold_the_async_worker() {
     let (release, held) = mpsc::channel();
-    let evaluator = Arc::new(Evaluator::new(Arc::new(Held(Mutex::new(held)))));
+    let evaluator = Arc::new(Evaluator::new(
+        Arc::new(Held(Mutex::new(held))),
+        Default::default(),
+    ));
     let evaluating = tokio::spawn({
         let evaluator = evaluator.clone();
         async move { evaluator.decide(request()).await }
@@ -130,7 +133,9 @@ impl Gate for Panicking {
 
 #[tokio::test]
 async fn an_evaluation_that_panics_is_a_deny() {
-    let ruling = Evaluator::new(Arc::new(Panicking)).decide(request()).await;
+    let ruling = Evaluator::new(Arc::new(Panicking), Default::default())
+        .decide(request())
+        .await;
     assert!(matches!(ruling.decision, Decision::Deny { .. }));
     assert_eq!(ruling.rules, ["policy-evaluation-crashed"]);
 }

@@ -43,7 +43,7 @@ pub struct Channel {
 }
 
 /// `POST /v1/commands`: a `/codex` slash command.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CommandRequest {
     pub user: User,
@@ -52,13 +52,38 @@ pub struct CommandRequest {
     pub trigger_id: String,
     /// Everything after `/codex `.
     pub text: String,
+    /// Whether the bot may already post in the channel. When it may not and the text would start
+    /// a run, the host answers `needs_bot_access` and does nothing else; the plugin then gives the
+    /// bot access and sends the command again. Missing means true (plugins that joined first).
+    #[serde(default = "yes")]
+    pub bot_can_post: bool,
 }
 
-/// Mattermost's `CommandResponse`, as much of it as the host fills.
+fn yes() -> bool {
+    true
+}
+
+impl Default for CommandRequest {
+    fn default() -> Self {
+        CommandRequest {
+            user: User::default(),
+            channel: Channel::default(),
+            root_id: String::new(),
+            trigger_id: String::new(),
+            text: String::new(),
+            bot_can_post: true,
+        }
+    }
+}
+
+/// Mattermost's `CommandResponse`, as much of it as the host fills, plus `needs_bot_access`
+/// (for the plugin only: see [`CommandRequest::bot_can_post`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CommandResponse {
     pub response_type: String,
     pub text: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_bot_access: bool,
 }
 
 impl CommandResponse {
@@ -66,6 +91,15 @@ impl CommandResponse {
         CommandResponse {
             response_type: "ephemeral".into(),
             text: text.into(),
+            needs_bot_access: false,
+        }
+    }
+
+    /// The text starts a run, and the bot must be able to post in the channel first.
+    pub fn needs_bot_access() -> Self {
+        CommandResponse {
+            needs_bot_access: true,
+            ..CommandResponse::ephemeral("")
         }
     }
 }
@@ -84,12 +118,27 @@ pub struct IncomingPost {
 }
 
 /// `POST /v1/posts`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PostRequest {
     pub user: User,
     pub channel: Channel,
     pub post: IncomingPost,
+    /// As in [`CommandRequest::bot_can_post`]: an `@codex` mention that would start a run where
+    /// the bot may not post yet is answered with `needs_bot_access`. Missing means true.
+    #[serde(default = "yes")]
+    pub bot_can_post: bool,
+}
+
+impl Default for PostRequest {
+    fn default() -> Self {
+        PostRequest {
+            user: User::default(),
+            channel: Channel::default(),
+            post: IncomingPost::default(),
+            bot_can_post: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -99,6 +148,9 @@ pub struct PostResponse {
     /// When set, the plugin shows this to the poster as an ephemeral message (e.g. a refusal).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub ephemeral_text: String,
+    /// The post would start a run, and the bot must be able to post in the channel first.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub needs_bot_access: bool,
 }
 
 /// `POST /v1/actions`: Mattermost's `PostActionIntegrationRequest`, with `user_id` filled by the
@@ -151,6 +203,8 @@ pub struct AutocompleteItem {
 pub struct ConfigRequest {
     pub mattermost_url: String,
     pub bot_user_id: String,
+    /// The bot's username, for `@<name>` mentions; empty means `codex`.
+    pub bot_username: String,
     pub bot_token: String,
     pub plugin_version: String,
     pub plugin_id: String,
@@ -176,6 +230,8 @@ pub struct Health {
     pub policies: Vec<serde_json::Value>,
     /// How Codex runs are confined on this machine.
     pub isolation: crate::runner::isolation::IsolationInfo,
+    /// Counters since the host started, for the plugin's Prometheus metrics.
+    pub metrics: crate::metrics::MetricsInfo,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -183,6 +239,10 @@ pub struct Health {
 pub struct CodexInfo {
     pub path: String,
     pub version: String,
+    /// The versions this release was tested with, e.g. `0.169.0 to 0.171.x`.
+    pub tested_range: String,
+    /// Whether `version` is in that range; `null` while the version is unknown or unreadable.
+    pub tested: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

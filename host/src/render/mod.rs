@@ -1,6 +1,6 @@
 //! The posts a person reads: progress, answers and outcomes, approval requests (Codex's own in
-//! `asks`), the thread root,
-//! help, and the transcript Codex gets. One-line answers and refusals (a command's reply, why a
+//! `asks`), the thread root, help, the transcript Codex gets and the texts about a thread's git
+//! worktree (`worktree`). One-line answers and refusals (a command's reply, why a
 //! prompt was refused) are written where they are decided, in `commands` and `runs`.
 //!
 //! Input: run state and texts; output: Mattermost markdown strings (or terminal text for
@@ -12,6 +12,7 @@ mod progress;
 mod redact;
 mod split;
 mod transcript;
+pub mod worktree;
 
 use std::time::Duration;
 
@@ -62,6 +63,8 @@ pub struct Footer<'a> {
     pub exit_code: Option<i32>,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The requester to @-mention, so that a long run's end reaches their phone.
+    pub notify: Option<&'a str>,
 }
 
 pub fn footer(f: &Footer) -> String {
@@ -87,7 +90,8 @@ pub fn footer(f: &Footer) -> String {
             thousands(f.output_tokens)
         ));
     }
-    format!("\n\n---\n*{}*", parts.join(" · "))
+    let notify = f.notify.map(|u| format!(" · @{u}")).unwrap_or_default();
+    format!("\n\n---\n*{}*{notify}", parts.join(" · "))
 }
 
 /// The answer body: Codex's last message, or a note when it gave none.
@@ -254,6 +258,39 @@ fn with_partial(mut s: String, partial: Option<&str>) -> String {
 }
 
 /// Root post of a thread the bot starts for a channel-level `/codex`.
+/// The loaded policy modules, as health describes them (`name`, `hash`, `world`, `monitor`).
+pub fn policy_modules(modules: &[serde_json::Value]) -> String {
+    if modules.is_empty() {
+        return "Policy modules: none loaded.".to_string();
+    }
+    let lines: Vec<String> = modules
+        .iter()
+        .map(|m| {
+            let text = |k: &str| m[k].as_str().unwrap_or("?").to_string();
+            let hash = text("hash");
+            let short = hash.get(..12).unwrap_or(&hash);
+            let monitor = if m["monitor"].as_bool() == Some(true) {
+                " (monitor only)"
+            } else {
+                ""
+            };
+            format!(
+                "- `{}` · world {} · sha256 `{short}`{monitor}",
+                text("name"),
+                text("world")
+            )
+        })
+        .collect();
+    format!(
+        "Policy modules, in order:
+{}",
+        lines.join(
+            "
+"
+        )
+    )
+}
+
 pub fn thread_root(username: &str, project: &str, prompt: &str) -> String {
     format!(
         "@{username} asked Codex in `{project}`:\n{}",
@@ -374,6 +411,7 @@ mod tests {
             exit_code: Some(0),
             input_tokens: 12_345,
             output_tokens: 321,
+            notify: None,
             ..Default::default()
         });
         assert_eq!(
@@ -388,6 +426,17 @@ mod tests {
             ..Default::default()
         });
         assert!(f.contains("1 file changed (+3 −1)"), "{f}");
+    }
+
+    #[test]
+    fn a_long_runs_footer_mentions_the_requester() {
+        let f = footer(&Footer {
+            project: "api",
+            elapsed: Duration::from_secs(72),
+            notify: Some("alice"),
+            ..Default::default()
+        });
+        assert_eq!(f, "\n\n---\n*`api` · 1m 12s* · @alice");
     }
 
     #[test]
@@ -496,5 +545,17 @@ mod tests {
         assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
         assert_eq!(human_duration(Duration::from_millis(300)), "1s");
         assert_eq!(human_duration(Duration::from_secs(7380)), "2h 3m");
+    }
+
+    #[test]
+    fn policy_modules_show_name_world_and_a_short_hash() {
+        let modules = vec![
+            serde_json::json!({"name": "allowlist", "hash": "0123456789abcdef0123", "world": "0.2.0", "monitor": false}),
+            serde_json::json!({"name": "audit", "hash": "fedcba", "world": "0.1.0", "monitor": true}),
+        ];
+        assert_eq!(
+            policy_modules(&modules),
+            "Policy modules, in order:\n- `allowlist` · world 0.2.0 · sha256 `0123456789ab`\n- `audit` · world 0.1.0 · sha256 `fedcba` (monitor only)"
+        );
     }
 }

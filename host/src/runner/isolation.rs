@@ -114,8 +114,11 @@ pub struct RunSpace<'a> {
     /// The admin's Codex home (`Codex home` setting; `None`: the host's `CODEX_HOME`, else
     /// `~/.codex`): its login and config are shared read-only.
     pub admin_codex_home: Option<&'a Path>,
-    /// Extra read-only paths the run needs (the images attached to its prompt).
+    /// Extra read-only paths the run needs (the images attached to its prompt; the main
+    /// repository's git directory when the run works in a worktree).
     pub read_only: &'a [PathBuf],
+    /// Writable paths bound over the read-only ones (what git writes for a worktree's commits).
+    pub writable: &'a [PathBuf],
     /// The names of the `Codex environment` setting.
     pub pass_env: &'a [String],
     /// The Codex thread this run resumes, if any.
@@ -145,6 +148,11 @@ impl Isolation {
             sessions_dir: state_dir.join("sessions"),
             problem: Some(UNPROBED.into()),
         }
+    }
+
+    /// The host's state directory (worktrees live under it unless an admin says otherwise).
+    pub fn state_dir(&self) -> &Path {
+        self.sessions_dir.parent().unwrap_or(&self.sessions_dir)
     }
 
     /// The same bubblewrap and state directory with another mode, not yet probed.
@@ -271,6 +279,10 @@ impl Isolation {
         }
         let repo = space.repo.display().to_string();
         args.extend(["--bind".into(), repo.clone(), repo.clone()]);
+        for p in space.writable {
+            let p = p.display().to_string();
+            args.extend(["--bind".into(), p.clone(), p]);
+        }
         args.extend(
             [
                 "--tmpfs",

@@ -10,6 +10,7 @@ pub mod isolation;
 pub mod process;
 pub mod scheduler;
 pub mod session;
+pub mod tested;
 
 use std::collections::BTreeSet;
 

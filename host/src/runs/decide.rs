@@ -65,7 +65,7 @@ impl Host {
             ask.run_id,
             &ask.user.id,
             &ask.channel.id,
-            &json!({"request_id": request_id, "action": format!("{:?}", ask.action), "project": ask.project.map(|p| &p.name), "rules": ruling.rules, "report": self.redactor().redact_json(&ruling.report)}),
+            &json!({"request_id": request_id, "decision": ruling.decision.name(), "action": format!("{:?}", ask.action), "project": ask.project.map(|p| &p.name), "rules": ruling.rules, "report": self.redactor().redact_json(&ruling.report)}),
         );
         ruling
     }

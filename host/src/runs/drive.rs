@@ -116,16 +116,25 @@ impl Host {
         let admin_home = Some(cfg.settings.codex_home.clone())
             .filter(|h| !h.is_empty())
             .map(PathBuf::from);
-        let image_dirs: Vec<PathBuf> = images.iter().map(|i| i.dir().to_path_buf()).collect();
+        let tree = match self.run_worktree(&cfg, plan, &run.root_id).await {
+            Ok(t) => t,
+            Err(failure) => return self.conclude(&run, Finish::failed(failure)).await,
+        };
+        let repo = tree
+            .as_ref()
+            .map_or(&plan.project.repo, |t| &t.worktree.path);
+        let mut read_only: Vec<PathBuf> = images.iter().map(|i| i.dir().to_path_buf()).collect();
+        read_only.extend(tree.iter().flat_map(|t| t.sandbox.read_only.clone()));
         let space = RunSpace {
-            repo: &plan.project.repo,
+            repo,
             thread_key: if run.root_id.is_empty() {
                 &plan.run_id
             } else {
                 &run.root_id
             },
             admin_codex_home: admin_home.as_deref(),
-            read_only: &image_dirs,
+            read_only: &read_only,
+            writable: tree.as_ref().map_or(&[], |t| &t.sandbox.writable),
             pass_env: &cfg.codex_env,
             resume: resume.as_deref(),
         };
@@ -144,10 +153,14 @@ impl Host {
         };
         let inv = Invocation {
             launch,
-            repo: plan.project.repo.clone(),
+            repo: repo.clone(),
             sandbox: plan.sandbox,
             model: plan.model.clone(),
-            overrides: cfg.codex_overrides.clone(),
+            overrides: [
+                cfg.codex_overrides.clone(),
+                tree.map_or(vec![], |t| t.codex_overrides(plan.sandbox)),
+            ]
+            .concat(),
             resume: resume.clone(),
             prompt,
             images: images.as_ref().map(|i| i.paths.clone()).unwrap_or_default(),

@@ -2,9 +2,10 @@
 //! transcript, policy, queue), `drive` (the thread, the queue wait, Codex), `progress` (the edited
 //! progress post), `outcome` (what the run ended in), `delivery` (posting that exactly once),
 //! `transcript` and `images` (what Codex gets besides the prompt), `approval` (the runs side of an
-//! approval wait), `asks` (Codex's approval requests during a run), `changes` (the turn's diff), `steer` (replies and
-//! questions while a turn runs), `reply` (thread replies that continue a session) and `clicks` (the run's
-//! buttons).
+//! approval wait), `asks` (Codex's approval requests during a run), `changes` (the turn's diff),
+//! `steer` (replies and questions while a turn runs), `reply` (thread replies that continue a
+//! session), `clicks` (the run's buttons) and `worktree` (a `worktree=on` thread's own git
+//! worktree, and pruning idle ones).
 //!
 //! Input: prompts from `commands`, `reply` and `codex-host run`, clicks from `api`; output:
 //! posts through `chat` (texts from `render`), rows in `store`. Decisions come from the `gate`,
@@ -24,6 +25,7 @@ mod reply;
 mod steer;
 mod submit;
 mod transcript;
+mod worktree;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +41,7 @@ use crate::state::ActiveRun;
 
 pub(crate) use decide::Ask;
 pub(crate) use submit::Submission;
+pub use worktree::Pruned;
 
 /// Progress posts are edited at most this often.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(1500);
@@ -70,6 +73,9 @@ pub(crate) struct Trigger {
 pub(crate) enum Intent {
     Auto,
     New,
+    /// A new session rooted at the person's own post (`@codex <prompt>` at channel level): the
+    /// post becomes the thread, which then continues like one the bot started.
+    Start,
     Continue,
     Retry,
 }

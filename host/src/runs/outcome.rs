@@ -2,6 +2,8 @@
 //! interruption, refusal) with its footer, the recorded result, the closed progress post; then
 //! the outcome goes to `delivery`. Exactly one outcome per run.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use super::changes::diff_stat;
@@ -13,6 +15,10 @@ use crate::render;
 use crate::runner::{Ending, RunState};
 use crate::state::{Host, Outcome, StopReason};
 use crate::store::{OutcomeText, RunResult};
+
+/// A run that took at least this long @-mentions its requester in the outcome, so that their
+/// phone buzzes; a quicker answer arrives while they are still looking.
+pub(crate) const NOTIFY_AFTER: Duration = Duration::from_secs(5);
 
 /// How Codex (or the attempt to start it) ended.
 pub(super) struct Finish {
@@ -118,7 +124,8 @@ impl Host {
             exit_code,
             input_tokens: state.usage.input_tokens,
             output_tokens: state.usage.output_tokens,
-        });
+            notify: (elapsed >= NOTIFY_AFTER).then_some(plan.user.username.as_str()),
+        }) + &self.branch_line(run);
         let file_ids = self
             .attach_diff(&plan.channel.id, state.diff.as_deref())
             .await
@@ -152,6 +159,7 @@ impl Host {
         let Some(recorded) = self.record_outcome(&outcome, result) else {
             return status;
         };
+        self.metrics.run_ended(status);
         let _ = self.store.audit("run.finished", Some(&plan.run_id), &plan.user.id, &plan.channel.id, &json!({"status": status.as_str(), "exit_code": exit_code, "elapsed_ms": elapsed.as_millis() as u64}));
         if let Some(pid) = &run.progress_id {
             let _ = self
@@ -197,6 +205,7 @@ impl Host {
         let Some(recorded) = self.record_outcome(&outcome, res) else {
             return;
         };
+        self.metrics.run_ended(status);
         let _ = self.store.audit(
             "run.finished",
             Some(&plan.run_id),

@@ -1,5 +1,6 @@
-//! Posts that continue a session without a slash command: a reply in a thread the bot started
-//! (when the setting allows), or any post in a direct or group message with the bot.
+//! Posts that reach Codex without a slash command: a reply in a thread the bot started (when the
+//! setting allows), any post in a direct or group message with the bot, and a post that
+//! @-mentions the bot, which works like `/codex <prompt>` where it was posted.
 
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ impl Host {
         if p.user_id == self.bot_id() || req.user.is_bot || p.message.trim().is_empty() {
             return PostResponse::default();
         }
+        let bot_name = self.snapshot().bot_username.clone();
+        let mention = strip_mention(&p.message, &bot_name);
         let in_dm = matches!(req.channel.kind, ChannelKind::Direct | ChannelKind::Group);
         let root = if p.root_id.is_empty() {
             p.id.clone()
@@ -27,11 +30,34 @@ impl Host {
             p.root_id.clone()
         };
         let known = self.store.thread(&root).ok().flatten();
-        if !in_dm {
-            let bot_thread = known.as_ref().is_some_and(|t| t.bot_started);
-            if !bot_thread || !cfg.settings.thread_replies_continue || p.root_id.is_empty() {
-                return PostResponse::default();
-            }
+        let continues = in_dm
+            || (known.as_ref().is_some_and(|t| t.bot_started)
+                && cfg.settings.thread_replies_continue
+                && !p.root_id.is_empty());
+        let intent = match (&mention, continues) {
+            (_, true) => Intent::Auto,
+            // `@codex <prompt>` at channel level: the post itself roots a new Codex thread.
+            (Some(_), false) if p.root_id.is_empty() => Intent::Start,
+            // In a thread people started: as `/codex <prompt>` typed there.
+            (Some(_), false) => Intent::Auto,
+            (None, false) => return PostResponse::default(),
+        };
+        let prompt = mention.as_deref().unwrap_or(&p.message).trim();
+        if prompt.is_empty() {
+            return PostResponse {
+                handled: true,
+                ephemeral_text: format!(
+                    "Tell @{bot_name} what to do in the same message, e.g. `@{bot_name} fix the flaky login test`. See `/codex help`."
+                ),
+                ..Default::default()
+            };
+        }
+        if !continues && !req.bot_can_post {
+            return PostResponse {
+                handled: true,
+                needs_bot_access: true,
+                ..Default::default()
+            };
         }
         if in_dm && known.is_none() {
             // A conversation with the bot: the user's own post roots the thread.
@@ -52,8 +78,8 @@ impl Host {
             user: &req.user,
             channel: &req.channel,
             root_id: &root,
-            intent: Intent::Auto,
-            prompt: p.message.trim(),
+            intent,
+            prompt,
             trigger: Some(Trigger {
                 post_id: p.id.clone(),
                 file_ids: p.file_ids.clone(),
@@ -62,12 +88,80 @@ impl Host {
         match self.submit(&cfg, submission).await {
             Ok(_) => PostResponse {
                 handled: true,
-                ephemeral_text: String::new(),
+                ..Default::default()
             },
             Err(refusal) => PostResponse {
                 handled: true,
                 ephemeral_text: refusal,
+                ..Default::default()
             },
+        }
+    }
+}
+
+/// The message without its first `@<bot>` mention, when it has one. A mention is the name not
+/// followed by another character of a username, as Mattermost highlights it (`@codex,` counts;
+/// `@codexbot` and `@codex.dev` do not).
+pub(crate) fn strip_mention(message: &str, bot: &str) -> Option<String> {
+    let needle = format!("@{}", bot.to_lowercase());
+    let lower = message.to_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(&needle) {
+        let start = from + i;
+        let end = start + needle.len();
+        if !continues_username(&lower[end..]) {
+            let rest = message[end..].trim_start_matches([',', ':']);
+            return Some(format!("{}{}", message[..start].trim_end(), spaced(rest)));
+        }
+        from = end;
+    }
+    None
+}
+
+/// Whether text right after `@name` continues the username: a letter, digit, `-`, `_`, or a
+/// `.` followed by one of those.
+fn continues_username(after: &str) -> bool {
+    let mut chars = after.chars();
+    let username_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    match chars.next() {
+        Some(c) if username_char(c) => true,
+        Some('.') => chars.next().is_some_and(username_char),
+        _ => false,
+    }
+}
+
+fn spaced(rest: &str) -> String {
+    if rest.starts_with(char::is_whitespace) || rest.is_empty() {
+        rest.to_string()
+    } else {
+        format!(" {rest}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_mention;
+
+    #[test]
+    fn mentions_are_found_as_mattermost_highlights_them() {
+        let cases = [
+            ("@codex fix the flaky test", Some("fix the flaky test")),
+            ("hey @codex, fix it", Some("hey fix it")),
+            ("@Codex: fix it", Some("fix it")),
+            ("fix it @codex.", Some("fix it .")),
+            ("@codex", Some("")),
+            ("@codexbot fix it", None),
+            ("@codex.dev fix it", None),
+            ("@codex_team fix it", None),
+            ("mail codex@example.com", None),
+            ("@codexy then @codex fix it", Some("@codexy then fix it")),
+        ];
+        for (message, want) in cases {
+            assert_eq!(
+                strip_mention(message, "codex").as_deref().map(str::trim),
+                want,
+                "{message}"
+            );
         }
     }
 }

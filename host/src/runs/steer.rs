@@ -55,6 +55,7 @@ impl Host {
             Some(PostResponse {
                 handled: true,
                 ephemeral_text,
+                ..Default::default()
             })
         };
         if let Some(tx) = active.question.lock().unwrap().take() {

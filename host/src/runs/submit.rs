@@ -117,6 +117,7 @@ impl Host {
         })?;
         let action = match (intent, &placement) {
             (Intent::Retry, _) => Action::Retry,
+            (Intent::Start, _) => Action::New,
             (_, Placement::Thread { .. }) => Action::Continue,
             _ => Action::New,
         };
@@ -195,7 +196,7 @@ impl Host {
                     channel_id: channel.id.clone(),
                     project: project.name.clone(),
                     codex_thread_id: None,
-                    bot_started: false,
+                    bot_started: intent == Intent::Start,
                     seen_until: 0,
                 };
                 if let Err(e) = self.store.insert_thread(&row) {

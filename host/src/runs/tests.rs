@@ -22,6 +22,15 @@ fn say(t: &TestHost, who: &User, root_id: &str, message: &str) -> Post {
 
 /// The plugin forwarding `post` (`POST /v1/posts`).
 async fn forward(t: &TestHost, who: &User, post: &Post) -> crate::protocol::PostResponse {
+    forward_as(t, who, post, true).await
+}
+
+async fn forward_as(
+    t: &TestHost,
+    who: &User,
+    post: &Post,
+    bot_can_post: bool,
+) -> crate::protocol::PostResponse {
     t.host
         .reply(PostRequest {
             user: who.clone(),
@@ -35,6 +44,7 @@ async fn forward(t: &TestHost, who: &User, post: &Post) -> crate::protocol::Post
                 file_ids: vec![],
                 create_at: post.create_at,
             },
+            bot_can_post,
         })
         .await
 }
@@ -233,4 +243,72 @@ async fn a_reply_in_the_bots_thread_continues_it_and_other_threads_are_left_alon
     let judged = asked.last().unwrap();
     assert_eq!(judged.prompt, "try again with the logs");
     assert_eq!(judged.context, None);
+}
+
+#[tokio::test]
+async fn a_mention_at_channel_level_starts_a_thread_on_that_post_like_codex_new() {
+    let t = TestHost::new(Scripted::allow(), |_| {}).await;
+    let alice = user("alice");
+
+    // Not a mention of the bot: ignored, nothing judged.
+    let r = forward(&t, &alice, &say(&t, &alice, "", "ask @codexbot about it")).await;
+    assert!(!r.handled);
+    // A mention with nothing to do: told how, nothing judged.
+    let r = forward(&t, &alice, &say(&t, &alice, "", "@codex")).await;
+    assert!(r.handled);
+    assert!(
+        r.ephemeral_text.contains("@codex fix the flaky login test"),
+        "{}",
+        r.ephemeral_text
+    );
+    assert!(t.gate.asked.lock().unwrap().is_empty());
+
+    // Where the bot may not post yet, the plugin is asked to give it access first.
+    let post = say(&t, &alice, "", "@codex, fix the flaky login test");
+    let r = forward_as(&t, &alice, &post, false).await;
+    assert!(r.needs_bot_access && r.handled);
+    assert!(t.host.store().last_run("town-id").unwrap().is_none());
+
+    let r = forward(&t, &alice, &post).await;
+    assert!(r.handled);
+    assert_eq!(r.ephemeral_text, "");
+    t.host.shutdown(Duration::from_secs(10)).await;
+    let run = t.host.store().last_run("town-id").unwrap().unwrap();
+    assert_eq!(run.prompt, "fix the flaky login test");
+    assert_eq!(run.root_id, post.id, "the mention itself roots the thread");
+    let outcome = t.posts_of(PostKind::Outcome, &run.id);
+    assert_eq!(outcome.len(), 1);
+    assert_eq!(outcome[0].root_id, post.id);
+    // Judged exactly as `/codex <prompt>`: a new session, without the post as context.
+    let asked = t.gate.asked.lock().unwrap();
+    let judged = asked.last().unwrap();
+    assert_eq!(judged.action, Action::New);
+    assert_eq!(judged.prompt, "fix the flaky login test");
+    assert_eq!(judged.context, None);
+    // Later replies in that thread continue it without a mention.
+    let thread = t.host.store().thread(&post.id).unwrap().unwrap();
+    assert!(thread.bot_started);
+}
+
+#[tokio::test]
+async fn a_mention_in_peoples_thread_works_like_codex_typed_there() {
+    let t = TestHost::new(Scripted::allow(), |_| {}).await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    let root = say(&t, &bob, "", "the login test flakes on CI");
+    let post = say(&t, &alice, &root.id, "@codex look into it");
+    let r = forward(&t, &alice, &post).await;
+    assert!(r.handled);
+    t.host.shutdown(Duration::from_secs(10)).await;
+    let run = t.host.store().last_run("town-id").unwrap().unwrap();
+    assert_eq!(run.root_id, root.id);
+    assert_eq!(run.prompt, "look into it");
+    let asked = t.gate.asked.lock().unwrap();
+    let judged = asked.last().unwrap();
+    assert_eq!(judged.action, Action::Continue);
+    // Bob's root post reaches Codex as labelled context.
+    assert!(judged
+        .context
+        .as_deref()
+        .unwrap_or_default()
+        .contains("the login test flakes on CI"));
 }

@@ -1,5 +1,5 @@
 //! Durable state in SQLite (WAL): channel → active project, thread → Codex session, runs,
-//! approvals, spent button nonces, session grants, audit.
+//! approvals, spent button nonces, session grants, audit, threads' git worktrees.
 //!
 //! Input: typed rows; output: typed rows. Knows nothing of HTTP, Codex or Mattermost. Calls are
 //! short and synchronous behind one mutex: every statement is a single indexed read or write.
@@ -9,12 +9,14 @@ mod approvals;
 mod audit;
 mod channels;
 mod grants;
+mod history;
 mod nonces;
 mod runs;
 mod schema;
 #[cfg(test)]
 mod tests;
 mod threads;
+mod worktrees;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -23,8 +25,10 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 pub use approvals::ApprovalRow;
+pub use history::{AuditEntry, Forgotten, HistoryFilter};
 pub use runs::{OutcomeText, RunResult, RunRow};
 pub use threads::ThreadRow;
+pub use worktrees::WorktreeRow;
 
 pub struct Store {
     conn: Mutex<Connection>,

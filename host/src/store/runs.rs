@@ -214,12 +214,12 @@ impl Store {
     }
 }
 
-const RUN_SELECT: &str = "SELECT id, root_id, channel_id, user_id, username, project, prompt, mode, status, progress_post_id,
+pub(super) const RUN_SELECT: &str = "SELECT id, root_id, channel_id, user_id, username, project, prompt, mode, status, progress_post_id,
     created_at, started_at, finished_at, exit_code, summary FROM runs";
 const RUN_SELECT_OUTCOME: &str = "SELECT id, root_id, channel_id, user_id, username, project, prompt, mode, status, progress_post_id,
     created_at, started_at, finished_at, exit_code, summary, outcome_body, outcome_footer FROM runs";
 
-fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
+pub(super) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     let mode: String = r.get(7)?;
     let status: String = r.get(8)?;
     Ok(RunRow {

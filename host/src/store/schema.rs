@@ -82,6 +82,19 @@ ALTER TABLE runs ADD COLUMN outcome_body TEXT;
 ALTER TABLE runs ADD COLUMN outcome_footer TEXT;
 "#,
     r#"
+-- The git worktree of a thread of a `worktree=on` project, and when a run last used it.
+CREATE TABLE worktrees (
+    root_id      TEXT PRIMARY KEY,
+    channel_id   TEXT NOT NULL,
+    project      TEXT NOT NULL,
+    repo         TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    branch       TEXT NOT NULL,
+    last_used_at INTEGER NOT NULL,
+    dirty_noted  INTEGER NOT NULL DEFAULT 0
+);
+"#,
+    r#"
 -- "Approve for this session" grants, per Codex thread: Codex forgets its own when its process
 -- ends, so the host answers repeats of the same request itself.
 CREATE TABLE session_grants (

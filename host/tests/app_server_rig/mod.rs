@@ -70,6 +70,7 @@ impl Rig {
             thread_key: "thread-1",
             admin_codex_home: Some(&home),
             read_only: &[],
+            writable: &[],
             pass_env: &[],
             resume,
         };

@@ -13,6 +13,8 @@ use wasmtime::Store;
 use crate::types::{Action, Decision, PolicyRequest, Verdict};
 use crate::wasm::State;
 
+#[macro_use]
+mod common;
 mod v0_1;
 mod v0_2;
 

@@ -60,6 +60,10 @@ pub fn policy(name: &str) -> PathBuf {
 pub fn engine_with(f: impl FnOnce(&mut EngineOptions)) -> PolicyEngine {
     let mut options = EngineOptions {
         cache_dir: Some(repo_root().join("target/policy-test-cache")),
+        // The deadline is wall-clock time: on a shared 2-core machine under load a test thread
+        // can wait longer than the default 20 ms for a CPU, and a healthy module then fails
+        // closed. Tests about deadlines set their own.
+        deadline: generous_deadline(),
         ..EngineOptions::default()
     };
     f(&mut options);
