@@ -238,7 +238,11 @@ impl Host {
             );
             eph(text)
         };
-        let who = render::mentions(&ask.spec.approvers);
+        let who = if ask.spec.approvers.is_empty() {
+            "a system admin".to_string()
+        } else {
+            render::mentions(&ask.spec.approvers)
+        };
         let is_requester = c.user.id == ask.requester.id;
         if approve && is_requester && !ask.spec.allow_self_approval {
             return refuse(
@@ -248,12 +252,10 @@ impl Host {
         }
         let admin = c.user.is_system_admin() && (ask.admins || c.admins_may_approve);
         if !(ask.spec.listed(c.user) || admin) {
-            let text = if ask.spec.approvers.is_empty() {
-                "Only a system admin can answer this request.".to_string()
-            } else {
-                format!("Only {who} can answer this request.")
-            };
-            return refuse("not-permitted", text);
+            return refuse(
+                "not-permitted",
+                format!("Only {who} can answer this request."),
+            );
         }
         if !self.spend(&format!("{}:{}", c.nonce, c.user.id), c.user, c.run, c.req) {
             return eph("You already answered this request.".into());
