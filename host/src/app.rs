@@ -67,6 +67,7 @@ impl Host {
             active: Mutex::new(HashMap::new()),
             signer,
             approval_waiters: Mutex::new(HashMap::new()),
+            command_asks: Mutex::new(HashMap::new()),
             secrets,
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),

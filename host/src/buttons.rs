@@ -18,6 +18,8 @@ pub enum ButtonAction {
     Cancel,
     Retry,
     Approve,
+    /// Approve a command (or file change) and the same again for the rest of the Codex thread.
+    ApproveSession,
     Deny,
 }
 
@@ -27,6 +29,7 @@ impl ButtonAction {
             ButtonAction::Cancel => "cancel",
             ButtonAction::Retry => "retry",
             ButtonAction::Approve => "approve",
+            ButtonAction::ApproveSession => "approve_session",
             ButtonAction::Deny => "deny",
         }
     }
@@ -36,6 +39,7 @@ impl ButtonAction {
             "cancel" => ButtonAction::Cancel,
             "retry" => ButtonAction::Retry,
             "approve" => ButtonAction::Approve,
+            "approve_session" => ButtonAction::ApproveSession,
             "deny" => ButtonAction::Deny,
             _ => return None,
         })
@@ -46,6 +50,7 @@ impl ButtonAction {
             ButtonAction::Cancel => ("Cancel", "danger"),
             ButtonAction::Retry => ("Retry", "primary"),
             ButtonAction::Approve => ("Approve", "success"),
+            ButtonAction::ApproveSession => ("Approve for this session", "primary"),
             ButtonAction::Deny => ("Deny", "danger"),
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::CommandDefault;
 use crate::runner::isolation::{check_env_names, IsolationMode};
 
 /// Codex sandbox modes, as `codex exec -s` spells them, from tightest to loosest: the policy
@@ -63,6 +64,9 @@ pub struct Settings {
     pub run_isolation: String,
     /// Names of the host's environment variables Codex also gets (one per line or comma separated).
     pub codex_env: String,
+    /// What a command or file change no policy module decides gets: `ask-requester` (the
+    /// default), `ask-approvers` or `decline`.
+    pub command_approval_default: String,
     /// Where threads of `worktree=on` projects get their git worktrees; empty: `<state dir>/worktrees`.
     pub worktree_dir: String,
     /// Worktrees no run used for this many days are removed (never with uncommitted changes); 0: never.
@@ -92,6 +96,7 @@ impl Default for Settings {
             approvers_include_admins: false,
             run_isolation: "bubblewrap".into(),
             codex_env: String::new(),
+            command_approval_default: "ask-requester".into(),
             worktree_dir: String::new(),
             worktree_idle_days: 14,
         }
@@ -122,6 +127,7 @@ pub struct Config {
     pub isolation: IsolationMode,
     /// Variables passed from the host's environment to Codex, besides the base set.
     pub codex_env: Vec<String>,
+    pub command_default: CommandDefault,
 }
 
 impl Config {
@@ -226,6 +232,15 @@ impl Config {
             .map(String::from)
             .collect();
         problems.extend(check_env_names(&codex_env));
+        let command_default = CommandDefault::parse(&settings.command_approval_default)
+            .unwrap_or_else(|| {
+                problems.push(format!(
+                    "Commands no policy decides: `{}` is not accepted; accepted: {}.",
+                    settings.command_approval_default,
+                    CommandDefault::ACCEPTED
+                ));
+                CommandDefault::AskRequester
+            });
         let dir = settings.worktree_dir.trim();
         if !dir.is_empty() && !dir.starts_with('/') {
             problems.push(format!(
@@ -251,6 +266,7 @@ impl Config {
             codex_overrides,
             isolation,
             codex_env,
+            command_default,
         })
     }
 

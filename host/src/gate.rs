@@ -118,6 +118,9 @@ pub struct Ruling {
     pub explanation: Vec<String>,
     /// The full report, for the audit log.
     pub report: Value,
+    /// No module decided (every one abstained, or none is configured). `decision` is then a
+    /// deny; for Codex's commands and file changes the host applies its own default instead.
+    pub abstained: bool,
 }
 
 pub trait Gate: Send + Sync {
@@ -183,6 +186,7 @@ impl Evaluator {
                 rules: vec!["policy-evaluation-crashed".into()],
                 explanation: vec![format!("the evaluation crashed: {e}")],
                 report: json!({"gate": "crashed", "problem": e.to_string()}),
+                abstained: false,
             }
         })
     }
@@ -267,6 +271,7 @@ impl Gate for LocalGate {
             rules: vec!["local-terminal".into()],
             explanation: vec!["`codex-host run`: the terminal's user owns this machine".into()],
             report: json!({"gate": "local"}),
+            abstained: false,
         }
     }
 }

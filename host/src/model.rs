@@ -164,3 +164,29 @@ mod tests {
         }
     }
 }
+
+/// What happens to a command or file change Codex asks for when no policy module decides it
+/// (setting `command_approval_default`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CommandDefault {
+    /// A post in the thread that the person who started the run answers with the buttons.
+    #[default]
+    AskRequester,
+    /// A post in the thread that a system admin (not the requester) answers.
+    AskApprovers,
+    /// Declined; the thread is told.
+    Decline,
+}
+
+impl CommandDefault {
+    pub const ACCEPTED: &'static str = "ask-requester, ask-approvers, decline";
+
+    pub fn parse(s: &str) -> Option<CommandDefault> {
+        match s.trim() {
+            "" | "ask-requester" => Some(CommandDefault::AskRequester),
+            "ask-approvers" => Some(CommandDefault::AskApprovers),
+            "decline" => Some(CommandDefault::Decline),
+            _ => None,
+        }
+    }
+}

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
+use crate::approvals::CommandAsk;
 use crate::buttons::{ButtonAction, Signer};
 use crate::chat::Chat;
 use crate::config::Config;
@@ -25,6 +26,7 @@ use crate::model::RunStatus;
 use crate::protocol::{ActionRequest, User};
 use crate::render::Redactor;
 use crate::runner::isolation::Isolation;
+use crate::runner::session::Session;
 use crate::runner::Scheduler;
 use crate::store::{now_ms, OutcomeText, RunResult, RunRow, Store};
 
@@ -68,6 +70,10 @@ pub(crate) struct ActiveRun {
     pub admitted: Instant,
     /// When Codex started; `None` while queued or awaiting approval.
     pub started: Mutex<Option<Instant>>,
+    /// Codex's session while its turn runs (to steer or interrupt it).
+    pub session: Mutex<Option<Session>>,
+    /// Where the requester's next reply goes while Codex waits for an answer to its question.
+    pub question: Mutex<Option<tokio::sync::oneshot::Sender<String>>>,
 }
 
 impl ActiveRun {
@@ -82,6 +88,8 @@ impl ActiveRun {
             project: project.to_string(),
             admitted: Instant::now(),
             started: Mutex::new(None),
+            session: Mutex::new(None),
+            question: Mutex::new(None),
         })
     }
 }
@@ -94,6 +102,9 @@ pub(crate) struct Outcome {
     pub root_id: String,
     pub status: RunStatus,
     pub text: OutcomeText,
+    /// Files uploaded for the outcome post (the turn's `changes.diff`); not kept across a
+    /// restart, so a redelivered outcome goes without them.
+    pub file_ids: Vec<String>,
 }
 
 /// An outcome whose run the database refused to record: this process is the only place it exists
@@ -127,6 +138,8 @@ pub struct Host {
     pub(crate) signer: Signer,
     /// Wakes a run waiting for approval when someone clicks Approve or Deny.
     pub(crate) approval_waiters: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Codex's requests waiting for people, by the key their buttons are signed for.
+    pub(crate) command_asks: Mutex<HashMap<String, Arc<CommandAsk>>>,
     /// Redacted from everything posted, besides the bot token.
     pub(crate) secrets: Vec<String>,
     pub(crate) tasks: TaskTracker,

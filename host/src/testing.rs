@@ -50,6 +50,7 @@ impl Gate for Scripted {
             rules: vec!["scripted".into()],
             explanation: vec!["`scripted`: as the test says".into()],
             report: json!({"gate": "scripted"}),
+            abstained: false,
         }
     }
 }

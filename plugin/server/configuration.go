@@ -73,6 +73,7 @@ type configuration struct {
 	ThreadRepliesContinue  bool
 	PolicyDir              string
 	ApproversIncludeAdmins bool
+	CommandApprovalDefault string
 }
 
 // settingsReader reads typed values out of Mattermost's settings map and collects problems.
@@ -221,6 +222,7 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		ThreadRepliesContinue:  r.boolean("ThreadRepliesContinue"),
 		PolicyDir:              r.str("PolicyDir"),
 		ApproversIncludeAdmins: r.boolean("ApproversIncludeAdmins"),
+		CommandApprovalDefault: r.str("CommandApprovalDefault"),
 		WorktreeDir:            r.str("WorktreeDir"),
 		WorktreeIdleDays:       int(r.number("WorktreeIdleDays", true)),
 	}
@@ -315,6 +317,7 @@ func (c *configuration) hostSettings() HostSettings {
 		TranscriptBudgetChars:  c.TranscriptBudgetChars,
 		PolicyDir:              c.PolicyDir,
 		ApproversIncludeAdmins: c.ApproversIncludeAdmins,
+		CommandApprovalDefault: c.CommandApprovalDefault,
 		WorktreeDir:            c.WorktreeDir,
 		WorktreeIdleDays:       c.WorktreeIdleDays,
 	}

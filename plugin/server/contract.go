@@ -161,6 +161,9 @@ type HostSettings struct {
 	ApproversIncludeAdmins bool   `json:"approvers_include_admins"`
 	TranscriptBudgetChars  int    `json:"transcript_budget_chars"`
 	PolicyDir              string `json:"policy_dir"`
+	// CommandApprovalDefault decides Codex's requests no policy module decides:
+	// `ask-requester`, `ask-approvers` or `decline`.
+	CommandApprovalDefault string `json:"command_approval_default"`
 	// WorktreeDir is where threads of `worktree=on` projects get their git worktrees; empty: the
 	// host's state directory.
 	WorktreeDir string `json:"worktree_dir"`

@@ -1,4 +1,5 @@
-//! Runs that need approval: what is asked ([`ApprovalSpec`], [`PlanRecord`]), the request post
+//! Runs that need approval, and Codex's requests during a run that need people
+//! (`commands.rs`): what is asked ([`ApprovalSpec`], [`PlanRecord`]), the request post
 //! with Approve and Deny, the wait (stored, so it survives restarts, and a restart never approves
 //! anything by itself) and the clicks, with distinct approvers counted against `min-approvals`.
 //!
@@ -7,6 +8,7 @@
 //! Never starts Codex and never posts an outcome itself.
 
 mod clicks;
+mod commands;
 mod waiting;
 
 use std::time::Duration;
@@ -23,6 +25,7 @@ use crate::state::Host;
 use crate::store::now_ms;
 
 pub(crate) use clicks::ApprovalClick;
+pub(crate) use commands::{CommandAsk, CommandClick, CommandVerdict, DEFAULT_ASK_EXPIRY};
 pub(crate) use waiting::{ApprovalEnd, Waiting};
 
 /// What an approval asks for, stored with the pending run.
@@ -37,11 +40,11 @@ pub(crate) struct ApprovalSpec {
 }
 
 impl ApprovalSpec {
-    fn left(&self) -> Duration {
+    pub(crate) fn left(&self) -> Duration {
         Duration::from_millis((self.expires_at_ms - now_ms()).max(0) as u64)
     }
 
-    fn listed(&self, user: &User) -> bool {
+    pub(crate) fn listed(&self, user: &User) -> bool {
         self.approvers.iter().any(|a| {
             let a = a.trim().trim_start_matches('@');
             a == user.id || a.eq_ignore_ascii_case(&user.username)

@@ -8,7 +8,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use codex_policy::{EngineOptions, ModuleOutcome, ModuleSpec, PolicyEngine, PolicyService};
+use codex_policy::{
+    EngineOptions, FinalDecision, ModuleOutcome, ModuleSpec, PolicyEngine, PolicyService,
+};
 use serde_json::{json, Value};
 
 use super::{from_policy_decision, policy_request, Decision, Gate, GateRequest, Ruling};
@@ -256,6 +258,7 @@ impl Gate for PolicyGate {
                 rules: vec!["policy-settings-invalid".into()],
                 explanation: vec![format!("the policy chain did not load: {problem}")],
                 report: json!({"gate": "broken", "problem": problem}),
+                abstained: false,
             };
         }
         let report = self.service.evaluate(&policy_request(req));
@@ -285,6 +288,7 @@ impl Gate for PolicyGate {
         let decision = from_policy_decision(&report.decision);
         Ruling {
             decision,
+            abstained: matches!(report.decision, FinalDecision::Deny { module: None, .. }),
             rules: report.rule_ids.clone(),
             explanation,
             report: serde_json::to_value(&report).unwrap_or(Value::Null),

@@ -98,6 +98,7 @@ impl Gate for Held {
             rules: vec![],
             explanation: vec![],
             report: Value::Null,
+            abstained: false,
         }
     }
 }

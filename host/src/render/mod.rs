@@ -1,11 +1,14 @@
-//! The posts a person reads: progress, answers and outcomes, approval requests, the thread root,
-//! help, the transcript Codex gets and the texts about a thread's git worktree (`worktree`). One-line answers and refusals (a command's reply, why a
+//! The posts a person reads: progress, answers and outcomes, approval requests (Codex's own in
+//! `asks`), the thread root, help, the transcript Codex gets and the texts about a thread's git
+//! worktree (`worktree`). One-line answers and refusals (a command's reply, why a
 //! prompt was refused) are written where they are decided, in `commands` and `runs`.
 //!
 //! Input: run state and texts; output: Mattermost markdown strings (or terminal text for
 //! `codex-host run`, which uses the same strings). Never does I/O. Every text that leaves the host
 //! with Codex output in it goes through [`redact`] first.
 
+mod asks;
+mod progress;
 mod redact;
 mod split;
 mod status;
@@ -14,48 +17,17 @@ pub mod worktree;
 
 use std::time::Duration;
 
+pub use asks::{
+    answered, ask_closed, ask_declined, ask_granted_before, ask_request, question,
+    question_unanswered, steered, AskView, Asked, Question,
+};
+pub use progress::{progress, PlanItem, Progress};
 pub use redact::Redactor;
 pub use split::{split_message, POST_MAX_RUNES};
 pub use status::policy_modules;
 pub use transcript::{fence_tag, transcript, ContextMessage, Source, Transcript};
 
 use crate::model::RunStatus;
-
-/// What a progress post shows.
-#[derive(Debug, Clone, Default)]
-pub struct Progress<'a> {
-    pub project: &'a str,
-    pub elapsed: Duration,
-    pub step: Option<String>,
-    pub steps_done: usize,
-    pub queue_position: Option<usize>,
-}
-
-pub fn progress(p: &Progress) -> String {
-    if let Some(pos) = p.queue_position {
-        return format!(
-            ":hourglass: **Queued** · position {pos} · `{}`\nCodex starts when a slot is free. Cancel with `/codex cancel` in this thread.",
-            p.project
-        );
-    }
-    let mut s = format!(
-        ":hourglass_flowing_sand: **Working** · `{}` · {}",
-        p.project,
-        clock(p.elapsed)
-    );
-    if p.steps_done > 0 {
-        s.push_str(&format!(
-            " · {} step{} done",
-            p.steps_done,
-            plural(p.steps_done)
-        ));
-    }
-    match &p.step {
-        Some(step) => s.push_str(&format!("\n{step}")),
-        None => s.push_str("\nThinking…"),
-    }
-    s
-}
 
 /// A short description of the step Codex is on, for the progress post. Redacted before it is
 /// cut, so a secret cut in half is still recognised.
@@ -87,6 +59,9 @@ pub struct Footer<'a> {
     pub project: &'a str,
     pub elapsed: Duration,
     pub files_changed: usize,
+    /// Lines the turn's diff adds and removes.
+    pub lines_added: u64,
+    pub lines_removed: u64,
     pub exit_code: Option<i32>,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -97,11 +72,15 @@ pub struct Footer<'a> {
 pub fn footer(f: &Footer) -> String {
     let mut parts = vec![format!("`{}`", f.project), human_duration(f.elapsed)];
     if f.files_changed > 0 {
-        parts.push(format!(
+        let mut changed = format!(
             "{} file{} changed",
             f.files_changed,
             plural(f.files_changed)
-        ));
+        );
+        if f.lines_added + f.lines_removed > 0 {
+            changed.push_str(&format!(" (+{} −{})", f.lines_added, f.lines_removed));
+        }
+        parts.push(changed);
     }
     if let Some(code) = f.exit_code {
         parts.push(format!("exit {code}"));
@@ -402,11 +381,20 @@ mod tests {
             input_tokens: 12_345,
             output_tokens: 321,
             notify: None,
+            ..Default::default()
         });
         assert_eq!(
             f,
             "\n\n---\n*`api` · 1m 12s · 2 files changed · exit 0 · 12,345 in / 321 out tokens*"
         );
+        let f = footer(&Footer {
+            project: "api",
+            files_changed: 1,
+            lines_added: 3,
+            lines_removed: 1,
+            ..Default::default()
+        });
+        assert!(f.contains("1 file changed (+3 −1)"), "{f}");
     }
 
     #[test]
@@ -431,6 +419,7 @@ mod tests {
             )),
             steps_done: 1,
             queue_position: None,
+            ..Default::default()
         });
         assert_eq!(p, ":hourglass_flowing_sand: **Working** · `api` · 0:42 · 1 step done\nRunning `cargo test -p login`");
         let q = progress(&Progress {
@@ -439,6 +428,33 @@ mod tests {
             ..Default::default()
         });
         assert!(q.starts_with(":hourglass: **Queued** · position 3"), "{q}");
+    }
+
+    #[test]
+    fn progress_shows_the_plan_and_the_tail_of_the_streaming_text() {
+        let long = format!("{}the newest words", "x".repeat(700));
+        let p = progress(&Progress {
+            project: "api",
+            plan: vec![
+                PlanItem {
+                    step: "read the test".into(),
+                    done: true,
+                    active: false,
+                },
+                PlanItem {
+                    step: "fix it".into(),
+                    done: false,
+                    active: true,
+                },
+            ],
+            streaming: Some(long),
+            ..Default::default()
+        });
+        assert!(
+            p.contains("\n- [x] read the test\n- [ ] **fix it**\n> …"),
+            "{p}"
+        );
+        assert!(p.ends_with("the newest words"), "{p}");
     }
 
     #[test]

@@ -1,13 +1,15 @@
-//! Running Codex: the event stream, the process, the queue, and what a run accumulates.
+//! Running Codex: the process, the app-server session, its events, the queue, and what a run
+//! accumulates.
 //!
 //! Input: an [`Invocation`] and a cancellation token; output: [`RunState`] built from Codex's
-//! events and a [`process::Ending`]. Posts nothing and stores nothing itself.
+//! events and a [`process::Ending`] ([`session::run`]). Posts nothing and stores nothing itself.
 
 pub mod app_server;
 pub mod events;
 pub mod isolation;
 pub mod process;
 pub mod scheduler;
+pub mod session;
 pub mod tested;
 
 use std::collections::BTreeSet;
@@ -15,7 +17,7 @@ use std::collections::BTreeSet;
 pub use process::{Ending, Invocation, SpawnError};
 pub use scheduler::{Admission, Scheduler};
 
-use events::{Event, ItemKind, Usage};
+use events::{Event, ItemKind, PlanStep, Usage};
 
 use crate::render;
 
@@ -24,6 +26,12 @@ use crate::render;
 pub struct RunState {
     pub thread_id: Option<String>,
     pub last_message: Option<String>,
+    /// The agent message streaming now (its item id and text so far), until it completes.
+    pub streaming: Option<(String, String)>,
+    /// The turn's plan, as Codex last sent it.
+    pub plan: Vec<PlanStep>,
+    /// The turn's unified diff so far.
+    pub diff: Option<String>,
     pub files_changed: BTreeSet<String>,
     pub usage: Usage,
     pub step: Option<String>,
@@ -47,13 +55,21 @@ impl RunState {
             }
             Event::TurnFailed { message } => self.failure = Some(message.clone()),
             Event::Error { message } => self.last_error = Some(message.clone()),
-            Event::ItemStarted(item) | Event::ItemUpdated(item) => {
+            Event::AgentDelta { item_id, delta } => match &mut self.streaming {
+                Some((id, text)) if id == item_id => text.push_str(delta),
+                _ => self.streaming = Some((item_id.clone(), delta.clone())),
+            },
+            Event::Plan(plan) => self.plan = plan.clone(),
+            Event::ItemStarted(item) => {
                 if let Some(step) = describe(&item.kind, redactor) {
                     self.step = Some(step);
                 }
             }
             Event::ItemCompleted(item) => match &item.kind {
-                ItemKind::AgentMessage { text } => self.last_message = Some(text.clone()),
+                ItemKind::AgentMessage { text } => {
+                    self.last_message = Some(text.clone());
+                    self.streaming = None;
+                }
                 ItemKind::FileChange { changes } => {
                     self.files_changed
                         .extend(changes.iter().map(|c| c.path.clone()));
@@ -62,10 +78,13 @@ impl RunState {
                 ItemKind::CommandExecution { .. }
                 | ItemKind::McpToolCall { .. }
                 | ItemKind::WebSearch { .. } => self.steps_done += 1,
-                ItemKind::Error { message } => self.last_error = Some(message.clone()),
-                _ => {}
+                _ => self.revision -= 1,
             },
-            Event::TurnStarted | Event::Other => self.revision -= 1,
+            Event::Diff(diff) => {
+                self.diff = Some(diff.clone());
+                self.revision -= 1;
+            }
+            Event::Ask { .. } | Event::Resolved(_) => self.revision -= 1,
         }
     }
 }
@@ -82,9 +101,6 @@ fn describe(kind: &ItemKind, r: &render::Redactor) -> Option<String> {
         }
         ItemKind::WebSearch { query } => {
             render::step_other(r, &format!("Searching the web for “{query}”"))
-        }
-        ItemKind::TodoList { done, total } => {
-            render::step_other(r, &format!("Plan: {done}/{total} done"))
         }
         ItemKind::Reasoning { .. } => "Thinking…".to_string(),
         _ => return None,

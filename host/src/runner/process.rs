@@ -1,8 +1,8 @@
-//! The one place that spawns Codex: `codex exec --json`, stdin closed, its own process group,
-//! the environment and sandbox [`isolation`](super::isolation) built, stdout read to the end as
-//! JSONL events, stderr kept as a bounded tail. Cancel and timeout end the whole group: SIGTERM,
-//! then SIGKILL after a grace period. [`spawn`] and the line and signal helpers are shared with
-//! [`app_server`](super::app_server), which starts `codex app-server` the same way.
+//! The one place that spawns Codex ([`spawn`]): the environment and sandbox
+//! [`isolation`](super::isolation) built, its own process group, stdout and stderr piped, stderr
+//! kept as a bounded tail; plus the line reader and group signals that
+//! [`app_server`](super::app_server) uses. What a run is ([`Invocation`]) and how it ended
+//! ([`Finished`]) live here too; [`session`](super::session) drives it.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -12,9 +12,7 @@ use std::time::Duration;
 use codex_policy::SandboxMode;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
-use tokio_util::sync::CancellationToken;
 
-use super::events::{parse_line, Event};
 use super::isolation::Launch;
 
 pub(super) const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -23,7 +21,7 @@ const STDERR_TAIL_BYTES: usize = 4096;
 /// host's memory with one line.
 pub(super) const MAX_EVENT_LINE_BYTES: usize = 8 << 20;
 
-/// Everything that decides how Codex is invoked for one run.
+/// Everything that decides how Codex runs for one run.
 #[derive(Debug, Clone)]
 pub struct Invocation {
     /// The program, its sandbox and its environment.
@@ -31,6 +29,7 @@ pub struct Invocation {
     pub repo: PathBuf,
     pub sandbox: SandboxMode,
     pub model: Option<String>,
+    /// Codex config overrides (`-c key=value`).
     pub overrides: Vec<String>,
     /// Resume this Codex thread instead of starting a new one.
     pub resume: Option<String>,
@@ -39,45 +38,27 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// The argument list after the program name. `-C` and the other exec options come before
-    /// `resume`; `--` keeps a prompt that starts with `-` from being read as a flag.
-    pub fn args(&self) -> Vec<String> {
-        let mut a: Vec<String> = vec![
-            "exec".into(),
-            "--json".into(),
-            "--skip-git-repo-check".into(),
-        ];
-        a.push("-C".into());
-        a.push(self.repo.display().to_string());
-        a.push("-s".into());
-        a.push(self.sandbox.as_str().into());
+    /// The run as `codex exec` options would state it (`-C`, `-s`, `-m`, `-c`, `resume`), for
+    /// the log; the prompt is left out (it can carry a whole transcript).
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "app-server -C {} -s {}",
+            self.repo.display(),
+            self.sandbox.as_str()
+        );
         if let Some(m) = &self.model {
-            a.push("-m".into());
-            a.push(m.clone());
+            s.push_str(&format!(" -m {m}"));
         }
         for o in &self.overrides {
-            a.push("-c".into());
-            a.push(o.clone());
+            s.push_str(&format!(" -c {o}"));
         }
-        // `exec -i` takes several values and would read `resume` as one more image, so images go
-        // after the subcommand when resuming (`exec resume -i` attaches them to the new prompt).
         if let Some(id) = &self.resume {
-            a.push("resume".into());
-            a.extend(self.image_args());
-            a.push("--".into());
-            a.push(id.clone());
-        } else {
-            a.extend(self.image_args());
-            a.push("--".into());
+            s.push_str(&format!(" resume {id}"));
         }
-        a.push(self.prompt.clone());
-        a
-    }
-
-    fn image_args(&self) -> impl Iterator<Item = String> + '_ {
-        self.images
-            .iter()
-            .flat_map(|img| ["-i".to_string(), img.display().to_string()])
+        for i in &self.images {
+            s.push_str(&format!(" -i {}", i.display()));
+        }
+        s
     }
 }
 
@@ -109,8 +90,8 @@ pub enum SpawnError {
 }
 
 /// Starts `launch`'s program (inside its sandbox wrapper, if any) with `args` and exactly
-/// `launch`'s environment, in its own process group, stdout and stderr piped. Shared by
-/// `codex exec` ([`run`]) and `codex app-server` ([`super::app_server`]).
+/// `launch`'s environment, in its own process group, stdout and stderr piped. Used by
+/// [`super::app_server`] to start `codex app-server`.
 pub(super) fn spawn(
     launch: &Launch,
     args: Vec<String>,
@@ -143,88 +124,6 @@ pub(super) fn spawn(
             source: e,
         },
     })
-}
-
-/// Runs Codex to completion, calling `on_event` for every parsed event in order.
-pub async fn run(
-    inv: &Invocation,
-    cancel: &CancellationToken,
-    timeout: Duration,
-    on_spawn: impl FnOnce(u32),
-    mut on_event: impl FnMut(Event),
-) -> Result<Finished, SpawnError> {
-    if !inv.repo.is_dir() {
-        return Err(SpawnError::NoRepo(inv.repo.display().to_string()));
-    }
-    let mut child = spawn(&inv.launch, inv.args(), Stdio::null())?;
-    let pgid = child.id().map(|p| p as i32);
-    tracing::debug!(pid = ?pgid, "codex started");
-    if let Some(p) = child.id() {
-        on_spawn(p);
-    }
-
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let stderr_task = tokio::spawn(read_tail(stderr));
-
-    let mut lines = CappedLines::new(stdout, MAX_EVENT_LINE_BYTES);
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline);
-    let mut stopped: Option<Ending> = None;
-    loop {
-        tokio::select! {
-            line = lines.next_line() => match line {
-                Ok(Some(Line::Text(line))) => {
-                    if let Some(ev) = parse_line(&line) {
-                        on_event(ev);
-                    } else if !line.trim().is_empty() {
-                        tracing::debug!(line = %line.chars().take(200).collect::<String>(), "non-JSON line on codex stdout");
-                    }
-                }
-                Ok(Some(Line::TooLong)) => tracing::warn!(limit = MAX_EVENT_LINE_BYTES, "skipped a Codex event line longer than the limit"),
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading codex stdout failed");
-                    break;
-                }
-            },
-            _ = cancel.cancelled(), if stopped.is_none() => {
-                stopped = Some(Ending::Cancelled);
-                terminate(pgid);
-            }
-            _ = &mut deadline, if stopped.is_none() => {
-                stopped = Some(Ending::TimedOut);
-                terminate(pgid);
-            }
-        }
-    }
-    let status = wait_with_grace(&mut child, pgid, stopped.is_some()).await;
-    // Anything Codex left behind in its group goes with it.
-    signal_group(pgid, libc::SIGKILL);
-    let stderr_tail = stderr_task.await.unwrap_or_default();
-    let ending = stopped.unwrap_or(Ending::Exited(status));
-    Ok(Finished {
-        ending,
-        stderr_tail,
-    })
-}
-
-async fn wait_with_grace(
-    child: &mut tokio::process::Child,
-    pgid: Option<i32>,
-    terminating: bool,
-) -> Option<i32> {
-    if terminating {
-        if let Ok(status) = tokio::time::timeout(KILL_GRACE, child.wait()).await {
-            return status.ok().and_then(|s| s.code());
-        }
-        signal_group(pgid, libc::SIGKILL);
-    }
-    child.wait().await.ok().and_then(|s| s.code())
-}
-
-fn terminate(pgid: Option<i32>) {
-    signal_group(pgid, libc::SIGTERM);
 }
 
 pub(super) fn signal_group(pgid: Option<i32>, sig: libc::c_int) {
@@ -367,53 +266,26 @@ mod tests {
         assert_eq!(lines.next_line().await.unwrap(), None);
     }
 
-    fn unconfined() -> Launch {
-        Launch {
-            wrapper: None,
-            program: "codex".into(),
-            codex_home: None,
-            env: vec![],
-        }
-    }
-
     #[test]
-    fn resume_puts_exec_options_before_the_subcommand() {
+    fn the_logged_invocation_states_the_sandbox_and_leaves_out_the_prompt() {
         let inv = Invocation {
-            launch: unconfined(),
+            launch: Launch {
+                wrapper: None,
+                program: "codex".into(),
+                codex_home: None,
+                env: vec![],
+            },
             repo: "/srv/api".into(),
             sandbox: SandboxMode::ReadOnly,
             model: Some("gpt-5.5".into()),
             overrides: vec!["analytics.enabled=false".into()],
             resume: Some("th-1".into()),
-            prompt: "-v and more".into(),
-            images: vec![],
+            prompt: "secret plans".into(),
+            images: vec!["/tmp/i/image-0.png".into()],
         };
         assert_eq!(
-            inv.args().join(" "),
-            "exec --json --skip-git-repo-check -C /srv/api -s read-only -m gpt-5.5 -c analytics.enabled=false resume -- th-1 -v and more"
-        );
-    }
-
-    #[test]
-    fn images_go_after_resume_and_before_the_prompt() {
-        let mut inv = Invocation {
-            launch: unconfined(),
-            repo: "/srv/api".into(),
-            sandbox: SandboxMode::ReadOnly,
-            model: None,
-            overrides: vec![],
-            resume: Some("th-1".into()),
-            prompt: "see this".into(),
-            images: vec!["/tmp/i/image-0.png".into(), "/tmp/i/image-1.jpg".into()],
-        };
-        assert_eq!(
-            inv.args().join(" "),
-            "exec --json --skip-git-repo-check -C /srv/api -s read-only resume -i /tmp/i/image-0.png -i /tmp/i/image-1.jpg -- th-1 see this"
-        );
-        inv.resume = None;
-        assert_eq!(
-            inv.args().join(" "),
-            "exec --json --skip-git-repo-check -C /srv/api -s read-only -i /tmp/i/image-0.png -i /tmp/i/image-1.jpg -- see this"
+            inv.describe(),
+            "app-server -C /srv/api -s read-only -m gpt-5.5 -c analytics.enabled=false resume th-1 -i /tmp/i/image-0.png"
         );
     }
 }

@@ -12,7 +12,7 @@ use super::outcome::outcome_props;
 use super::progress::progress_props;
 use super::submit::Submission;
 use super::Intent;
-use crate::approvals::ApprovalClick;
+use crate::approvals::{ApprovalClick, CommandClick};
 use crate::buttons::{ButtonAction, Refusal};
 use crate::model::RunStatus;
 use crate::protocol::{ActionRequest, ActionResponse, ActionUpdate, Channel, User};
@@ -86,10 +86,15 @@ impl Host {
         let Some(cfg) = self.config() else {
             return eph("Codex is still starting; try again in a minute.".into());
         };
-        let run = match self.store.run(&click.run_id) {
+        // A button of one of Codex's requests is signed for `<run id>#<n>`.
+        let (run_id, request_key) = match click.run_id.split_once('#') {
+            Some((run_id, _)) => (run_id.to_string(), Some(click.run_id.clone())),
+            None => (click.run_id.clone(), None),
+        };
+        let run = match self.store.run(&run_id) {
             Ok(Some(r)) => r,
             _ => {
-                audit_refusal("unknown-run", Some(&click.run_id));
+                audit_refusal("unknown-run", Some(&run_id));
                 return eph(
                     "This run is not known to the Codex host (its state may have been reset)."
                         .into(),
@@ -117,7 +122,25 @@ impl Host {
                 click.action.as_str()
             ));
         }
+        if let Some(key) = &request_key {
+            return match click.action {
+                ButtonAction::Approve | ButtonAction::ApproveSession | ButtonAction::Deny => self
+                    .command_click(CommandClick {
+                        key,
+                        action: click.action,
+                        nonce: &click.nonce,
+                        user: &user,
+                        run: &run,
+                        req: &req,
+                        admins_may_approve: cfg.settings.approvers_include_admins,
+                    }),
+                _ => eph("Nothing happened: this button is malformed.".into()),
+            };
+        }
         match click.action {
+            ButtonAction::ApproveSession => {
+                eph("Nothing happened: this button is malformed.".into())
+            }
             ButtonAction::Cancel => {
                 let active = self.active.lock().unwrap().get(&run.id).cloned();
                 let Some(active) = active else {

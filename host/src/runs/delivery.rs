@@ -243,6 +243,7 @@ impl Host {
                     body: render::interrupted(),
                     footer: String::new(),
                 }),
+                file_ids: vec![],
             };
             match self.deliver(&outcome, true).await {
                 Ok(delivered) => {
@@ -342,7 +343,7 @@ impl Host {
         let full = format!("{body}{footer}");
         if full.chars().count() <= POST_MAX_RUNES {
             self.chat
-                .create_post_once(post(full, outcome, vec![]), &final_id)
+                .create_post_once(post(full, outcome, o.file_ids.clone()), &final_id)
                 .await?;
             return Ok(());
         }
@@ -368,7 +369,11 @@ impl Host {
                 } else {
                     self.chat
                         .create_post_once(
-                            post(format!("{label}{part}{footer}"), outcome.clone(), vec![]),
+                            post(
+                                format!("{label}{part}{footer}"),
+                                outcome.clone(),
+                                o.file_ids.clone(),
+                            ),
                             &final_id,
                         )
                         .await?;
@@ -389,8 +394,10 @@ impl Host {
             "{head}\n\n*… the full answer ({} characters) is attached as `{name}`.*{footer}",
             body.chars().count()
         );
+        let mut file_ids = vec![file_id];
+        file_ids.extend(o.file_ids.iter().cloned());
         self.chat
-            .create_post_once(post(message, outcome, vec![file_id]), &final_id)
+            .create_post_once(post(message, outcome, file_ids), &final_id)
             .await?;
         Ok(())
     }

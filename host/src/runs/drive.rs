@@ -14,6 +14,7 @@ use super::{Placement, Plan, Run};
 use crate::buttons::ButtonAction;
 use crate::model::{RunMode, RunStatus};
 use crate::runner::isolation::RunSpace;
+use crate::runner::session::Session;
 use crate::runner::{self, Admission, Ending, Invocation, RunState, SpawnError};
 use crate::state::{ActiveRun, Host};
 
@@ -164,9 +165,7 @@ impl Host {
             prompt,
             images: images.as_ref().map(|i| i.paths.clone()).unwrap_or_default(),
         };
-        // The command line without its last argument, the prompt (it can carry a whole transcript).
-        let args = inv.args();
-        debug!(args = %redactor.redact(&args[..args.len() - 1].join(" ")), "codex invocation");
+        debug!(args = %redactor.redact(&inv.describe()), "codex invocation");
         let state = Mutex::new(RunState::default());
         let ticker_stop = CancellationToken::new();
         let running_props = progress_props(&plan.run_id, RunStatus::Running, cancel_button);
@@ -176,25 +175,50 @@ impl Host {
                     .await;
             }
         };
+        // Codex's requests are answered one at a time (it waits for each) until the turn ends.
+        let (asks_tx, asks_rx) = tokio::sync::mpsc::unbounded_channel();
+        let asks = self.answer_requests(&run, asks_rx, &ticker_stop);
         let codex = async {
             let on_spawn = |pgid| {
                 let _ = self.store.set_pgid(&plan.run_id, pgid);
             };
+            let on_session = |session: Session| {
+                *run.active.session.lock().unwrap() = Some(session);
+            };
             let on_event = |ev: runner::events::Event| {
-                if let runner::events::Event::ThreadStarted { thread_id } = &ev {
-                    if resume.is_none() {
+                match &ev {
+                    runner::events::Event::ThreadStarted { thread_id } if resume.is_none() => {
                         let _ = self.store.set_codex_thread(&run.root_id, thread_id);
                     }
+                    runner::events::Event::Resolved(id) => {
+                        self.request_resolved(&plan.run_id, id);
+                    }
+                    // File-change requests name their item: its paths and diffs come first.
+                    runner::events::Event::Ask { .. }
+                    | runner::events::Event::ItemStarted(runner::events::Item {
+                        kind: runner::events::ItemKind::FileChange { .. },
+                        ..
+                    }) => {
+                        let _ = asks_tx.send(ev.clone());
+                    }
+                    _ => {}
                 }
                 state.lock().unwrap().apply(&ev, &redactor);
             };
-            let r =
-                runner::process::run(&inv, &run.active.cancel, plan.timeout, on_spawn, on_event)
-                    .await;
+            let r = runner::session::run(
+                &inv,
+                &run.active.cancel,
+                plan.timeout,
+                on_spawn,
+                on_session,
+                on_event,
+            )
+            .await;
+            run.active.session.lock().unwrap().take();
             ticker_stop.cancel();
             r
         };
-        let (result, ()) = tokio::join!(codex, ticker);
+        let (result, (), ()) = tokio::join!(codex, ticker, asks);
         let final_state = state.lock().unwrap().clone();
         let finish = match result {
             Ok(fin) => Finish {

@@ -2,14 +2,18 @@
 //! transcript, policy, queue), `drive` (the thread, the queue wait, Codex), `progress` (the edited
 //! progress post), `outcome` (what the run ended in), `delivery` (posting that exactly once),
 //! `transcript` and `images` (what Codex gets besides the prompt), `approval` (the runs side of an
-//! approval wait), `reply` (thread replies that continue a session), `clicks` (the run's
-//! buttons) and `worktree` (a `worktree=on` thread's own git worktree, and pruning idle ones).
+//! approval wait), `asks` (Codex's approval requests during a run), `changes` (the turn's diff),
+//! `steer` (replies and questions while a turn runs), `reply` (thread replies that continue a
+//! session), `clicks` (the run's buttons) and `worktree` (a `worktree=on` thread's own git
+//! worktree, and pruning idle ones).
 //!
 //! Input: prompts from `commands`, `reply` and `codex-host run`, clicks from `api`; output:
 //! posts through `chat` (texts from `render`), rows in `store`. Decisions come from the `gate`,
 //! Codex from `runner`.
 
 mod approval;
+mod asks;
+mod changes;
 mod clicks;
 mod decide;
 mod delivery;
@@ -18,6 +22,7 @@ mod images;
 mod outcome;
 mod progress;
 mod reply;
+mod steer;
 mod submit;
 mod transcript;
 mod worktree;

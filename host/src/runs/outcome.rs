@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::changes::diff_stat;
 use super::progress::progress_props;
 use super::{Plan, Run};
 use crate::model::RunStatus;
@@ -113,15 +114,23 @@ impl Host {
                 )
             }
         };
+        let (lines_added, lines_removed) = state.diff.as_deref().map_or((0, 0), diff_stat);
         let footer = render::footer(&render::Footer {
             project: &plan.project.name,
             elapsed,
             files_changed: state.files_changed.len(),
+            lines_added,
+            lines_removed,
             exit_code,
             input_tokens: state.usage.input_tokens,
             output_tokens: state.usage.output_tokens,
             notify: (elapsed >= NOTIFY_AFTER).then_some(plan.user.username.as_str()),
         }) + &self.branch_line(run);
+        let file_ids = self
+            .attach_diff(&plan.channel.id, state.diff.as_deref())
+            .await
+            .into_iter()
+            .collect();
         let result = RunResult {
             exit_code,
             summary: render::one_line(&body, 500),
@@ -145,6 +154,7 @@ impl Host {
             root_id: run.root_id.clone(),
             status,
             text: OutcomeText { body, footer },
+            file_ids,
         };
         let Some(recorded) = self.record_outcome(&outcome, result) else {
             return status;
@@ -190,6 +200,7 @@ impl Host {
                 body: body.to_string(),
                 footer,
             },
+            file_ids: vec![],
         };
         let Some(recorded) = self.record_outcome(&outcome, res) else {
             return;

@@ -1,6 +1,7 @@
 //! The progress post: created when a run is admitted, showing its queue position while it
-//! waits, then edited while Codex works (at most every [`PROGRESS_INTERVAL`]: on every change,
-//! otherwise every few seconds to move the clock), and finally closed by the outcome.
+//! waits, then edited while Codex works — the current step, the plan as a checklist, the agent's
+//! text as it streams — at most every [`PROGRESS_INTERVAL`]: on every change, otherwise every few
+//! seconds to move the clock; finally closed by the outcome.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use crate::chat::NewPost;
 use crate::model::RunStatus;
 use crate::protocol::{with_buttons, PostKind};
 use crate::render;
+use crate::runner::app_server::incoming::PlanStepStatus;
 use crate::runner::{Admission, RunState};
 use crate::state::{ActiveRun, Host};
 
@@ -121,6 +123,16 @@ impl Host {
                         step: s.step.clone(),
                         steps_done: s.steps_done,
                         queue_position: None,
+                        plan: s
+                            .plan
+                            .iter()
+                            .map(|p| render::PlanItem {
+                                step: p.step.clone(),
+                                done: p.status == PlanStepStatus::Completed,
+                                active: p.status == PlanStepStatus::InProgress,
+                            })
+                            .collect(),
+                        streaming: s.streaming.as_ref().map(|(_, text)| text.clone()),
                     }),
                 )
             };

@@ -70,6 +70,10 @@ impl Host {
                 seen_until: p.create_at,
             });
         }
+        // While a turn runs in this thread, its requester talks to it instead of queueing.
+        if let Some(handled) = self.reply_to_running_turn(&cfg, &req, &root).await {
+            return handled;
+        }
         let submission = Submission {
             user: &req.user,
             channel: &req.channel,

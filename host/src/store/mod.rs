@@ -1,5 +1,5 @@
 //! Durable state in SQLite (WAL): channel → active project, thread → Codex session, runs,
-//! approvals, spent button nonces, audit, threads' git worktrees.
+//! approvals, spent button nonces, session grants, audit, threads' git worktrees.
 //!
 //! Input: typed rows; output: typed rows. Knows nothing of HTTP, Codex or Mattermost. Calls are
 //! short and synchronous behind one mutex: every statement is a single indexed read or write.
@@ -8,6 +8,7 @@
 mod approvals;
 mod audit;
 mod channels;
+mod grants;
 mod history;
 mod nonces;
 mod runs;

@@ -94,6 +94,17 @@ CREATE TABLE worktrees (
     dirty_noted  INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    r#"
+-- "Approve for this session" grants, per Codex thread: Codex forgets its own when its process
+-- ends, so the host answers repeats of the same request itself.
+CREATE TABLE session_grants (
+    codex_thread_id TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    granted_by      TEXT NOT NULL,
+    granted_at      INTEGER NOT NULL,
+    PRIMARY KEY (codex_thread_id, subject)
+);
+"#,
 ];
 
 /// Brings a database to the newest schema. A database from a newer build is refused.

@@ -48,6 +48,11 @@ impl Events {
     pub async fn next(&mut self) -> Option<Event> {
         self.0.recv().await
     }
+
+    /// The next event already received, without waiting.
+    pub fn try_next(&mut self) -> Option<Event> {
+        self.0.try_recv().ok()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -56,6 +56,8 @@ pub enum StartError {
     Handshake {
         error: ClientError,
         stderr_tail: String,
+        /// How the process exited (`None`: a signal, or the host ended it).
+        exit_code: Option<i32>,
     },
 }
 
@@ -134,6 +136,7 @@ impl AppServer {
                 return Err(StartError::Handshake {
                     error,
                     stderr_tail: finished.stderr_tail,
+                    exit_code: finished.exit_code,
                 });
             }
         }
