@@ -82,6 +82,11 @@ async fn new_thread_gets_the_answer_and_a_reply_resumes_the_session() {
         last.contains("explain the login flow"),
         "resumed request lacks the first prompt: {last}"
     );
+    // Codex is told that its answer is read in a chat, on phones: summary first.
+    assert!(
+        last.contains(codex_host::runner::session::CHAT_INSTRUCTIONS),
+        "the request lacks the chat instructions: {last}"
+    );
     assert!(
         last.contains("Mock answer: explain the login flow"),
         "resumed request lacks the first answer: {last}"

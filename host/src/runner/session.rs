@@ -141,6 +141,10 @@ pub async fn run(
     })
 }
 
+/// What Codex is told about where its answer goes: a Mattermost thread, often read on a phone,
+/// where the first lines are what a notification and a collapsed post show.
+pub const CHAT_INSTRUCTIONS: &str = "Your final answer is posted in a Mattermost thread that people often read on a phone. Start it with a summary of at most three short lines: what you changed, which tests or checks you ran and how they went, and what is left or needs a decision. Put any detail after that summary.";
+
 /// Starts (or resumes) the thread and its one turn.
 async fn begin(inv: &Invocation, client: &Client) -> Result<Session, String> {
     let settings = ThreadSettings {
@@ -148,7 +152,7 @@ async fn begin(inv: &Invocation, client: &Client) -> Result<Session, String> {
         model: inv.model.clone(),
         approval_policy: Some(APPROVAL_POLICY),
         sandbox: Some(inv.sandbox),
-        developer_instructions: None,
+        developer_instructions: Some(CHAT_INSTRUCTIONS.into()),
     };
     let thread = match &inv.resume {
         Some(id) => {
