@@ -131,13 +131,9 @@ fn ask_props(ask: &CommandAsk, status: &str) -> Value {
 }
 
 impl Host {
-    /// Posts the request and waits for its decision, its expiry, or `moot` (turn over).
-    pub(crate) async fn put_to_people(
-        &self,
-        ask: Arc<CommandAsk>,
-        moot: &CancellationToken,
-    ) -> CommandVerdict {
-        let buttons = self.buttons(
+    /// The request's buttons, signed to stay valid a minute past its expiry.
+    fn ask_buttons(&self, ask: &CommandAsk) -> Option<serde_json::Value> {
+        self.buttons(
             &ask.key,
             &[
                 ButtonAction::Approve,
@@ -145,7 +141,16 @@ impl Host {
                 ButtonAction::Deny,
             ],
             ask.spec.left().as_secs() as i64 + 60,
-        );
+        )
+    }
+
+    /// Posts the request and waits for its decision, its expiry, or `moot` (turn over).
+    pub(crate) async fn put_to_people(
+        &self,
+        ask: Arc<CommandAsk>,
+        moot: &CancellationToken,
+    ) -> CommandVerdict {
+        let buttons = self.ask_buttons(&ask);
         let redactor = self.redactor();
         let post = NewPost {
             channel_id: ask.channel_id.clone(),
@@ -307,15 +312,7 @@ impl Host {
             }
             None => {
                 let by = ask.approved_by.lock().unwrap().clone();
-                let buttons = self.buttons(
-                    &ask.key,
-                    &[
-                        ButtonAction::Approve,
-                        ButtonAction::ApproveSession,
-                        ButtonAction::Deny,
-                    ],
-                    ask.spec.left().as_secs() as i64 + 60,
-                );
+                let buttons = self.ask_buttons(&ask);
                 ActionUpdate {
                     message: redactor.redact(&render::ask_request(&ask.view(), &by)),
                     props: with_buttons(ask_props(&ask, "awaiting_approval"), buttons),

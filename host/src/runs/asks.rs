@@ -343,15 +343,10 @@ fn line_counts(c: &FileChange) -> (u32, u32) {
     match c.kind {
         "add" => (c.diff.lines().count() as u32, 0),
         "delete" => (0, c.diff.lines().count() as u32),
-        _ => c.diff.lines().fold((0, 0), |(a, r), l| {
-            if l.starts_with('+') && !l.starts_with("+++") {
-                (a + 1, r)
-            } else if l.starts_with('-') && !l.starts_with("---") {
-                (a, r + 1)
-            } else {
-                (a, r)
-            }
-        }),
+        _ => {
+            let (added, removed) = super::changes::diff_stat(&c.diff);
+            (added as u32, removed as u32)
+        }
     }
 }
 
