@@ -328,6 +328,8 @@ fn parse_project(line: &str) -> Result<Project, String> {
                 })?)
             }
             "model" => project.model = Some(v.to_string()),
+            // Read by the plugin, which sends a project only to its runner.
+            "runner" => {}
             "notes" => project.notes = v.to_string(),
             "worktree" => {
                 project.worktree = match v {
@@ -338,7 +340,7 @@ fn parse_project(line: &str) -> Result<Project, String> {
             }
             other => {
                 return Err(format!(
-                "unknown option `{other}` for `{name}`; accepted: sandbox, model, notes, worktree."
+                "unknown option `{other}` for `{name}`; accepted: sandbox, model, notes, worktree, runner."
             ))
             }
         }

@@ -29,6 +29,7 @@ pub mod history;
 pub mod metrics;
 pub mod model;
 pub mod protocol;
+pub mod remote;
 pub mod render;
 pub mod runner;
 pub mod runs;

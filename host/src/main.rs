@@ -37,6 +37,8 @@ struct Cli {
 enum Command {
     /// Serve the plugin on a Unix socket (managed by the plugin, or run by an admin).
     Serve(ServeArgs),
+    /// Serve a Mattermost server from this machine, dialling out over HTTPS (a remote runner).
+    Connect(ConnectArgs),
     /// Run one prompt through the same pipeline and print the answer here; no Mattermost needed.
     Run(RunArgs),
     /// Print the audit and run history as JSON lines (oldest first), filtered.
@@ -68,6 +70,31 @@ struct ServeArgs {
     log_format: LogFormat,
     /// Directory of the bundled policy modules (`allowlist.wasm`) [default: the bundle's
     /// `policies/` folder next to this executable's `server/dist/`].
+    #[arg(long)]
+    policy_dir: Option<PathBuf>,
+    /// The bubblewrap executable that isolates each Codex run (a name on PATH or a path).
+    #[arg(long, env = "CODEX_HOST_BWRAP", default_value = "bwrap")]
+    bwrap: PathBuf,
+}
+
+#[derive(Parser)]
+struct ConnectArgs {
+    /// The Mattermost server's URL, as its users reach it (`https://chat.example.com`).
+    #[arg(long)]
+    server: String,
+    /// File holding the runner's token (from `/codex runner add <name>`); readable only by you.
+    #[arg(long)]
+    token_file: PathBuf,
+    /// Directory for the SQLite state database.
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// The plugin's id on the server.
+    #[arg(long, default_value = "com.github.codex-for-mattermost")]
+    plugin_id: String,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Directory of the policy modules (`allowlist.wasm`) [default: the bundle's `policies/`
+    /// folder next to this executable's `server/dist/`].
     #[arg(long)]
     policy_dir: Option<PathBuf>,
     /// The bubblewrap executable that isolates each Codex run (a name on PATH or a path).
@@ -155,6 +182,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Serve(a) => serve(a).await,
+            Command::Connect(a) => connect(a).await,
             Command::Run(a) => run(a).await,
             Command::Audit(a) => audit(a),
             Command::Policy(cmd) => {
@@ -226,23 +254,13 @@ async fn start(a: ServeArgs) -> Result<(Arc<Host>, tokio::net::UnixListener, api
     if secret.len() < 16 {
         bail!("no usable secret: set CODEX_HOST_SECRET (or --secret-file) to the plugin's Host secret, at least 16 characters");
     }
-    let store = open_store(&a.state_dir)?;
-    let signer = Signer::from_state_dir(&a.state_dir)?;
-    let policy_dir = a.policy_dir.clone().or_else(bundled_policy_dir);
-    let gate = PolicyGate::new(policy_dir, a.state_dir.join("policy-cache"))
-        .context("starting the policy engine")?;
-    let isolation = Isolation::new(IsolationMode::default(), &a.bwrap, &a.state_dir);
-    let host = Host::new(
-        store,
-        Chat::Mattermost(MattermostClient::new()),
-        Arc::new(gate),
-        signer,
+    let host = build_host(
+        &a.state_dir,
+        a.policy_dir.clone(),
+        &a.bwrap,
+        MattermostClient::new(),
         vec![secret.clone()],
-        isolation,
-    );
-    let interrupted = host.recover()?;
-    host.start_worktree_pruning();
-    info!(version = env!("CARGO_PKG_VERSION"), interrupted, state_dir = %a.state_dir.display(), "codex-host starting");
+    )?;
     let opts = api::ServerOptions {
         socket: a.socket,
         secret,
@@ -251,6 +269,93 @@ async fn start(a: ServeArgs) -> Result<(Arc<Host>, tokio::net::UnixListener, api
     };
     let listener = api::bind(&opts)?;
     Ok((host, listener, opts))
+}
+
+/// A host on this machine's state directory, recovered from its last stop.
+fn build_host(
+    state_dir: &Path,
+    policy_dir: Option<PathBuf>,
+    bwrap: &Path,
+    chat: MattermostClient,
+    secrets: Vec<String>,
+) -> Result<Arc<Host>> {
+    let store = open_store(state_dir)?;
+    let signer = Signer::from_state_dir(state_dir)?;
+    let gate = PolicyGate::new(
+        policy_dir.or_else(bundled_policy_dir),
+        state_dir.join("policy-cache"),
+    )
+    .context("starting the policy engine")?;
+    let isolation = Isolation::new(IsolationMode::default(), bwrap, state_dir);
+    let host = Host::new(
+        store,
+        Chat::Mattermost(chat),
+        Arc::new(gate),
+        signer,
+        secrets,
+        isolation,
+    );
+    let interrupted = host.recover()?;
+    host.start_worktree_pruning();
+    info!(version = env!("CARGO_PKG_VERSION"), interrupted, state_dir = %state_dir.display(), "codex-host starting");
+    Ok(host)
+}
+
+/// `codex-host connect`: a remote runner (host/src/remote.rs).
+async fn connect(a: ConnectArgs) -> Result<ExitCode> {
+    init_logs("info", a.log_format);
+    let token = match std::fs::read_to_string(&a.token_file) {
+        Ok(t) => t.trim().to_string(),
+        Err(e) => {
+            tracing::error!("cannot read the token file {}: {e}", a.token_file.display());
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    if !token.starts_with("cxr.") {
+        tracing::error!("{} does not hold a runner token (they start with `cxr.`); a system admin makes one with `/codex runner add <name>`", a.token_file.display());
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    // No socket secret exists for a runner; its token is what must never reach a post.
+    let host = match build_host(
+        &a.state_dir,
+        a.policy_dir.clone(),
+        &a.bwrap,
+        MattermostClient::through_plugin(&a.plugin_id),
+        vec![token.clone()],
+    ) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("cannot start: {e:#}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let signals = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("shutting down");
+            shutdown.cancel();
+        })
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let opts = codex_host::remote::ConnectOptions {
+        server: a.server,
+        plugin_id: a.plugin_id,
+        token,
+        hostname,
+    };
+    let served = codex_host::remote::connect(host.clone(), opts, shutdown.clone()).await;
+    host.shutdown(Duration::from_secs(10)).await;
+    signals.abort();
+    if let Err(e) = served {
+        tracing::error!("stopped: {e:#}");
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    info!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn wait_for_signal() {

@@ -125,6 +125,10 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 		return ephemeral("Codex could not look up this channel, so your prompt was not run. Please try again.\n\n" + codeBlock(text)), nil
 	}
 
+	if sub, rest, _ := strings.Cut(text, " "); sub == "runner" {
+		return p.runnerCommand(st, user, strings.TrimSpace(rest)), nil
+	}
+
 	rootID := ""
 	if args.RootId != "" {
 		var resp *model.CommandResponse
@@ -166,7 +170,10 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 // forwardCommand sends a command to the host and returns its answer, or the ephemeral message
 // to show instead when the host could not be asked or answered something unreadable.
 func (p *Plugin) forwardCommand(st *activeState, req CommandRequest) (*CommandAnswer, *model.CommandResponse) {
-	raw, err := st.target().client.call(context.Background(), timeoutCommand, http.MethodPost, routeCommands, req)
+	projects, defaultProject := st.routing()
+	runner := st.route.forCommand(projects, defaultProject, req.Channel.ID, req.RootID, req.Text)
+	st.route.allow(runner, req.Channel.ID)
+	raw, err := st.conn(runner).call(context.Background(), timeoutCommand, http.MethodPost, routeCommands, req)
 	if err != nil {
 		he := asHostError(err)
 		p.API.LogWarn("A /codex command could not be handed to codex-host. "+hostAdvice(he.kind, st.mode()),

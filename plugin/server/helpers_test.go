@@ -162,7 +162,9 @@ func (h *fakeHost) waitFor(t *testing.T, what string, cond func() bool) {
 func activeTestPlugin(t *testing.T, api *testAPI, host *fakeHost) *Plugin {
 	p := &Plugin{}
 	p.SetAPI(api)
-	st := &activeState{botUserID: "bot1", botToken: "bot-token", resolver: newResolver(api, "bot1")}
+	kv := newMemKV()
+	st := &activeState{botUserID: "bot1", botToken: "bot-token", resolver: newResolver(api, "bot1"),
+		runners: newRunnerRegistry(kv), hub: newRunnerHub(), route: router{kv: kv}, prepareDoc: func(d *ConfigRequest) *ConfigRequest { return d }}
 	st.tgt = hostTarget{client: newHostClient(host.socket, host.secret, sameUserPeer()), doc: &ConfigRequest{}, gen: 1, mode: hostModeExternal}
 	p.active.Store(st)
 	return p

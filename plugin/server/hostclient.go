@@ -47,6 +47,8 @@ const (
 	hostFailed
 	// hostWrongPeer: the process on the socket is not the expected codex-host; nothing was sent.
 	hostWrongPeer
+	// runnerOffline: the remote runner the request belongs to is not connected (or did not answer).
+	runnerOffline
 )
 
 type hostError struct {
@@ -65,6 +67,8 @@ func (e *hostError) Error() string {
 		return fmt.Sprintf("codex-host rejected the request (HTTP %d): %s", e.status, e.message)
 	case hostWrongPeer:
 		return "refused to talk to the socket: " + e.message
+	case runnerOffline:
+		return e.message
 	default:
 		return fmt.Sprintf("codex-host failed (HTTP %d): %s", e.status, e.message)
 	}
@@ -148,27 +152,21 @@ func (c *hostClient) call(ctx context.Context, timeout time.Duration, method, pa
 	if err != nil {
 		return nil, &hostError{kind: hostUnreachable, status: resp.StatusCode, message: "reading the answer: " + err.Error()}
 	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return raw, nil
-	}
+	return classifyAnswer(resp.StatusCode, raw)
+}
 
-	msg := string(raw)
-	var eb ErrorBody
-	if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
-		msg = eb.Error
-	}
-	kind := hostFailed
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		kind = hostUnauthorized
-	case resp.StatusCode >= 400 && resp.StatusCode < 500:
-		kind = hostRejected
-	}
-	return nil, &hostError{kind: kind, status: resp.StatusCode, message: msg}
+// hostCaller is a host as the routes see it: the local host's socket client or a remote runner.
+type hostCaller interface {
+	call(ctx context.Context, timeout time.Duration, method, path string, in any) ([]byte, error)
 }
 
 // callJSON sends one request and decodes the 2xx answer into out.
 func (c *hostClient) callJSON(ctx context.Context, timeout time.Duration, method, path string, in, out any) error {
+	return callJSON(ctx, c, timeout, method, path, in, out)
+}
+
+// callJSON sends one request to any host and decodes the 2xx answer into out.
+func callJSON(ctx context.Context, c hostCaller, timeout time.Duration, method, path string, in, out any) error {
 	raw, err := c.call(ctx, timeout, method, path, in)
 	if err != nil {
 		return err

@@ -198,6 +198,8 @@ func hostAdvice(kind hostErrorKind, mode string) string {
 			return "Check that `codex-host serve` is running, that Socket path matches its --socket, and that the Mattermost server's OS user may open the socket."
 		}
 		return "The managed host is not answering on its socket; the lines starting with `codex-host:` in this log say why it is not running."
+	case runnerOffline:
+		return "Start `codex-host connect` on the runner's machine (see /codex runner list and docs/remote-runners.md), or name another runner in the project's `runner=` option."
 	default:
 		return "Check the lines starting with `codex-host:` in this log (managed mode) or the host's own log (external mode)."
 	}

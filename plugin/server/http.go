@@ -2,10 +2,11 @@ package main
 
 // The plugin's HTTP routes, reached by the server at /plugins/<id>/...:
 //
-//	POST /v1/actions              interactive button clicks, forwarded to the host
+//	POST /v1/actions              interactive button clicks, forwarded to the host that made the post
 //	GET  /autocomplete/projects   the dynamic project list of /codex project
+//	/runner/v1/...                remote runners (runnerhttp.go), authenticated by their own token
 //
-// Both need the Mattermost-User-Id header, which the server sets only for an authenticated
+// The first two need the Mattermost-User-Id header, which the server sets only for an authenticated
 // session (after deleting any client-sent copy); requests without it are refused. The user id
 // sent to the host always comes from that header, never from the request body.
 
@@ -27,6 +28,9 @@ func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Req
 		mux := http.NewServeMux()
 		mux.HandleFunc("POST "+routeActions, p.handleAction)
 		mux.HandleFunc("GET /"+autocompleteProjectsPath, p.handleAutocompleteProjects)
+		mux.HandleFunc("POST /runner/v1/poll", p.handleRunnerPoll)
+		mux.HandleFunc("POST /runner/v1/answer", p.handleRunnerAnswer)
+		mux.HandleFunc(relayPrefix+"/", p.handleRunnerRelay)
 		p.routes = mux
 	})
 	p.routes.ServeHTTP(w, r)
@@ -89,7 +93,7 @@ func (p *Plugin) handleAction(w http.ResponseWriter, r *http.Request) {
 	if ch, err := st.resolver.channel(in.ChannelId, in.TeamId); err == nil {
 		req.Channel = ch
 	}
-	raw, err := st.target().client.call(r.Context(), timeoutAction, http.MethodPost, routeActions, req)
+	raw, err := st.conn(p.clickRunner(st, in.PostId)).call(r.Context(), timeoutAction, http.MethodPost, routeActions, req)
 	if err != nil {
 		he := asHostError(err)
 		p.API.LogWarn("A button click could not be handed to codex-host. "+hostAdvice(he.kind, st.mode()),
@@ -124,4 +128,16 @@ func (p *Plugin) handleAutocompleteProjects(w http.ResponseWriter, r *http.Reque
 		items = []AutocompleteItem{}
 	}
 	writeJSON(w, http.StatusOK, items)
+}
+
+// clickRunner is the runner that made the post a button is on ("" = the local host).
+func (p *Plugin) clickRunner(st *activeState, postID string) string {
+	if projects, _ := st.routing(); !hasRunners(projects) {
+		return ""
+	}
+	post, appErr := p.API.GetPost(postID)
+	if appErr != nil {
+		return ""
+	}
+	return st.route.threadRunner(threadOf(post))
 }

@@ -26,6 +26,9 @@ func unavailableMessage(he *hostError, what, echoed string) string {
 	case hostUnauthorized:
 		fmt.Fprintf(&b, "**Codex is not available right now.** %s.\n\n", what)
 		b.WriteString("The Codex host refused the plugin. A system admin should check that the host's secret matches **Host secret** in System Console > Plugins > Codex for Mattermost.")
+	case runnerOffline:
+		fmt.Fprintf(&b, "**Codex is not available right now.** %s: the %s.\n\n", what, oneLine(he.message, 200))
+		b.WriteString("Its runner is another machine that connects to this server. Once it is back, send this again; a system admin can see its state with `/codex runner list`.")
 	default:
 		fmt.Fprintf(&b, "**Codex is not available right now.** %s.\n\n", what)
 		b.WriteString("The Codex host is not answering. A system admin should check **Host mode** and **Socket path** in System Console > Plugins > Codex for Mattermost, and the server log for lines starting with `codex-host:`.")

@@ -70,9 +70,17 @@ type activeState struct {
 	procCmd         hostCommand
 	ephemeralSecret string
 
+	// Remote runners (runners.go, runnerhub.go, routing.go).
+	runners    *runnerRegistry
+	hub        *runnerHub
+	route      router
+	prepareDoc func(*ConfigRequest) *ConfigRequest
+
 	mu          sync.RWMutex
 	tgt         hostTarget
 	allowedBots map[string]bool // bot user ids that may trigger runs (setting AllowedBotIds)
+	projects    string          // the Projects setting, for routing
+	defaultProj string          // the Default project setting, for routing
 }
 
 func (st *activeState) target() hostTarget {
@@ -86,6 +94,13 @@ func (st *activeState) botAllowed(userID string) bool {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	return st.allowedBots[userID]
+}
+
+// routing returns the Projects and Default project settings in force.
+func (st *activeState) routing() (projects, defaultProject string) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.projects, st.defaultProj
 }
 
 func (st *activeState) mode() string {
@@ -184,8 +199,16 @@ func (p *Plugin) OnActivate() error {
 		bundlePath: bundlePath,
 		version:    bundleVersion(bundlePath),
 		resolver:   newResolver(p.API, botUserID),
+		runners:    newRunnerRegistry(p.API),
+		hub:        newRunnerHub(),
+		route:      router{kv: p.API},
+		prepareDoc: allowlistResolver{dir: p.API, log: p.API}.resolveDoc,
 	}
-	st.syncer = startHostSyncer(p.API, st.target, allowlistResolver{dir: p.API, log: p.API}.resolveDoc)
+	newClusterLink(st.hub, p.API, func(ev model.PluginClusterEvent) error {
+		return p.API.PublishPluginClusterEvent(ev, model.PluginClusterEventSendOptions{SendType: model.PluginClusterEventSendTypeReliable})
+	})
+	// The local host gets only the projects no runner owns.
+	st.syncer = startHostSyncer(p.API, st.target, func(doc *ConfigRequest) *ConfigRequest { return docFor(st.prepareDoc(doc), "") })
 	p.apply(st, cfg)
 	p.active.Store(st)
 
@@ -279,11 +302,13 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 	for _, id := range cfg.AllowedBotIDs {
 		st.allowedBots[id] = true
 	}
+	st.projects, st.defaultProj = cfg.Projects, cfg.DefaultProject
 	st.mu.Unlock()
 	if old != nil && old != st.target().client {
 		old.close()
 	}
 	st.syncer.kick()
+	p.pushConfigToRunners(st)
 }
 
 // expectedPeer is the process the plugin may hand its secrets to: the managed host it started

@@ -74,8 +74,9 @@ func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
 	if rootID == "" {
 		rootID = post.Id
 	}
+	host := st.conn(st.postRunner(post))
 	var resp PostResponse
-	err = st.target().client.callJSON(context.Background(), timeoutPost, http.MethodPost, routePosts, req, &resp)
+	err = callJSON(context.Background(), host, timeoutPost, http.MethodPost, routePosts, req, &resp)
 	if err == nil && resp.NeedsBotAccess {
 		// The host takes the mention as a run request: only now may the bot join the channel.
 		if joinErr := st.resolver.ensureBotCanPost(post.ChannelId); joinErr != nil {
@@ -86,7 +87,7 @@ func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
 		}
 		req.BotCanPost = true
 		resp = PostResponse{}
-		err = st.target().client.callJSON(context.Background(), timeoutPost, http.MethodPost, routePosts, req, &resp)
+		err = callJSON(context.Background(), host, timeoutPost, http.MethodPost, routePosts, req, &resp)
 	}
 	if err == nil {
 		if resp.EphemeralText != "" {

@@ -198,27 +198,51 @@ async fn handle(
         warn!(%status, path = %req.uri().path(), "refused a socket request");
         return error(status, msg);
     }
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    match (req.method().clone(), path.as_str()) {
+    let method = req.method().clone();
+    let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("could not read the request body: {e}"),
+            )
+        }
+    };
+    route(host, &method, &path_and_query, &bytes).await
+}
+
+/// Serves one request of the contract (docs/socket-contract.md), whichever way it came: the
+/// socket, or an envelope from the plugin to a remote runner (`remote`). Authentication is the
+/// caller's.
+pub async fn route(
+    host: &Arc<Host>,
+    method: &Method,
+    path_and_query: &str,
+    bytes: &[u8],
+) -> Response<Full<Bytes>> {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    match (method.clone(), path) {
         (Method::GET, "/v1/health") => json(StatusCode::OK, &host.health()),
-        (Method::POST, "/v1/commands") => match body::<CommandRequest>(req).await {
+        (Method::POST, "/v1/commands") => match body::<CommandRequest>(bytes) {
             Ok(r) => json(StatusCode::OK, &host.command(r).await),
             Err(e) => e,
         },
-        (Method::POST, "/v1/posts") => match body::<PostRequest>(req).await {
+        (Method::POST, "/v1/posts") => match body::<PostRequest>(bytes) {
             Ok(r) => json(StatusCode::OK, &host.reply(r).await),
             Err(e) => e,
         },
-        (Method::POST, "/v1/actions") => match body::<ActionRequest>(req).await {
+        (Method::POST, "/v1/actions") => match body::<ActionRequest>(bytes) {
             Ok(r) => json(StatusCode::OK, &host.action(r).await),
             Err(e) => e,
         },
         (Method::GET, "/v1/autocomplete/projects") => {
-            let channel = query_param(&query, "channel_id").unwrap_or_default();
+            let channel = query_param(query, "channel_id").unwrap_or_default();
             json(StatusCode::OK, &host.autocomplete_projects(&channel))
         }
-        (Method::PUT, "/v1/config") => match body::<ConfigRequest>(req).await {
+        (Method::PUT, "/v1/config") => match body::<ConfigRequest>(bytes) {
             Ok(r) => match host.apply_config(r, true).await {
                 Ok(warnings) => json(StatusCode::OK, &ConfigResponse { ok: true, warnings }),
                 Err(problems) => {
@@ -241,7 +265,7 @@ async fn handle(
             | "/v1/config",
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} is not allowed on {path}", req.method()),
+            format!("{method} is not allowed on {path}"),
         ),
         _ => error(
             StatusCode::NOT_FOUND,
@@ -250,18 +274,9 @@ async fn handle(
     }
 }
 
-async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Response<Full<Bytes>>> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("could not read the request body: {e}"),
-            )
-        })?
-        .to_bytes();
-    serde_json::from_slice(&bytes)
+#[allow(clippy::result_large_err)]
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response<Full<Bytes>>> {
+    serde_json::from_slice(bytes)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 

@@ -25,6 +25,9 @@ struct Target {
 pub struct MattermostClient {
     http: reqwest::Client,
     target: RwLock<Option<Target>>,
+    /// `codex-host connect`: calls go through the plugin's relay (`/plugins/<id>/runner/v1/mm`)
+    /// with the runner's token in [`RUNNER_TOKEN_HEADER`], never with the bot's token.
+    relay: Option<String>,
     /// The millisecond of the last generated `pending_post_id`; strictly increasing, so two
     /// creates in the same millisecond never share one (the server would answer the second with
     /// the first's post).
@@ -45,7 +48,19 @@ impl Default for MattermostClient {
     }
 }
 
+/// The header a remote runner's token travels in (`Authorization` would be tried as a session).
+pub const RUNNER_TOKEN_HEADER: &str = "X-Codex-Runner-Token";
+
 impl MattermostClient {
+    /// A client whose calls go through the plugin `plugin_id`'s relay, as a remote runner's do;
+    /// `configure` then takes the server's URL and the runner's token.
+    pub fn through_plugin(plugin_id: &str) -> Self {
+        MattermostClient {
+            relay: Some(format!("/plugins/{plugin_id}/runner/v1/mm")),
+            ..Self::new()
+        }
+    }
+
     pub fn new() -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -56,13 +71,18 @@ impl MattermostClient {
         MattermostClient {
             http,
             target: RwLock::new(None),
+            relay: None,
             last_pending_ms: AtomicI64::new(0),
         }
     }
 
     /// Points the client at a server and bot token (from `PUT /v1/config`).
     pub fn configure(&self, url: &str, token: &str, bot_user_id: &str) {
-        let base = format!("{}/api/v4", url.trim_end_matches('/'));
+        let base = format!(
+            "{}{}/api/v4",
+            url.trim_end_matches('/'),
+            self.relay.as_deref().unwrap_or("")
+        );
         let target = Target {
             base,
             token: token.to_string(),
@@ -304,11 +324,11 @@ impl MattermostClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let req = build(
-                self.http
-                    .request(method.clone(), &url)
-                    .bearer_auth(&target.token),
-            );
+            let req = self.http.request(method.clone(), &url);
+            let req = build(match self.relay {
+                Some(_) => req.header(RUNNER_TOKEN_HEADER, &target.token),
+                None => req.bearer_auth(&target.token),
+            });
             let wait = match req.send().await {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {

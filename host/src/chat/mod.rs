@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use mattermost::MattermostClient;
+pub use mattermost::{MattermostClient, RUNNER_TOKEN_HEADER};
 pub use memory::{Edit, MemoryChat};
 pub use terminal::TerminalChat;
 

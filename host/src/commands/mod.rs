@@ -105,6 +105,13 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
         answer_only: true,
     },
     Subcommand {
+        name: "runner",
+        hint: "[add|list|remove]",
+        help: "Manage remote runners (system admins)",
+        usage: "`/codex runner add <name> | list | remove <name>` — system admins: machines that run `codex-host connect` for the projects marked `runner=<name>`.",
+        answer_only: true,
+    },
+    Subcommand {
         name: "help",
         hint: "",
         help: "How to use /codex",
@@ -149,6 +156,8 @@ impl Host {
                 Some("cancel") => self.cmd_cancel(&req),
                 Some("policy") => self.cmd_policy(&cfg, &req).await,
                 Some("worktree") => self.cmd_worktree(&cfg, &req, rest).await,
+                // The plugin answers it itself: runners are the plugin's to know.
+                Some("runner") => CommandResponse::ephemeral("`/codex runner` is answered by the Codex plugin, not by this host; the plugin on this server is older than this host. Update the plugin."),
                 Some("new") => self.cmd_prompt(&cfg, &req, Intent::New, rest).await,
                 Some("continue") => self.cmd_prompt(&cfg, &req, Intent::Continue, rest).await,
                 _ if rest.is_empty() && looks_like_subcommand(word) => CommandResponse::ephemeral(format!(
