@@ -198,7 +198,9 @@ async fn serve(host: Arc<Host>, link: Arc<Link>, env: Envelope) {
         .await;
     match sent {
         Ok(r) if r.status().is_success() => {}
-        Ok(r) => warn!(path = %env.path, status = %r.status(), "the server did not take an answer (the plugin gave up waiting for it)"),
+        Ok(r) => {
+            warn!(path = %env.path, status = %r.status(), "the server did not take an answer (the plugin gave up waiting for it)")
+        }
         Err(e) => warn!(path = %env.path, error = %e, "could not send an answer"),
     }
 }

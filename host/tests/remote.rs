@@ -48,7 +48,11 @@ async fn serve(stand: Arc<Stand>, req: Request<Incoming>) -> Response<Full<Bytes
             .unwrap()
     };
     let path = req.uri().path().to_string();
-    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -165,7 +169,13 @@ fn connect(
 
 async fn wait_answer(plugin: &Plugin, id: &str) -> Value {
     for _ in 0..600 {
-        if let Some(a) = plugin.answers.lock().unwrap().iter().find(|a| a["id"] == id) {
+        if let Some(a) = plugin
+            .answers
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+        {
             return a.clone();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -248,7 +258,12 @@ async fn a_runner_serves_envelopes_and_posts_only_through_the_relay() {
             Duration::from_secs(60),
         )
         .await
-        .unwrap_or_else(|_| panic!("no outcome; log:\n{}", std::fs::read_to_string(&log).unwrap()));
+        .unwrap_or_else(|_| {
+            panic!(
+                "no outcome; log:\n{}",
+                std::fs::read_to_string(&log).unwrap()
+            )
+        });
     assert!(
         outcome.post.message.contains("Ran the command."),
         "{}",
@@ -258,8 +273,14 @@ async fn a_runner_serves_envelopes_and_posts_only_through_the_relay() {
     let relayed = plugin.relayed.lock().unwrap().clone();
     assert!(relayed.iter().any(|(p, _, _)| p == "/api/v4/posts"));
     for (path, token, auth) in &relayed {
-        assert_eq!(token, TOKEN, "{path}: the runner's token travels in its own header");
-        assert!(auth.is_empty(), "{path}: no Authorization header from a runner");
+        assert_eq!(
+            token, TOKEN,
+            "{path}: the runner's token travels in its own header"
+        );
+        assert!(
+            auth.is_empty(),
+            "{path}: no Authorization header from a runner"
+        );
     }
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -297,7 +318,11 @@ async fn a_refused_token_stops_the_runner_saying_what_to_do() {
         .await
         .expect("the runner exits when its token is refused")
         .unwrap();
-    assert_eq!(status.code(), Some(78), "EX_CONFIG: a service manager should not restart it");
+    assert_eq!(
+        status.code(),
+        Some(78),
+        "EX_CONFIG: a service manager should not restart it"
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("refused this runner's token"), "{text}");
     assert!(text.contains("/codex runner add"), "{text}");
@@ -306,5 +331,7 @@ async fn a_refused_token_stops_the_runner_saying_what_to_do() {
     let (mut runner, log) = connect(&server, dir.path(), "not-a-token");
     let status = runner.wait().await.unwrap();
     assert_eq!(status.code(), Some(78));
-    assert!(std::fs::read_to_string(&log).unwrap().contains("does not hold a runner token"));
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("does not hold a runner token"));
 }

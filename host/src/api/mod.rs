@@ -199,7 +199,11 @@ async fn handle(
         return error(status, msg);
     }
     let method = req.method().clone();
-    let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
