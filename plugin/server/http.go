@@ -4,8 +4,9 @@ package main
 //
 //	POST /v1/actions              interactive button clicks, forwarded to the host
 //	GET  /autocomplete/projects   the dynamic project list of /codex project
+//	POST /v1/access/grant         codex-host (as the bot) adds an approved user (access.go)
 //
-// Both need the Mattermost-User-Id header, which the server sets only for an authenticated
+// All need the Mattermost-User-Id header, which the server sets only for an authenticated
 // session (after deleting any client-sent copy); requests without it are refused. The user id
 // sent to the host always comes from that header, never from the request body.
 
@@ -26,6 +27,7 @@ func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Req
 	p.routesOnce.Do(func() {
 		mux := http.NewServeMux()
 		mux.HandleFunc("POST "+routeActions, p.handleAction)
+		mux.HandleFunc("POST "+routeAccessGrant, p.handleAccessGrant)
 		mux.HandleFunc("GET /"+autocompleteProjectsPath, p.handleAutocompleteProjects)
 		p.routes = mux
 	})
