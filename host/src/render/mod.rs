@@ -28,7 +28,9 @@ pub use asks::{
 };
 pub use progress::{progress, PlanItem, Progress};
 pub use redact::Redactor;
-pub use split::{split_message, POST_MAX_RUNES};
+pub use split::{
+    layout_answer, part_label, rendered_lines, split_message, Layout, PHONE_LINES, POST_MAX_RUNES,
+};
 pub use status::policy_modules;
 pub use transcript::{fence_tag, transcript, ContextMessage, Source, Transcript};
 
