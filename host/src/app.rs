@@ -345,7 +345,7 @@ impl Host {
             prompt,
             trigger: None,
         };
-        self.submit(&cfg, submission).await
+        self.submit(&cfg, submission).await.map_err(|r| r.text)
     }
 
     /// Stops accepting work, ends runs in flight as interrupted (telling their threads) and waits

@@ -21,6 +21,8 @@ pub enum ButtonAction {
     /// Approve a command (or file change) and the same again for the rest of the Codex thread.
     ApproveSession,
     Deny,
+    /// Ask the approvers of access requests to add oneself to Allowed users.
+    RequestAccess,
 }
 
 impl ButtonAction {
@@ -31,6 +33,7 @@ impl ButtonAction {
             ButtonAction::Approve => "approve",
             ButtonAction::ApproveSession => "approve_session",
             ButtonAction::Deny => "deny",
+            ButtonAction::RequestAccess => "request_access",
         }
     }
 
@@ -41,6 +44,7 @@ impl ButtonAction {
             "approve" => ButtonAction::Approve,
             "approve_session" => ButtonAction::ApproveSession,
             "deny" => ButtonAction::Deny,
+            "request_access" => ButtonAction::RequestAccess,
             _ => return None,
         })
     }
@@ -52,6 +56,7 @@ impl ButtonAction {
             ButtonAction::Approve => ("Approve", "success"),
             ButtonAction::ApproveSession => ("Approve for this session", "primary"),
             ButtonAction::Deny => ("Deny", "danger"),
+            ButtonAction::RequestAccess => ("Request access", "primary"),
         }
     }
 }

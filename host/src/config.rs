@@ -60,6 +60,9 @@ pub struct Settings {
     pub policy_dir: String,
     /// System admins may approve runs that need approval, besides the listed approvers.
     pub approvers_include_admins: bool,
+    /// Who gets access requests and may approve them, as ids (the plugin resolves names); empty:
+    /// every system admin.
+    pub access_approvers: Vec<String>,
     /// `bubblewrap` (each run in its own namespace; the default) or `off`.
     pub run_isolation: String,
     /// Names of the host's environment variables Codex also gets (one per line or comma separated).
@@ -94,6 +97,7 @@ impl Default for Settings {
             transcript_budget_chars: 12_000,
             policy_dir: String::new(),
             approvers_include_admins: false,
+            access_approvers: vec![],
             run_isolation: "bubblewrap".into(),
             codex_env: String::new(),
             command_approval_default: "ask-requester".into(),

@@ -7,6 +7,7 @@
 //! - `runs`: a prompt from acceptance to its one outcome post (submit, drive, progress, outcome,
 //!   delivery, transcript, images, thread replies, the run's buttons).
 //! - `approvals`: runs waiting for approvers — the request post, the wait, the clicks.
+//! - `access`: Request access under an allowlist refusal — the approvers' DMs, their answers.
 //! - `state`: what the host holds ([`state::Host`]) and the config snapshot.
 //!
 //! Beneath them, each with one job: `protocol` (the socket contract's wire types), `gate` (the
@@ -17,6 +18,7 @@
 //! (signed button contexts), `history` (`codex-host audit`), `config` (settings, validated),
 //! `metrics` (counters for the health answer) and `model` (run status, run mode, approval state).
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod approvals;

@@ -26,6 +26,8 @@ const BUTTON_KEY: &[u8] = b"unit-test-button-key-of-32-bytes";
 /// A gate that answers every request with one decision, and remembers the requests.
 pub struct Scripted {
     pub decision: Mutex<Decision>,
+    /// The rule ids the ruling names.
+    pub rules: Mutex<Vec<String>>,
     pub asked: Mutex<Vec<GateRequest>>,
 }
 
@@ -33,6 +35,7 @@ impl Scripted {
     pub fn new(decision: Decision) -> Arc<Scripted> {
         Arc::new(Scripted {
             decision: Mutex::new(decision),
+            rules: Mutex::new(vec!["scripted".into()]),
             asked: Mutex::new(vec![]),
         })
     }
@@ -47,7 +50,7 @@ impl Gate for Scripted {
         self.asked.lock().unwrap().push(req.clone());
         Ruling {
             decision: self.decision.lock().unwrap().clone(),
-            rules: vec!["scripted".into()],
+            rules: self.rules.lock().unwrap().clone(),
             explanation: vec!["`scripted`: as the test says".into()],
             report: json!({"gate": "scripted"}),
             abstained: false,
@@ -168,7 +171,7 @@ impl TestHost {
             prompt,
             trigger: None,
         };
-        self.host.submit(&cfg, submission).await
+        self.host.submit(&cfg, submission).await.map_err(|r| r.text)
     }
 
     /// The signed context of an `action` button for `run_id`, as the host puts in its posts.

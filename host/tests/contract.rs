@@ -11,14 +11,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use codex_host::chat::Post;
-use codex_host::model::RunStatus;
+use codex_host::model::{ApprovalState, RunStatus};
 /// The wire types. Repoint this line when they move.
 use codex_host::protocol::{
-    ActionRequest, ActionResponse, AutocompleteItem, CommandRequest, CommandResponse,
-    ConfigRequest, ConfigResponse, ErrorBody, Health, PostRequest, PostResponse,
+    AccessGrant, AccessGranted, ActionRequest, ActionResponse, AutocompleteItem, CommandRequest,
+    CommandResponse, ConfigRequest, ConfigResponse, ErrorBody, Health, PostRequest, PostResponse,
 };
 
-/// `props.codex_kind` of every post the host makes in a run's thread.
+/// `props.codex_kind` of every post the host makes in a run's thread (and of access requests).
 const POST_KINDS: &[&str] = &[
     "root",
     "progress",
@@ -26,6 +26,7 @@ const POST_KINDS: &[&str] = &[
     "outcome",
     "approval",
     "note",
+    "access_request",
 ];
 /// `props.codex_status` of an approval post.
 const APPROVAL_STATUSES: &[&str] = &[
@@ -136,6 +137,10 @@ fn check(name: &str, doc: &Value) -> Result<(), String> {
         round_trip::<ConfigResponse>(name, doc, true)
     } else if is("health") {
         round_trip::<Health>(name, doc, true)
+    } else if is("access-grant-request") {
+        round_trip::<AccessGrant>(name, doc, true)
+    } else if is("access-grant-response") {
+        round_trip::<AccessGranted>(name, doc, true)
     } else if is("error") {
         round_trip::<ErrorBody>(name, doc, true)
     } else if is("post") {
@@ -166,6 +171,7 @@ fn check_post_props(name: &str, props: &Value) -> Result<(), String> {
     match (kind, status) {
         ("progress" | "outcome", Some(s)) if RunStatus::parse(s).is_some() => Ok(()),
         ("approval", Some(s)) if APPROVAL_STATUSES.contains(&s) => Ok(()),
+        ("access_request", Some(s)) if ApprovalState::parse(s).is_some() => Ok(()),
         ("root" | "answer_part" | "note", None) => Ok(()),
         _ => Err(format!(
             "{name}: codex_status {status:?} is not a status of a {kind} post"

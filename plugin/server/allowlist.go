@@ -1,7 +1,8 @@
 package main
 
-// Resolves the Allowed users, Allowed channels and Allowed teams settings from names to ids, each
-// time the settings are handed to codex-host (activation, every save, every host (re)start).
+// Resolves the Allowed users, Allowed channels and Allowed teams settings (and Access requests go
+// to) from names to ids, each time the settings are handed to codex-host (activation, every save,
+// every host (re)start).
 //
 // The bundled allowlist policy compares ids only, so a name is trusted once, when it is resolved:
 // a user who later renames himself to a listed username, or a channel created later with a listed
@@ -49,6 +50,7 @@ func (r allowlistResolver) resolve(s HostSettings) HostSettings {
 	s.AllowedTeams = r.teams(s.AllowedTeams)
 	s.AllowedUsers = r.users(s.AllowedUsers)
 	s.AllowedChannels = r.channels(s.AllowedChannels, s.AllowedTeams)
+	s.AccessApprovers = r.usersOf("Access requests go to", s.AccessApprovers)
 	return s
 }
 
@@ -66,6 +68,11 @@ func (r allowlistResolver) unresolved(setting, entry, why string) string {
 }
 
 func (r allowlistResolver) users(entries []string) []string {
+	return r.usersOf("Allowed users", entries)
+}
+
+// usersOf resolves the usernames and ids of the setting named `setting`.
+func (r allowlistResolver) usersOf(setting string, entries []string) []string {
 	out := make([]string, 0, len(entries))
 	for _, entry := range entries {
 		if entry == allowEveryone {
@@ -79,7 +86,7 @@ func (r allowlistResolver) users(entries []string) []string {
 			user, _ = r.dir.GetUserByUsername(strings.ToLower(entry))
 		}
 		if user == nil {
-			out = append(out, r.unresolved("Allowed users", entry, "names no user"))
+			out = append(out, r.unresolved(setting, entry, "names no user"))
 			continue
 		}
 		out = append(out, user.Id)

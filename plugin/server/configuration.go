@@ -73,6 +73,7 @@ type configuration struct {
 	ThreadRepliesContinue  bool
 	PolicyDir              string
 	ApproversIncludeAdmins bool
+	AccessApprovers        []string
 	CommandApprovalDefault string
 }
 
@@ -222,6 +223,7 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		ThreadRepliesContinue:  r.boolean("ThreadRepliesContinue"),
 		PolicyDir:              r.str("PolicyDir"),
 		ApproversIncludeAdmins: r.boolean("ApproversIncludeAdmins"),
+		AccessApprovers:        r.list("AccessApprovers"),
 		CommandApprovalDefault: r.str("CommandApprovalDefault"),
 		WorktreeDir:            r.str("WorktreeDir"),
 		WorktreeIdleDays:       int(r.number("WorktreeIdleDays", true)),
@@ -261,6 +263,9 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 	}
 	if slices.Contains(c.AllowedChannels, allowEveryone) {
 		r.problem("AllowedChannels", "`*` is accepted in Allowed users only; leave this setting empty for every channel of the allowed teams.")
+	}
+	if slices.Contains(c.AccessApprovers, allowEveryone) {
+		r.problem("AccessApprovers", "`*` is accepted in Allowed users only; list usernames, or leave this setting empty for every system admin.")
 	}
 	if slices.Contains(c.AllowedTeams, allowEveryone) {
 		r.problem("AllowedTeams", "`*` is accepted in Allowed users only; leave this setting empty for every team.")
@@ -317,6 +322,7 @@ func (c *configuration) hostSettings() HostSettings {
 		TranscriptBudgetChars:  c.TranscriptBudgetChars,
 		PolicyDir:              c.PolicyDir,
 		ApproversIncludeAdmins: c.ApproversIncludeAdmins,
+		AccessApprovers:        c.AccessApprovers,
 		CommandApprovalDefault: c.CommandApprovalDefault,
 		WorktreeDir:            c.WorktreeDir,
 		WorktreeIdleDays:       c.WorktreeIdleDays,

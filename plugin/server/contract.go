@@ -158,9 +158,11 @@ type HostSettings struct {
 	RetentionDays         int     `json:"retention_days"`
 	ThreadRepliesContinue bool    `json:"thread_replies_continue"`
 	// ApproversIncludeAdmins lets system admins approve runs besides the policy's approvers.
-	ApproversIncludeAdmins bool   `json:"approvers_include_admins"`
-	TranscriptBudgetChars  int    `json:"transcript_budget_chars"`
-	PolicyDir              string `json:"policy_dir"`
+	ApproversIncludeAdmins bool `json:"approvers_include_admins"`
+	// AccessApprovers get access requests and may answer them, as ids; empty: system admins.
+	AccessApprovers       []string `json:"access_approvers"`
+	TranscriptBudgetChars int      `json:"transcript_budget_chars"`
+	PolicyDir             string   `json:"policy_dir"`
 	// CommandApprovalDefault decides Codex's requests no policy module decides:
 	// `ask-requester`, `ask-approvers` or `decline`.
 	CommandApprovalDefault string `json:"command_approval_default"`

@@ -31,18 +31,20 @@ type goldenType struct {
 
 // goldenTypes maps a golden file's name, without its numbered or descriptive suffix, to its type.
 var goldenTypes = map[string]goldenType{
-	"command-request":  {func() any { return &CommandRequest{} }, true},
-	"command-response": {func() any { return &CommandAnswer{} }, false},
-	"post-request":     {func() any { return &PostRequest{} }, true},
-	"post-response":    {func() any { return &PostResponse{} }, true},
-	"action-request":   {func() any { return &ActionRequest{} }, true},
-	"action-response":  {func() any { return &model.PostActionIntegrationResponse{} }, false},
-	"autocomplete":     {func() any { return &[]AutocompleteItem{} }, true},
-	"config-request":   {func() any { return &ConfigRequest{} }, true},
-	"config-response":  {func() any { return &ConfigResponse{} }, true},
-	"health":           {func() any { return &Health{} }, true},
-	"error":            {func() any { return &ErrorBody{} }, true},
-	"post":             {func() any { return &model.Post{} }, false},
+	"command-request":       {func() any { return &CommandRequest{} }, true},
+	"command-response":      {func() any { return &CommandAnswer{} }, false},
+	"post-request":          {func() any { return &PostRequest{} }, true},
+	"post-response":         {func() any { return &PostResponse{} }, true},
+	"action-request":        {func() any { return &ActionRequest{} }, true},
+	"action-response":       {func() any { return &model.PostActionIntegrationResponse{} }, false},
+	"autocomplete":          {func() any { return &[]AutocompleteItem{} }, true},
+	"config-request":        {func() any { return &ConfigRequest{} }, true},
+	"config-response":       {func() any { return &ConfigResponse{} }, true},
+	"health":                {func() any { return &Health{} }, true},
+	"error":                 {func() any { return &ErrorBody{} }, true},
+	"access-grant-request":  {func() any { return &AccessGrant{} }, true},
+	"access-grant-response": {func() any { return &AccessGranted{} }, true},
+	"post":                  {func() any { return &model.Post{} }, false},
 }
 
 // goldenTypeOf finds the type of a golden file by the longest matching name prefix.

@@ -4,9 +4,10 @@ package main
 //
 //	POST /v1/actions              interactive button clicks, forwarded to the host that made the post
 //	GET  /autocomplete/projects   the dynamic project list of /codex project
+//	POST /v1/access/grant         codex-host (as the bot) adds an approved user (access.go)
 //	/runner/v1/...                remote runners (runnerhttp.go), authenticated by their own token
 //
-// The first two need the Mattermost-User-Id header, which the server sets only for an authenticated
+// The first three need the Mattermost-User-Id header, which the server sets only for an authenticated
 // session (after deleting any client-sent copy); requests without it are refused. The user id
 // sent to the host always comes from that header, never from the request body.
 
@@ -27,6 +28,7 @@ func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Req
 	p.routesOnce.Do(func() {
 		mux := http.NewServeMux()
 		mux.HandleFunc("POST "+routeActions, p.handleAction)
+		mux.HandleFunc("POST "+routeAccessGrant, p.handleAccessGrant)
 		mux.HandleFunc("GET /"+autocompleteProjectsPath, p.handleAutocompleteProjects)
 		mux.HandleFunc("POST /runner/v1/poll", p.handleRunnerPoll)
 		mux.HandleFunc("POST /runner/v1/answer", p.handleRunnerAnswer)

@@ -53,6 +53,9 @@ type Plugin struct {
 
 	routesOnce sync.Once
 	routes     http.Handler
+
+	// accessMu serialises the read-modify-write of Allowed users by access grants (access.go).
+	accessMu sync.Mutex
 }
 
 // activeState exists between OnActivate and OnDeactivate.

@@ -16,10 +16,35 @@ const MAX_ATTEMPTS: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
-struct Target {
+pub(super) struct Target {
+    /// The server's URL, for the plugin's own routes (`/plugins/<id>/...`).
+    pub(super) server: String,
+    /// `<server>/api/v4`.
     base: String,
     token: String,
-    bot_user_id: String,
+    pub(super) bot_user_id: String,
+}
+
+/// A user as the REST API sends one.
+#[derive(serde::Deserialize)]
+pub(super) struct UserWire {
+    id: String,
+    username: String,
+    #[serde(default)]
+    roles: String,
+    #[serde(default)]
+    is_bot: bool,
+}
+
+impl UserWire {
+    pub(super) fn into_user(self) -> User {
+        User {
+            roles: self.roles.split_whitespace().map(String::from).collect(),
+            id: self.id,
+            username: self.username,
+            is_bot: self.is_bot,
+        }
+    }
 }
 
 pub struct MattermostClient {
@@ -78,17 +103,21 @@ impl MattermostClient {
 
     /// Points the client at a server and bot token (from `PUT /v1/config`).
     pub fn configure(&self, url: &str, token: &str, bot_user_id: &str) {
-        let base = format!(
-            "{}{}/api/v4",
-            url.trim_end_matches('/'),
-            self.relay.as_deref().unwrap_or("")
-        );
+        let server = url.trim_end_matches('/').to_string();
         let target = Target {
-            base,
+            base: format!("{server}{}/api/v4", self.relay.as_deref().unwrap_or("")),
+            server,
             token: token.to_string(),
             bot_user_id: bot_user_id.to_string(),
         };
         *self.target.write().unwrap_or_else(|p| p.into_inner()) = Some(target);
+    }
+
+    pub(super) fn target(&self) -> Option<Target> {
+        self.target
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn is_configured(&self) -> bool {
@@ -194,37 +223,17 @@ impl MattermostClient {
     /// The accounts behind `ids` (username, roles, bot or not); ids the server does not know are
     /// left out.
     pub async fn users(&self, ids: &[String]) -> Result<HashMap<String, User>, ChatError> {
-        #[derive(serde::Deserialize)]
-        struct Wire {
-            id: String,
-            username: String,
-            #[serde(default)]
-            roles: String,
-            #[serde(default)]
-            is_bot: bool,
-        }
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let users: Vec<Wire> = self
+        let users: Vec<UserWire> = self
             .json(Method::POST, "/users/ids", "looking up users", |r| {
                 r.json(ids)
             })
             .await?;
         Ok(users
             .into_iter()
-            .map(|u| {
-                let roles = u.roles.split_whitespace().map(String::from).collect();
-                (
-                    u.id.clone(),
-                    User {
-                        id: u.id,
-                        username: u.username,
-                        roles,
-                        is_bot: u.is_bot,
-                    },
-                )
-            })
+            .map(|u| (u.id.clone(), u.into_user()))
             .collect())
     }
 
@@ -289,7 +298,7 @@ impl MattermostClient {
     }
 
     /// Sends a request built by `build` (called again for each attempt) and decodes the JSON answer.
-    async fn json<T: DeserializeOwned>(
+    pub(super) async fn json<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -307,7 +316,7 @@ impl MattermostClient {
 
     /// Sends a request built by `build` (called again for each attempt), retrying 429s, server
     /// errors and unreachable servers a bounded number of times; returns the successful response.
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -320,7 +329,12 @@ impl MattermostClient {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or(ChatError::NotConfigured)?;
-        let url = format!("{}{}", target.base, path);
+        // The plugin's own routes are not part of the REST API.
+        let url = if path.starts_with("/plugins/") {
+            format!("{}{}", target.server, path)
+        } else {
+            format!("{}{}", target.base, path)
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use super::{ChatError, NewPost, Post};
-use crate::protocol::User;
+use crate::protocol::{AccessGrant, AccessGranted, User};
 use crate::store::now_ms;
 
 /// One edit of a post, as the host sent it.
@@ -28,6 +28,9 @@ struct Inner {
     /// `pending_post_id` → the post made for it.
     pending: HashMap<String, String>,
     files: Vec<(String, String, Vec<u8>)>,
+    /// Grants the plugin was asked for, and whether it refuses them (as when saving fails).
+    grants: Vec<AccessGrant>,
+    refuse_grants: bool,
     next: u64,
     last_at: i64,
 }
@@ -153,6 +156,47 @@ impl MemoryChat {
             .files
             .push((id.clone(), format!("{channel_id}/{name}"), bytes));
         id
+    }
+
+    /// The known users with the `system_admin` role, bots left out.
+    pub fn system_admins(&self) -> Vec<User> {
+        let mut admins: Vec<User> = (self.lock().users.values())
+            .filter(|u| u.is_system_admin() && !u.is_bot)
+            .cloned()
+            .collect();
+        admins.sort_by(|a, b| a.username.cmp(&b.username));
+        admins
+    }
+
+    /// The plugin's grant route: records the grant, or answers 500 while grants are refused.
+    pub fn grant_access(
+        &self,
+        route: &str,
+        grant: &AccessGrant,
+    ) -> Result<AccessGranted, ChatError> {
+        let mut inner = self.lock();
+        if inner.refuse_grants {
+            return Err(ChatError::Status {
+                status: 500,
+                what: "adding a user to Allowed users".into(),
+                message: format!("{route}: the settings could not be saved"),
+            });
+        }
+        let added = !inner.grants.iter().any(|g| g.user_id == grant.user_id);
+        inner.grants.push(grant.clone());
+        let username =
+            (inner.users.get(&grant.user_id)).map_or(String::new(), |u| u.username.clone());
+        Ok(AccessGranted { username, added })
+    }
+
+    /// Every grant the plugin was asked for, in order.
+    pub fn grants(&self) -> Vec<AccessGrant> {
+        self.lock().grants.clone()
+    }
+
+    /// Makes the plugin's grant route fail (true) or work again (false).
+    pub fn refuse_grants(&self, refuse: bool) {
+        self.lock().refuse_grants = refuse;
     }
 
     /// Every post, in the order they were made (with their latest edits).

@@ -8,6 +8,7 @@
 
 mod mattermost;
 mod memory;
+mod people;
 mod terminal;
 
 use std::collections::HashMap;
@@ -174,6 +175,37 @@ impl Chat {
         }
         let bytes = c.file_bytes(file_id).await?;
         Ok((info, Some(bytes)))
+    }
+
+    /// The active system admins (none for the terminal).
+    pub async fn system_admins(&self) -> Result<Vec<crate::protocol::User>, ChatError> {
+        match self {
+            Chat::Mattermost(c) => c.system_admins().await,
+            Chat::Terminal(_) => Ok(Vec::new()),
+            Chat::Memory { chat, .. } => Ok(chat.system_admins()),
+        }
+    }
+
+    /// The bot's direct channel with `user_id`.
+    pub async fn direct_channel(&self, user_id: &str) -> Result<String, ChatError> {
+        match self {
+            Chat::Mattermost(c) => c.direct_channel(user_id).await,
+            Chat::Terminal(_) => Err(ChatError::NotConfigured),
+            Chat::Memory { bot_user_id, .. } => Ok(format!("dm:{bot_user_id}:{user_id}")),
+        }
+    }
+
+    /// Has the plugin (its route `route`) add a user to Allowed users.
+    pub async fn grant_access(
+        &self,
+        route: &str,
+        grant: &crate::protocol::AccessGrant,
+    ) -> Result<crate::protocol::AccessGranted, ChatError> {
+        match self {
+            Chat::Mattermost(c) => c.grant_access(route, grant).await,
+            Chat::Terminal(_) => Err(ChatError::NotConfigured),
+            Chat::Memory { chat, .. } => chat.grant_access(route, grant),
+        }
     }
 
     /// Uploads a file to a channel and returns its file id.

@@ -1,5 +1,6 @@
 //! `/codex <prompt>`, `/codex new <prompt>` and `/codex continue <prompt>`: hands the prompt to
-//! `runs` and says where it went (started, queued, waiting for approval, or why not).
+//! `runs` and says where it went (started, queued, waiting for approval, or why not; a refusal
+//! of the person by the allowlist carries a Request access button).
 
 use std::sync::Arc;
 
@@ -41,7 +42,14 @@ impl Host {
                 a.position
             )),
             Ok(_) => CommandResponse::ephemeral(""),
-            Err(refusal) => CommandResponse::ephemeral(format!("{refusal}\nYour prompt was: {prompt}")),
+            Err(refusal) => {
+                let mut answer =
+                    CommandResponse::ephemeral(format!("{refusal}\nYour prompt was: {prompt}"));
+                if refusal.may_request_access {
+                    answer.attachments.extend(self.request_access_button(&req.user.id));
+                }
+                answer
+            }
         }
     }
 }

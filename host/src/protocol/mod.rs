@@ -82,6 +82,9 @@ impl Default for CommandRequest {
 pub struct CommandResponse {
     pub response_type: String,
     pub text: String,
+    /// Message attachments, e.g. the Request access button under a refusal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub needs_bot_access: bool,
 }
@@ -91,6 +94,7 @@ impl CommandResponse {
         CommandResponse {
             response_type: "ephemeral".into(),
             text: text.into(),
+            attachments: vec![],
             needs_bot_access: false,
         }
     }
@@ -186,6 +190,30 @@ pub struct ActionUpdate {
     pub props: serde_json::Value,
 }
 
+/// The plugin's own route the host calls, as the bot, through the Mattermost server (the host
+/// has no other way to reach the plugin): it adds a user to Allowed users.
+pub const ROUTE_ACCESS_GRANT: &str = "/v1/access/grant";
+/// The plugin's route for button clicks; `actions_url` ends with it.
+pub const ROUTE_ACTIONS: &str = "/v1/actions";
+
+/// Body of `POST /plugins/<id>/v1/access/grant`: `user_id` was approved by `approved_by`, whom the
+/// plugin checks again (a system admin, or listed under Access requests go to).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AccessGrant {
+    pub user_id: String,
+    pub approved_by: String,
+}
+
+/// Answer of a successful grant: the user's name, and false in `added` when they were on the
+/// list already.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AccessGranted {
+    pub username: String,
+    pub added: bool,
+}
+
 /// One entry of a dynamic autocomplete list (Mattermost's `AutocompleteListItem`, Go field names).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AutocompleteItem {
@@ -270,6 +298,9 @@ pub enum PostKind {
     Approval,
     /// A notice, e.g. which attachments Codex does not get.
     Note,
+    /// A DM asking an approver to add someone to Allowed users; `codex_run_id` holds the access
+    /// request's id.
+    AccessRequest,
 }
 
 impl PostKind {
@@ -281,6 +312,7 @@ impl PostKind {
             PostKind::Outcome => "outcome",
             PostKind::Approval => "approval",
             PostKind::Note => "note",
+            PostKind::AccessRequest => "access_request",
         }
     }
 
@@ -332,6 +364,7 @@ mod tests {
             K::Outcome,
             K::Approval,
             K::Note,
+            K::AccessRequest,
         ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
             let props = kind.props("run", Some("queued"));

@@ -1,5 +1,5 @@
 //! The posts a person reads: progress, answers and outcomes, approval requests (Codex's own in
-//! `asks`), the thread root, help, the transcript Codex gets and the texts about a thread's git
+//! `asks`), access requests (`access`), the thread root, help, the transcript Codex gets and the texts about a thread's git
 //! worktree (`worktree`). One-line answers and refusals (a command's reply, why a
 //! prompt was refused) are written where they are decided, in `commands` and `runs`.
 //!
@@ -7,6 +7,7 @@
 //! `codex-host run`, which uses the same strings). Never does I/O. Every text that leaves the host
 //! with Codex output in it goes through [`redact`] first.
 
+mod access;
 mod asks;
 mod progress;
 mod redact;
@@ -17,13 +18,19 @@ pub mod worktree;
 
 use std::time::Duration;
 
+pub use access::{
+    access_answered, access_closed, access_grant_failed, access_no_approvers, access_not_permitted,
+    access_pending, access_request, access_requested,
+};
 pub use asks::{
     answered, ask_closed, ask_declined, ask_granted_before, ask_request, question,
     question_unanswered, steered, AskView, Asked, Question,
 };
 pub use progress::{progress, PlanItem, Progress};
 pub use redact::Redactor;
-pub use split::{split_message, POST_MAX_RUNES};
+pub use split::{
+    layout_answer, part_label, rendered_lines, split_message, Layout, PHONE_LINES, POST_MAX_RUNES,
+};
 pub use status::policy_modules;
 pub use transcript::{fence_tag, transcript, ContextMessage, Source, Transcript};
 

@@ -1,5 +1,6 @@
 //! Button clicks on a run's posts (`POST /v1/actions`): the signature, expiry, nonce and channel
-//! are checked here, then Cancel and Retry act on the run and Approve and Deny go to `approvals`.
+//! are checked here, then Cancel and Retry act on the run and Approve and Deny go to `approvals`
+//! (or to `access`, for the buttons of access requests).
 //! The clicking user comes from the server-authenticated header (via the plugin); everything a
 //! click acts on comes from the stored run, never from the request body.
 
@@ -12,6 +13,7 @@ use super::outcome::outcome_props;
 use super::progress::progress_props;
 use super::submit::Submission;
 use super::Intent;
+use crate::access::AccessClick;
 use crate::approvals::{ApprovalClick, CommandClick};
 use crate::buttons::{ButtonAction, Refusal};
 use crate::model::RunStatus;
@@ -86,6 +88,14 @@ impl Host {
         let Some(cfg) = self.config() else {
             return eph("Codex is still starting; try again in a minute.".into());
         };
+        if crate::access::is_access_subject(&click.run_id) {
+            let c = AccessClick {
+                click: &click,
+                user: &user,
+                req: &req,
+            };
+            return self.access_click(&cfg, c).await;
+        }
         // A button of one of Codex's requests is signed for `<run id>#<n>`.
         let (run_id, request_key) = match click.run_id.split_once('#') {
             Some((run_id, _)) => (run_id.to_string(), Some(click.run_id.clone())),
@@ -138,7 +148,7 @@ impl Host {
             };
         }
         match click.action {
-            ButtonAction::ApproveSession => {
+            ButtonAction::ApproveSession | ButtonAction::RequestAccess => {
                 eph("Nothing happened: this button is malformed.".into())
             }
             ButtonAction::Cancel => {
@@ -225,7 +235,7 @@ impl Host {
                             ephemeral_text: String::new(),
                         }
                     }
-                    Err(refusal) => eph(refusal),
+                    Err(refusal) => eph(refusal.text),
                 }
             }
             ButtonAction::Approve | ButtonAction::Deny => {

@@ -28,7 +28,7 @@ use crate::buttons::ButtonAction;
 use crate::chat::{ChatError, NewPost};
 use crate::model::RunStatus;
 use crate::protocol::PostKind;
-use crate::render::{self, POST_MAX_RUNES};
+use crate::render;
 use crate::state::{Host, Outcome, Unrecorded};
 use crate::store::{now_ms, OutcomeText, RunResult};
 
@@ -321,7 +321,8 @@ impl Host {
         }
     }
 
-    /// Posts an outcome, split into parts or attached as a file when it is too long for one post.
+    /// Posts an outcome: one post, parts that each fit on a phone's screen, or, for longer
+    /// answers, the largest parts or a file, saying that more follows (`render::layout_answer`).
     /// Parts listed in `skip` are in the thread already.
     async fn post_outcome(&self, o: &Outcome, skip: &HashSet<u64>) -> Result<(), ChatError> {
         let (body, footer) = (&o.text.body, &o.text.footer);
@@ -340,58 +341,54 @@ impl Host {
         .flatten();
         let outcome = outcome_props(&o.run_id, o.status, retry);
         let final_id = self.outcome_pending_id(&o.run_id, None);
-        let full = format!("{body}{footer}");
-        if full.chars().count() <= POST_MAX_RUNES {
-            self.chat
-                .create_post_once(post(full, outcome, o.file_ids.clone()), &final_id)
-                .await?;
-            return Ok(());
-        }
-        let label_room = 32;
-        let parts =
-            render::split_message(body, POST_MAX_RUNES - footer.chars().count() - label_room);
-        if parts.len() <= MAX_ANSWER_PARTS {
-            let n = parts.len();
-            for (i, part) in parts.into_iter().enumerate() {
-                let label = format!("*(part {} of {n})*\n", i + 1);
-                if i + 1 < n {
-                    if skip.contains(&(i as u64 + 1)) {
-                        continue;
-                    }
-                    let mut props = PostKind::AnswerPart.props(&o.run_id, None);
-                    props["codex_part"] = json!(i + 1);
-                    self.chat
-                        .create_post_once(
-                            post(format!("{label}{part}"), props, vec![]),
-                            &self.outcome_pending_id(&o.run_id, Some(i + 1)),
-                        )
-                        .await?;
-                } else {
-                    self.chat
-                        .create_post_once(
-                            post(
-                                format!("{label}{part}{footer}"),
-                                outcome.clone(),
-                                o.file_ids.clone(),
-                            ),
-                            &final_id,
-                        )
-                        .await?;
-                }
+        let head = match render::layout_answer(body, footer, MAX_ANSWER_PARTS) {
+            render::Layout::One => {
+                let full = format!("{body}{footer}");
+                self.chat
+                    .create_post_once(post(full, outcome, o.file_ids.clone()), &final_id)
+                    .await?;
+                return Ok(());
             }
-            return Ok(());
-        }
+            render::Layout::Parts { parts, tall } => {
+                let n = parts.len();
+                for (i, part) in parts.into_iter().enumerate() {
+                    let label = render::part_label(i + 1, n, tall);
+                    if i + 1 < n {
+                        if skip.contains(&(i as u64 + 1)) {
+                            continue;
+                        }
+                        let mut props = PostKind::AnswerPart.props(&o.run_id, None);
+                        props["codex_part"] = json!(i + 1);
+                        self.chat
+                            .create_post_once(
+                                post(format!("{label}{part}"), props, vec![]),
+                                &self.outcome_pending_id(&o.run_id, Some(i + 1)),
+                            )
+                            .await?;
+                    } else {
+                        self.chat
+                            .create_post_once(
+                                post(
+                                    format!("{label}{part}{footer}"),
+                                    outcome.clone(),
+                                    o.file_ids.clone(),
+                                ),
+                                &final_id,
+                            )
+                            .await?;
+                    }
+                }
+                return Ok(());
+            }
+            render::Layout::File { head } => head,
+        };
         let name = format!("codex-answer-{}.md", &o.run_id[..8.min(o.run_id.len())]);
         let file_id = self
             .chat
             .upload_file(&o.channel_id, &name, body.as_bytes().to_vec())
             .await?;
-        let head = render::split_message(body, 3000)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
         let message = format!(
-            "{head}\n\n*… the full answer ({} characters) is attached as `{name}`.*{footer}",
+            "{head}\n\n*… more follows: the full answer ({} characters) is attached as `{name}`.*{footer}",
             body.chars().count()
         );
         let mut file_ids = vec![file_id];

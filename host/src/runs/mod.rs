@@ -114,6 +114,39 @@ pub(crate) struct Run {
     pub started: Instant,
 }
 
+/// Rule ids of the allowlist's refusals of the person themselves (not of the place): such a
+/// refusal offers a Request access button.
+const NOT_LISTED_RULES: &[&str] = &["user-not-listed", "allowlist-empty"];
+
+/// Why `Host::submit` did not accept a prompt, for the person who sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Refusal {
+    pub text: String,
+    /// The allowlist refused the person (not the place): they may ask to be added.
+    pub may_request_access: bool,
+}
+
+impl From<String> for Refusal {
+    fn from(text: String) -> Refusal {
+        Refusal {
+            text,
+            may_request_access: false,
+        }
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(text: &str) -> Refusal {
+        Refusal::from(text.to_string())
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// What the caller of `Host::submit` learns.
 pub struct Accepted {
     pub run_id: String,

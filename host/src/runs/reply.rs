@@ -92,7 +92,7 @@ impl Host {
             },
             Err(refusal) => PostResponse {
                 handled: true,
-                ephemeral_text: refusal,
+                ephemeral_text: refusal.text,
                 ..Default::default()
             },
         }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use serde_json::json;
 use tracing::{warn, Instrument};
 
-use super::{internal, no_project, project_terms, Accepted, Ask, Intent, Placement, Plan, Trigger};
+use super::{
+    internal, no_project, project_terms, Accepted, Ask, Intent, Placement, Plan, Refusal, Trigger,
+    NOT_LISTED_RULES,
+};
 use crate::approvals::{ApprovalSpec, PlanRecord};
 use crate::chat::NewPost;
 use crate::config::Config;
@@ -39,7 +42,7 @@ impl Host {
         self: &Arc<Self>,
         cfg: &Config,
         s: Submission<'_>,
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, Refusal> {
         let Submission {
             user,
             channel,
@@ -57,7 +60,7 @@ impl Host {
             );
         }
         if let Some(refusal) = self.snapshot().isolation.refusal() {
-            return Err(refusal);
+            return Err(refusal.into());
         }
         let thread = if root_id.is_empty() {
             None
@@ -75,7 +78,7 @@ impl Host {
                 &channel.id,
                 &json!({"reason": "thread-in-other-channel", "root_id": t.root_id}),
             );
-            return Err("That thread belongs to another channel, so Codex did not run. Use `/codex` in the thread's own channel.".into());
+            return Err(Refusal::from("That thread belongs to another channel, so Codex did not run. Use `/codex` in the thread's own channel."));
         }
         let (placement, project_name) = match intent {
             Intent::Continue => {
@@ -113,7 +116,7 @@ impl Host {
             }
         };
         let project = cfg.projects.get(&project_name).cloned().ok_or_else(|| {
-            format!("The project `{project_name}` is no longer configured. Pick one with `/codex project <name>`; configured: {}.", cfg.project_names())
+            Refusal::from(format!("The project `{project_name}` is no longer configured. Pick one with `/codex project <name>`; configured: {}.", cfg.project_names()))
         })?;
         let action = match (intent, &placement) {
             (Intent::Retry, _) => Action::Retry,
@@ -152,7 +155,15 @@ impl Host {
         let ruling = self.decide(cfg, ask).await;
         // An approved run gets the same limits an allowed one would: the approval only adds a wait.
         let (limits, approval) = match ruling.decision {
-            Decision::Deny { reason } => return Err(format!("Codex did not run: {reason}")),
+            Decision::Deny { reason } => {
+                return Err(Refusal {
+                    text: format!("Codex did not run: {reason}"),
+                    may_request_access: ruling
+                        .rules
+                        .iter()
+                        .any(|r| NOT_LISTED_RULES.contains(&r.as_str())),
+                })
+            }
             Decision::RequireApproval {
                 approvers,
                 min_approvals,
@@ -201,7 +212,7 @@ impl Host {
                 };
                 if let Err(e) = self.store.insert_thread(&row) {
                     self.scheduler.withdraw(&run_id);
-                    return Err(internal(e));
+                    return Err(internal(e).into());
                 }
             }
         }
@@ -233,7 +244,7 @@ impl Host {
         };
         if let Err(e) = self.store.insert_run(&row) {
             self.scheduler.withdraw(&run_id);
-            return Err(internal(e));
+            return Err(internal(e).into());
         }
         if let (Placement::Thread { root_id }, Some(mark)) = (&placement, seen_until) {
             // The next run in this thread gets what was posted after this acceptance.
@@ -280,7 +291,7 @@ impl Host {
                 let _ = self
                     .store
                     .finish_run(&run_id, RunStatus::Failed, &RunResult::default());
-                return Err(internal(e));
+                return Err(internal(e).into());
             }
         }
         let (done_tx, done) = tokio::sync::oneshot::channel();

@@ -1,10 +1,11 @@
 //! Durable state in SQLite (WAL): channel → active project, thread → Codex session, runs,
-//! approvals, spent button nonces, session grants, audit, threads' git worktrees.
+//! approvals, spent button nonces, session grants, audit, threads' git worktrees, access requests.
 //!
 //! Input: typed rows; output: typed rows. Knows nothing of HTTP, Codex or Mattermost. Calls are
 //! short and synchronous behind one mutex: every statement is a single indexed read or write.
 //! `schema` holds the migrations; each other file owns one table.
 
+mod access;
 mod approvals;
 mod audit;
 mod channels;
@@ -24,6 +25,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
+pub use access::AccessRequestRow;
 pub use approvals::ApprovalRow;
 pub use history::{AuditEntry, Forgotten, HistoryFilter};
 pub use runs::{OutcomeText, RunResult, RunRow};

@@ -105,6 +105,22 @@ CREATE TABLE session_grants (
     PRIMARY KEY (codex_thread_id, subject)
 );
 "#,
+    r#"
+-- Requests for access by people the allowlist refused: one pending per user, the DMs that
+-- carry its Approve and Deny buttons (JSON list of post ids), and who answered.
+CREATE TABLE access_requests (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL,
+    username    TEXT NOT NULL,
+    channel_id  TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    post_ids    TEXT NOT NULL DEFAULT '[]',
+    created_at  INTEGER NOT NULL,
+    decided_by  TEXT,
+    decided_at  INTEGER
+);
+CREATE UNIQUE INDEX access_requests_one_pending ON access_requests (user_id) WHERE state = 'pending';
+"#,
 ];
 
 /// Brings a database to the newest schema. A database from a newer build is refused.
