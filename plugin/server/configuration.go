@@ -74,6 +74,7 @@ type configuration struct {
 	PolicyDir              string
 	ApproversIncludeAdmins bool
 	CommandApprovalDefault string
+	SteerBy                string
 }
 
 // settingsReader reads typed values out of Mattermost's settings map and collects problems.
@@ -223,6 +224,7 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		PolicyDir:              r.str("PolicyDir"),
 		ApproversIncludeAdmins: r.boolean("ApproversIncludeAdmins"),
 		CommandApprovalDefault: r.str("CommandApprovalDefault"),
+		SteerBy:                r.str("SteerBy"),
 		WorktreeDir:            r.str("WorktreeDir"),
 		WorktreeIdleDays:       int(r.number("WorktreeIdleDays", true)),
 	}
@@ -318,6 +320,7 @@ func (c *configuration) hostSettings() HostSettings {
 		PolicyDir:              c.PolicyDir,
 		ApproversIncludeAdmins: c.ApproversIncludeAdmins,
 		CommandApprovalDefault: c.CommandApprovalDefault,
+		SteerBy:                c.SteerBy,
 		WorktreeDir:            c.WorktreeDir,
 		WorktreeIdleDays:       c.WorktreeIdleDays,
 	}

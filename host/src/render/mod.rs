@@ -8,6 +8,7 @@
 //! with Codex output in it goes through [`redact`] first.
 
 mod asks;
+mod limits;
 mod progress;
 mod redact;
 mod split;
@@ -18,16 +19,17 @@ pub mod worktree;
 use std::time::Duration;
 
 pub use asks::{
-    answered, ask_closed, ask_declined, ask_granted_before, ask_request, question,
-    question_unanswered, steered, AskView, Asked, Question,
+    answered, ask_closed, ask_declined, ask_granted_before, ask_request, question, question_closed,
+    question_unanswered, steer_waits, steered, AskView, Asked, Question, QuestionClosed,
 };
+pub use limits::headroom;
 pub use progress::{progress, PlanItem, Progress};
 pub use redact::Redactor;
 pub use split::{split_message, POST_MAX_RUNES};
 pub use status::policy_modules;
 pub use transcript::{fence_tag, transcript, ContextMessage, Source, Transcript};
 
-use crate::model::RunStatus;
+use crate::model::{RateLimits, RunStatus};
 
 /// A short description of the step Codex is on, for the progress post. Redacted before it is
 /// cut, so a secret cut in half is still recognised.
@@ -65,6 +67,8 @@ pub struct Footer<'a> {
     pub exit_code: Option<i32>,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The account's usage windows, when Codex reported them.
+    pub rate_limits: RateLimits,
     /// The requester to @-mention, so that a long run's end reaches their phone.
     pub notify: Option<&'a str>,
 }
@@ -92,6 +96,7 @@ pub fn footer(f: &Footer) -> String {
             thousands(f.output_tokens)
         ));
     }
+    parts.extend(headroom(&f.rate_limits));
     let notify = f.notify.map(|u| format!(" · @{u}")).unwrap_or_default();
     format!("\n\n---\n*{}*{notify}", parts.join(" · "))
 }
@@ -395,6 +400,19 @@ mod tests {
             ..Default::default()
         });
         assert!(f.contains("1 file changed (+3 −1)"), "{f}");
+        let f = footer(&Footer {
+            project: "api",
+            elapsed: Duration::from_secs(5),
+            rate_limits: RateLimits {
+                primary: Some(crate::model::RateWindow {
+                    used_percent: 42,
+                    window_minutes: Some(300),
+                }),
+                secondary: None,
+            },
+            ..Default::default()
+        });
+        assert_eq!(f, "\n\n---\n*`api` · 5s · 5h limit 42% used*");
     }
 
     #[test]
