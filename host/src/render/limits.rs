@@ -94,6 +94,20 @@ mod tests {
     }
 
     #[test]
+    fn the_footer_ends_with_the_headroom() {
+        let f = crate::render::footer(&crate::render::Footer {
+            project: "api",
+            elapsed: std::time::Duration::from_secs(5),
+            rate_limits: RateLimits {
+                primary: window(42, Some(300)),
+                secondary: None,
+            },
+            ..Default::default()
+        });
+        assert_eq!(f, "\n\n---\n*`api` · 5s · 5h limit 42% used*");
+    }
+
+    #[test]
     fn a_sparse_update_keeps_what_it_leaves_out() {
         let mut l = RateLimits {
             primary: window(40, Some(300)),

@@ -400,19 +400,6 @@ mod tests {
             ..Default::default()
         });
         assert!(f.contains("1 file changed (+3 −1)"), "{f}");
-        let f = footer(&Footer {
-            project: "api",
-            elapsed: Duration::from_secs(5),
-            rate_limits: RateLimits {
-                primary: Some(crate::model::RateWindow {
-                    used_percent: 42,
-                    window_minutes: Some(300),
-                }),
-                secondary: None,
-            },
-            ..Default::default()
-        });
-        assert_eq!(f, "\n\n---\n*`api` · 5s · 5h limit 42% used*");
     }
 
     #[test]
