@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::CommandDefault;
+use crate::model::{CommandDefault, SteerBy};
 use crate::runner::isolation::{check_env_names, IsolationMode};
 
 /// Codex sandbox modes, as `codex exec -s` spells them, from tightest to loosest: the policy
@@ -70,6 +70,8 @@ pub struct Settings {
     /// What a command or file change no policy module decides gets: `ask-requester` (the
     /// default), `ask-approvers` or `decline`.
     pub command_approval_default: String,
+    /// Who may steer a running turn with a reply: `requester` (the default) or `allowed-users`.
+    pub steer_by: String,
     /// Where threads of `worktree=on` projects get their git worktrees; empty: `<state dir>/worktrees`.
     pub worktree_dir: String,
     /// Worktrees no run used for this many days are removed (never with uncommitted changes); 0: never.
@@ -101,6 +103,7 @@ impl Default for Settings {
             run_isolation: "bubblewrap".into(),
             codex_env: String::new(),
             command_approval_default: "ask-requester".into(),
+            steer_by: "requester".into(),
             worktree_dir: String::new(),
             worktree_idle_days: 14,
         }
@@ -132,6 +135,7 @@ pub struct Config {
     /// Variables passed from the host's environment to Codex, besides the base set.
     pub codex_env: Vec<String>,
     pub command_default: CommandDefault,
+    pub steer_by: SteerBy,
 }
 
 impl Config {
@@ -245,6 +249,14 @@ impl Config {
                 ));
                 CommandDefault::AskRequester
             });
+        let steer_by = SteerBy::parse(&settings.steer_by).unwrap_or_else(|| {
+            problems.push(format!(
+                "Who may steer a running turn: `{}` is not accepted; accepted: {}.",
+                settings.steer_by,
+                SteerBy::ACCEPTED
+            ));
+            SteerBy::Requester
+        });
         let dir = settings.worktree_dir.trim();
         if !dir.is_empty() && !dir.starts_with('/') {
             problems.push(format!(
@@ -271,6 +283,7 @@ impl Config {
             isolation,
             codex_env,
             command_default,
+            steer_by,
         })
     }
 

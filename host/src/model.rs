@@ -190,3 +190,50 @@ impl CommandDefault {
         }
     }
 }
+
+/// Who may steer a running turn with a reply in its thread (setting `steer_by`). Whoever it
+/// is, the policy judges the steering person's text as their own `continue`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SteerBy {
+    /// Only the person who started the run; others' replies wait for the next turn.
+    #[default]
+    Requester,
+    /// Anyone the policy allows to continue the thread.
+    AllowedUsers,
+}
+
+impl SteerBy {
+    pub const ACCEPTED: &'static str = "requester, allowed-users";
+
+    pub fn parse(s: &str) -> Option<SteerBy> {
+        match s.trim() {
+            "" | "requester" => Some(SteerBy::Requester),
+            "allowed-users" => Some(SteerBy::AllowedUsers),
+            _ => None,
+        }
+    }
+}
+
+/// One rate-limit window of the account Codex runs under, as Codex last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    pub used_percent: i64,
+    /// The window's length (300: five hours, 10080: a week); `None` when Codex did not say.
+    pub window_minutes: Option<i64>,
+}
+
+/// The account's rate-limit headroom: Codex's short (`primary`) and long (`secondary`) windows.
+/// A window Codex never reported is `None`: unknown, not unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimits {
+    pub primary: Option<RateWindow>,
+    pub secondary: Option<RateWindow>,
+}
+
+impl RateLimits {
+    /// Codex's updates are sparse: a window an update leaves out keeps its last known value.
+    pub fn merge(&mut self, update: RateLimits) {
+        self.primary = update.primary.or(self.primary);
+        self.secondary = update.secondary.or(self.secondary);
+    }
+}

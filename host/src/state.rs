@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::model::RunStatus;
 use crate::protocol::{ActionRequest, User};
 use crate::render::Redactor;
+use crate::runner::app_server::protocol::RequestId;
 use crate::runner::isolation::Isolation;
 use crate::runner::session::Session;
 use crate::runner::Scheduler;
@@ -73,7 +74,27 @@ pub(crate) struct ActiveRun {
     /// Codex's session while its turn runs (to steer or interrupt it).
     pub session: Mutex<Option<Session>>,
     /// Where the requester's next reply goes while Codex waits for an answer to its question.
-    pub question: Mutex<Option<tokio::sync::oneshot::Sender<String>>>,
+    pub question: Mutex<Option<PendingQuestion>>,
+}
+
+/// Codex's question waiting for the requester's reply.
+pub(crate) struct PendingQuestion {
+    /// Codex's id for the request: `serverRequest/resolved` with it closes the question.
+    pub request_id: RequestId,
+    pub answer: tokio::sync::oneshot::Sender<String>,
+}
+
+impl ActiveRun {
+    /// Codex resolved its request `id` by itself: when that is the pending question, the next
+    /// reply is no longer its answer (the question's wait sees it closed). True if it was.
+    pub fn close_question(&self, id: &RequestId) -> bool {
+        let mut q = self.question.lock().unwrap();
+        let ours = q.as_ref().is_some_and(|q| &q.request_id == id);
+        if ours {
+            q.take();
+        }
+        ours
+    }
 }
 
 impl ActiveRun {

@@ -19,7 +19,8 @@ use codex_host::runner::app_server::protocol::{
 use codex_host::runner::app_server::{Client, Event, Events};
 use codex_host::runner::isolation::IsolationMode;
 use codex_testkit::model::{
-    last_user_text, ASK_ANSWER_PREFIX, ASK_QUESTION, ASK_QUESTION_ID, PERM_ANSWER_PREFIX,
+    last_user_text, RateLimitWindow, RateLimits, ASK_ANSWER_PREFIX, ASK_QUESTION, ASK_QUESTION_ID,
+    PERM_ANSWER_PREFIX,
 };
 use serde_json::Value;
 
@@ -731,4 +732,56 @@ async fn a_resumed_thread_continues_the_same_session() {
 #[tokio::test]
 async fn a_resumed_thread_continues_the_same_session_in_bubblewrap() {
     resume_continues(IsolationMode::Bubblewrap).await;
+}
+
+#[tokio::test]
+async fn rate_limits_the_model_reports_reach_the_client() {
+    let rig = Rig::new(IsolationMode::Off).await;
+    rig.model.set_rate_limits(Some(RateLimits {
+        primary: RateLimitWindow {
+            used_percent: 42,
+            window_minutes: 300,
+        },
+        secondary: Some(RateLimitWindow {
+            used_percent: 10,
+            window_minutes: 10080,
+        }),
+    }));
+    let (server, mut events, client) = rig.start(None).await;
+    let thread = client
+        .start_thread(&rig.settings(ApprovalPolicy::Untrusted))
+        .await
+        .unwrap();
+    client
+        .start_turn(&turn(&thread.thread.id, "say hello"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    assert_eq!(
+        completion(&mut events, &mut seen).await,
+        TurnStatus::Completed
+    );
+    let snapshots: Vec<_> = seen
+        .iter()
+        .filter_map(|ev| match ev {
+            Event::Notification(ServerNotification::RateLimitsUpdated(r)) => {
+                Some(r.rate_limits.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    // Codex derives the snapshot from the response headers: its own account limits.
+    let last = snapshots.last().expect("a rate-limit snapshot");
+    assert_eq!(last.limit_id.as_deref(), Some("codex"), "{snapshots:?}");
+    let primary = last.primary.as_ref().expect("the primary window");
+    assert_eq!(
+        (primary.used_percent, primary.window_duration_mins),
+        (42, Some(300))
+    );
+    let secondary = last.secondary.as_ref().expect("the secondary window");
+    assert_eq!(
+        (secondary.used_percent, secondary.window_duration_mins),
+        (10, Some(10080))
+    );
+    server.finish(GRACE).await;
 }

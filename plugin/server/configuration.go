@@ -75,6 +75,7 @@ type configuration struct {
 	ApproversIncludeAdmins bool
 	AccessApprovers        []string
 	CommandApprovalDefault string
+	SteerBy                string
 }
 
 // settingsReader reads typed values out of Mattermost's settings map and collects problems.
@@ -225,6 +226,7 @@ func parseConfiguration(raw map[string]any) (*configuration, error) {
 		ApproversIncludeAdmins: r.boolean("ApproversIncludeAdmins"),
 		AccessApprovers:        r.list("AccessApprovers"),
 		CommandApprovalDefault: r.str("CommandApprovalDefault"),
+		SteerBy:                r.str("SteerBy"),
 		WorktreeDir:            r.str("WorktreeDir"),
 		WorktreeIdleDays:       int(r.number("WorktreeIdleDays", true)),
 	}
@@ -324,6 +326,7 @@ func (c *configuration) hostSettings() HostSettings {
 		ApproversIncludeAdmins: c.ApproversIncludeAdmins,
 		AccessApprovers:        c.AccessApprovers,
 		CommandApprovalDefault: c.CommandApprovalDefault,
+		SteerBy:                c.SteerBy,
 		WorktreeDir:            c.WorktreeDir,
 		WorktreeIdleDays:       c.WorktreeIdleDays,
 	}

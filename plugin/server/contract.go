@@ -166,6 +166,8 @@ type HostSettings struct {
 	// CommandApprovalDefault decides Codex's requests no policy module decides:
 	// `ask-requester`, `ask-approvers` or `decline`.
 	CommandApprovalDefault string `json:"command_approval_default"`
+	// SteerBy says who may steer a running turn with a reply: `requester` or `allowed-users`.
+	SteerBy string `json:"steer_by"`
 	// WorktreeDir is where threads of `worktree=on` projects get their git worktrees; empty: the
 	// host's state directory.
 	WorktreeDir string `json:"worktree_dir"`

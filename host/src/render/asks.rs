@@ -172,6 +172,38 @@ pub struct Question<'a> {
 /// Codex's questions, for the requester to answer with a reply.
 pub fn question(requester: &str, qs: &[Question], expires_in: Duration) -> String {
     let mut s = format!(":question: **Codex asks** @{requester}:");
+    s.push_str(&questions(qs));
+    s.push_str(&format!(
+        "\nReply in this thread to answer (an option's number or your own words{}). Unanswered in {}, the turn is stopped.",
+        if qs.len() > 1 { ", one line per question" } else { "" },
+        human_duration(expires_in)
+    ));
+    s
+}
+
+/// Why a question stopped waiting before anyone answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuestionClosed {
+    /// Codex withdrew it (`serverRequest/resolved`) and went on.
+    Withdrawn,
+    /// The turn ended (finished, cancelled, timed out).
+    TurnEnded,
+}
+
+/// The question post once it no longer takes an answer.
+pub fn question_closed(qs: &[Question], why: QuestionClosed) -> String {
+    let why = match why {
+        QuestionClosed::Withdrawn => "Codex went on without it",
+        QuestionClosed::TurnEnded => "the turn ended",
+    };
+    format!(
+        ":heavy_multiplication_x: **No longer waiting** for an answer ({why}); a reply here now goes to Codex as usual.{}",
+        questions(qs)
+    )
+}
+
+fn questions(qs: &[Question]) -> String {
+    let mut s = String::new();
     for (i, q) in qs.iter().enumerate() {
         let n = if qs.len() > 1 {
             format!("{}. ", i + 1)
@@ -183,11 +215,6 @@ pub fn question(requester: &str, qs: &[Question], expires_in: Duration) -> Strin
             s.push_str(&format!("\n   {}. {o}", k + 1));
         }
     }
-    s.push_str(&format!(
-        "\nReply in this thread to answer (an option's number or your own words{}). Unanswered in {}, the turn is stopped.",
-        if qs.len() > 1 { ", one line per question" } else { "" },
-        human_duration(expires_in)
-    ));
     s
 }
 
@@ -198,9 +225,18 @@ pub fn question_unanswered(expires_in: Duration) -> String {
     )
 }
 
-/// What the requester's reply did while the turn ran.
+/// What a reply did while the turn ran.
 pub fn steered(by: &str) -> String {
     format!(":arrow_right_hook: Passed to Codex in the running turn (from @{by}).")
+}
+
+/// Why a reply waits for the next turn instead of steering this one.
+pub fn steer_waits(requester: &str, question_pending: bool) -> String {
+    if question_pending {
+        format!("Codex is waiting for @{requester}'s answer to its question, so your reply waits for the next turn.")
+    } else {
+        format!("Your reply waits for the next turn: only @{requester}, who started this run, may steer a running turn here (System Console setting **Who may steer a running turn**).")
+    }
 }
 
 pub fn answered(by: &str) -> String {
@@ -256,5 +292,31 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("+line 45"), "{s}");
+    }
+
+    #[test]
+    fn a_closed_question_keeps_its_text_and_says_replies_go_on() {
+        let qs = [Question {
+            header: "Color",
+            question: "Which color?",
+            options: vec!["Red", "Teal"],
+        }];
+        let open = question("alice", &qs, Duration::from_secs(600));
+        assert!(
+            open.contains("**Color** Which color?\n   1. Red\n   2. Teal"),
+            "{open}"
+        );
+        let closed = question_closed(&qs, QuestionClosed::Withdrawn);
+        assert!(
+            closed.starts_with(":heavy_multiplication_x: **No longer waiting**")
+                && closed.contains("Codex went on without it")
+                && closed.contains("**Color** Which color?\n   1. Red"),
+            "{closed}"
+        );
+        assert!(
+            !closed.contains("Reply in this thread to answer"),
+            "{closed}"
+        );
+        assert!(question_closed(&qs, QuestionClosed::TurnEnded).contains("the turn ended"));
     }
 }

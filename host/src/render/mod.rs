@@ -9,6 +9,7 @@
 
 mod access;
 mod asks;
+mod limits;
 mod progress;
 mod redact;
 mod split;
@@ -23,9 +24,10 @@ pub use access::{
     access_pending, access_request, access_requested,
 };
 pub use asks::{
-    answered, ask_closed, ask_declined, ask_granted_before, ask_request, question,
-    question_unanswered, steered, AskView, Asked, Question,
+    answered, ask_closed, ask_declined, ask_granted_before, ask_request, question, question_closed,
+    question_unanswered, steer_waits, steered, AskView, Asked, Question, QuestionClosed,
 };
+pub use limits::headroom;
 pub use progress::{progress, PlanItem, Progress};
 pub use redact::Redactor;
 pub use split::{
@@ -34,7 +36,7 @@ pub use split::{
 pub use status::policy_modules;
 pub use transcript::{fence_tag, transcript, ContextMessage, Source, Transcript};
 
-use crate::model::RunStatus;
+use crate::model::{RateLimits, RunStatus};
 
 /// A short description of the step Codex is on, for the progress post. Redacted before it is
 /// cut, so a secret cut in half is still recognised.
@@ -72,6 +74,8 @@ pub struct Footer<'a> {
     pub exit_code: Option<i32>,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The account's usage windows, when Codex reported them.
+    pub rate_limits: RateLimits,
     /// The requester to @-mention, so that a long run's end reaches their phone.
     pub notify: Option<&'a str>,
 }
@@ -99,6 +103,7 @@ pub fn footer(f: &Footer) -> String {
             thousands(f.output_tokens)
         ));
     }
+    parts.extend(headroom(&f.rate_limits));
     let notify = f.notify.map(|u| format!(" · @{u}")).unwrap_or_default();
     format!("\n\n---\n*{}*{notify}", parts.join(" · "))
 }

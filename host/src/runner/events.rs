@@ -4,6 +4,7 @@
 
 use super::app_server::incoming::{PlanStepStatus, ServerRequest};
 use super::app_server::protocol::RequestId;
+use crate::model::RateLimits;
 
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -38,6 +39,8 @@ pub enum Event {
     },
     /// Codex's request `id` was answered or cleared: whatever asks a person about it is moot.
     Resolved(RequestId),
+    /// The account's usage windows as Codex now knows them (sparse: `None` is unknown).
+    RateLimits(RateLimits),
 }
 
 #[derive(Debug, Clone, PartialEq)]

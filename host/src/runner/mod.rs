@@ -19,6 +19,7 @@ pub use scheduler::{Admission, Scheduler};
 
 use events::{Event, ItemKind, PlanStep, Usage};
 
+use crate::model::RateLimits;
 use crate::render;
 
 /// What a run has learned from Codex so far.
@@ -34,6 +35,8 @@ pub struct RunState {
     pub diff: Option<String>,
     pub files_changed: BTreeSet<String>,
     pub usage: Usage,
+    /// The account's usage windows, as Codex last reported them.
+    pub rate_limits: RateLimits,
     pub step: Option<String>,
     pub steps_done: usize,
     pub failure: Option<String>,
@@ -82,6 +85,10 @@ impl RunState {
             },
             Event::Diff(diff) => {
                 self.diff = Some(diff.clone());
+                self.revision -= 1;
+            }
+            Event::RateLimits(update) => {
+                self.rate_limits.merge(*update);
                 self.revision -= 1;
             }
             Event::Ask { .. } | Event::Resolved(_) => self.revision -= 1,

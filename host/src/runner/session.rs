@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::app_server::incoming::{Item, ServerNotification, ThreadItem};
+use super::app_server::incoming::{Item, RateLimitWindow, ServerNotification, ThreadItem};
 use super::app_server::protocol::{
     ApprovalPolicy, ThreadResumeParams, ThreadSettings, TurnStartParams, TurnStatus, UserInput,
 };
 use super::app_server::{AppServer, Client, Event as Incoming, Events, Spec, StartError};
 use super::events::{Event, FileChange, ItemKind, Usage};
 use super::process::{Ending, Finished, Invocation, SpawnError, KILL_GRACE};
+use crate::model::{RateLimits, RateWindow};
 
 /// Codex asks before leaving the sandbox (network, writes outside the workspace) and for file
 /// changes; commands the sandbox allows run unasked, as they did under `codex exec`. `untrusted`
@@ -261,6 +262,27 @@ impl Turn {
                 message: e.error.message,
             }),
             ServerNotification::ServerRequestResolved(r) => on_event(Event::Resolved(r.request_id)),
+            // Codex's own account limits; other families (per model) would mix in.
+            ServerNotification::RateLimitsUpdated(r)
+                if r.rate_limits
+                    .limit_id
+                    .as_deref()
+                    .is_none_or(|id| id == "codex") =>
+            {
+                let window = |w: Option<RateLimitWindow>| {
+                    w.map(|w| RateWindow {
+                        used_percent: w.used_percent,
+                        window_minutes: w.window_duration_mins,
+                    })
+                };
+                let limits = RateLimits {
+                    primary: window(r.rate_limits.primary),
+                    secondary: window(r.rate_limits.secondary),
+                };
+                if limits != RateLimits::default() {
+                    on_event(Event::RateLimits(limits));
+                }
+            }
             ServerNotification::TurnCompleted(t) if t.turn.id == self.id => {
                 let code = match t.turn.status {
                     TurnStatus::Completed => {

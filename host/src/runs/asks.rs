@@ -3,7 +3,7 @@
 //! thread, require-approval puts it to the approvers (`approvals::commands`), and when no module
 //! decides, the `command_approval_default` setting does. A grant "for this session" is
 //! remembered per Codex thread in the store and answers the same request again without asking.
-//! Permission requests are granted nothing; questions go to `runs/questions.rs`.
+//! Permission requests are granted nothing; questions go to `runs/steer.rs`.
 //!
 //! Every decision is audited (`decision` with the chain's report and module hashes, then
 //! `command.answered`).
@@ -236,8 +236,8 @@ impl Host {
         }
     }
 
-    /// A note in the run's thread.
-    pub(super) async fn note(&self, run: &Run, message: String) {
+    /// A note in the run's thread; its post id when it was posted.
+    pub(super) async fn note(&self, run: &Run, message: String) -> Option<String> {
         self.post_note(
             &run.plan.channel.id,
             &run.root_id,
@@ -247,14 +247,14 @@ impl Host {
         .await
     }
 
-    /// A note (redacted) in thread `root_id` about run `run_id`.
+    /// A note (redacted) in thread `root_id` about run `run_id`; its post id when it was posted.
     pub(super) async fn post_note(
         &self,
         channel_id: &str,
         root_id: &str,
         run_id: &str,
         message: String,
-    ) {
+    ) -> Option<String> {
         let post = NewPost {
             channel_id: channel_id.to_string(),
             root_id: root_id.to_string(),
@@ -262,8 +262,12 @@ impl Host {
             props: PostKind::Note.props(run_id, None),
             file_ids: vec![],
         };
-        if let Err(e) = self.chat.create_post(post).await {
-            warn!(error = %e, "could not post a note in the thread");
+        match self.chat.create_post(post).await {
+            Ok(p) => Some(p.id),
+            Err(e) => {
+                warn!(error = %e, "could not post a note in the thread");
+                None
+            }
         }
     }
 }

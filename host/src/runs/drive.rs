@@ -192,6 +192,7 @@ impl Host {
                     }
                     runner::events::Event::Resolved(id) => {
                         self.request_resolved(&plan.run_id, id);
+                        run.active.close_question(id);
                     }
                     // File-change requests name their item: its paths and diffs come first.
                     runner::events::Event::Ask { .. }

@@ -3,7 +3,7 @@
 //! progress post), `outcome` (what the run ended in), `delivery` (posting that exactly once),
 //! `transcript` and `images` (what Codex gets besides the prompt), `approval` (the runs side of an
 //! approval wait), `asks` (Codex's approval requests during a run), `changes` (the turn's diff),
-//! `steer` (replies and questions while a turn runs), `reply` (thread replies that continue a
+//! `steer` (replies while a turn runs), `questions` (Codex's questions to the requester), `reply` (thread replies that continue a
 //! session), `clicks` (the run's buttons) and `worktree` (a `worktree=on` thread's own git
 //! worktree, and pruning idle ones).
 //!
@@ -21,6 +21,7 @@ mod drive;
 mod images;
 mod outcome;
 mod progress;
+mod questions;
 mod reply;
 mod steer;
 mod submit;

@@ -124,6 +124,7 @@ impl Host {
             exit_code,
             input_tokens: state.usage.input_tokens,
             output_tokens: state.usage.output_tokens,
+            rate_limits: state.rate_limits,
             notify: (elapsed >= NOTIFY_AFTER).then_some(plan.user.username.as_str()),
         }) + &self.branch_line(run);
         let file_ids = self

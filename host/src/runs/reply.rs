@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::steer::RunningTurn;
 use super::submit::Submission;
 use super::{Intent, Trigger};
 use crate::protocol::{ChannelKind, PostRequest, PostResponse};
@@ -70,10 +71,11 @@ impl Host {
                 seen_until: p.create_at,
             });
         }
-        // While a turn runs in this thread, its requester talks to it instead of queueing.
-        if let Some(handled) = self.reply_to_running_turn(&cfg, &req, &root).await {
-            return handled;
-        }
+        // While a turn runs in this thread, a reply may go into it instead of queueing.
+        let why = match self.reply_to_running_turn(&cfg, &req, &root).await {
+            RunningTurn::Handled(response) => return response,
+            RunningTurn::NextTurn { why } => why,
+        };
         let submission = Submission {
             user: &req.user,
             channel: &req.channel,
@@ -88,6 +90,7 @@ impl Host {
         match self.submit(&cfg, submission).await {
             Ok(_) => PostResponse {
                 handled: true,
+                ephemeral_text: why.unwrap_or_default(),
                 ..Default::default()
             },
             Err(refusal) => PostResponse {

@@ -1,67 +1,75 @@
-//! Talking to a turn while it runs: the requester's reply in the thread answers Codex's pending
-//! question, or else steers the turn (`turn/steer`) — judged by the policy as a `continue`
-//! first, so a refused one never reaches Codex — and is acknowledged in the thread instead of
-//! queueing as the next run. Codex's questions (`item/tool/requestUserInput`) are posted here;
-//! no answer in time stops the turn visibly.
-
-use std::collections::BTreeMap;
-use std::time::Duration;
+//! Replies while a turn runs: the requester's reply answers Codex's pending question
+//! (`runs/questions.rs`); otherwise a reply by someone the `steer_by` setting lets steer is
+//! judged by the policy as that person's own `continue` — a refused one never reaches Codex —
+//! then sent into the turn (`turn/steer`) and acknowledged in the thread naming who steered.
+//! Any other reply waits for the next turn like any reply, and its author is told why.
 
 use serde_json::json;
-use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::decide::Ask;
-use super::Run;
 use crate::config::Config;
 use crate::gate::{Action, Decision};
+use crate::model::SteerBy;
 use crate::protocol::{PostRequest, PostResponse};
 use crate::render;
-use crate::runner::app_server::incoming::UserInputRequest;
-use crate::runner::app_server::protocol::{
-    RequestId, UserInput, UserInputAnswer, UserInputResponse,
-};
-use crate::runner::app_server::Client;
+use crate::runner::app_server::protocol::UserInput;
 use crate::state::Host;
 
-/// How long Codex's question waits for the requester's reply.
-pub const QUESTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// What became of a reply in a thread whose turn may be running.
+pub(super) enum RunningTurn {
+    /// Answered Codex's question, steered the turn, or was refused here (the response says why).
+    Handled(PostResponse),
+    /// Goes the usual way (the next turn); `why` is for its author when the reply might have
+    /// been meant for the running turn.
+    NextTurn { why: Option<String> },
+}
 
 impl Host {
-    /// A reply in the thread of a run whose turn is running: answers its question or steers
-    /// it. `None` when no turn of the thread is running or the author is not its requester
-    /// (the reply then queues as usual).
+    /// A reply in thread `root` (of the reply's own channel) while a turn of it runs.
     pub(super) async fn reply_to_running_turn(
         &self,
         cfg: &Config,
         req: &PostRequest,
         root: &str,
-    ) -> Option<PostResponse> {
+    ) -> RunningTurn {
+        let next_turn = |why: Option<String>| RunningTurn::NextTurn { why };
         let text = req.post.message.trim();
-        let (run_id, active) = self
+        let running = self
             .active
             .lock()
             .unwrap()
             .iter()
             .find(|(_, a)| {
-                *a.root_id.lock().unwrap() == root && a.session.lock().unwrap().is_some()
+                *a.root_id.lock().unwrap() == root
+                    && a.channel_id == req.channel.id
+                    && a.session.lock().unwrap().is_some()
             })
-            .map(|(id, a)| (id.clone(), a.clone()))?;
-        if active.user_id != req.user.id {
-            return None;
-        }
+            .map(|(id, a)| (id.clone(), a.clone()));
+        let Some((run_id, active)) = running else {
+            return next_turn(None);
+        };
         let handled = |ephemeral_text: String| {
-            Some(PostResponse {
+            RunningTurn::Handled(PostResponse {
                 handled: true,
                 ephemeral_text,
                 ..Default::default()
             })
         };
-        if let Some(tx) = active.question.lock().unwrap().take() {
-            let _ = tx.send(text.to_string());
-            return handled(String::new());
+        let is_requester = active.user_id == req.user.id;
+        if is_requester {
+            if let Some(q) = active.question.lock().unwrap().take() {
+                let _ = q.answer.send(text.to_string());
+                return handled(String::new());
+            }
+        } else {
+            let question_pending = active.question.lock().unwrap().is_some();
+            if cfg.steer_by == SteerBy::Requester || question_pending {
+                let why = render::steer_waits(&active.username, question_pending);
+                return next_turn(Some(why));
+            }
         }
+        // The person who steers is the one judged: their own `continue` of this thread.
         let project = cfg.projects.get(&active.project);
         let ruling = self
             .decide(
@@ -83,13 +91,15 @@ impl Host {
                 Some(&run_id),
                 &req.user.id,
                 &req.channel.id,
-                &json!({"reason": reason}),
+                &json!({"reason": reason, "requester": active.user_id}),
             );
             return handled(format!(
                 "Not passed to Codex: {reason} (the policy must allow it without approval while the turn runs)."
             ));
         }
-        let session = active.session.lock().unwrap().clone()?;
+        let Some(session) = active.session.lock().unwrap().clone() else {
+            return next_turn(None);
+        };
         let input = vec![UserInput::Text {
             text: format!("Message from @{} in Mattermost:\n{text}", req.user.username),
         }];
@@ -104,7 +114,7 @@ impl Host {
                     Some(&run_id),
                     &req.user.id,
                     &req.channel.id,
-                    &json!({"chars": text.chars().count()}),
+                    &json!({"chars": text.chars().count(), "requester": active.user_id}),
                 );
                 self.post_note(
                     &req.channel.id,
@@ -118,86 +128,8 @@ impl Host {
             // The turn ended meanwhile: the reply runs as the next prompt instead.
             Err(e) => {
                 warn!(error = %e, "steer refused by Codex; queueing the reply");
-                None
+                next_turn(None)
             }
-        }
-    }
-
-    /// Posts Codex's question and answers it with the requester's next reply in the thread;
-    /// without one in time, stops the turn.
-    pub(super) async fn ask_question(
-        &self,
-        run: &Run,
-        client: &Client,
-        id: RequestId,
-        r: UserInputRequest,
-        turn_over: &CancellationToken,
-    ) {
-        let qs: Vec<render::Question> = r
-            .questions
-            .iter()
-            .map(|q| render::Question {
-                header: &q.header,
-                question: &q.question,
-                options: q
-                    .options
-                    .iter()
-                    .flatten()
-                    .map(|o| o.label.as_str())
-                    .collect(),
-            })
-            .collect();
-        let (tx, rx) = oneshot::channel();
-        *run.active.question.lock().unwrap() = Some(tx);
-        self.note(
-            run,
-            render::question(&run.plan.user.username, &qs, QUESTION_TIMEOUT),
-        )
-        .await;
-        let reply = tokio::select! {
-            r = rx => r.ok(),
-            _ = tokio::time::sleep(QUESTION_TIMEOUT) => None,
-            _ = turn_over.cancelled() => return,
-        };
-        run.active.question.lock().unwrap().take();
-        let Some(reply) = reply else {
-            self.note(run, render::question_unanswered(QUESTION_TIMEOUT))
-                .await;
-            let _ = client
-                .answer_user_input(&id, UserInputResponse::default())
-                .await;
-            let _ = client.interrupt(&r.thread_id, &r.turn_id).await;
-            return;
-        };
-        let mut answers = BTreeMap::new();
-        let mut lines = reply.lines().map(str::trim).filter(|l| !l.is_empty());
-        for q in &r.questions {
-            let line = if r.questions.len() == 1 {
-                reply.trim().to_string()
-            } else {
-                lines.next().unwrap_or_default().to_string()
-            };
-            // An option's number stands for its label.
-            let chosen = line
-                .parse::<usize>()
-                .ok()
-                .and_then(|n| q.options.as_ref()?.get(n.checked_sub(1)?))
-                .map(|o| o.label.clone())
-                .unwrap_or(line);
-            answers.insert(
-                q.id.clone(),
-                UserInputAnswer {
-                    answers: vec![chosen],
-                },
-            );
-        }
-        self.note(run, render::answered(&run.plan.user.username))
-            .await;
-        if let Err(e) = client
-            .answer_user_input(&id, UserInputResponse { answers })
-            .await
-        {
-            warn!(error = %e, "could not answer Codex's question");
         }
     }
 }

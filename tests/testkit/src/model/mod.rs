@@ -41,12 +41,30 @@ struct Inner {
     state: Recorded<ModelState>,
 }
 
+/// The account's rate-limit usage the mock reports in the response headers Codex reads
+/// (`x-codex-primary-*`, `x-codex-secondary-*`); Codex turns them into its rate-limit snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// The short window (a 5-hour window for ChatGPT plans).
+    pub primary: RateLimitWindow,
+    /// The long window (weekly).
+    pub secondary: Option<RateLimitWindow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitWindow {
+    pub used_percent: u32,
+    pub window_minutes: u32,
+}
+
 #[derive(Default)]
 struct ModelState {
     requests: Vec<Value>,
     /// Tool calls this mock issued, so a follow-up is answered only for a call it made.
     calls: HashMap<String, Scenario>,
     next_id: u64,
+    /// Sent as headers with every response while set.
+    rate_limits: Option<RateLimits>,
 }
 
 impl MockModel {
@@ -80,6 +98,12 @@ impl MockModel {
     /// Every request body received so far, parsed, in arrival order.
     pub fn requests(&self) -> Vec<Value> {
         self.inner.state.read(|s| s.requests.clone())
+    }
+
+    /// Reports `limits` in the headers of every later response (`None`: no such headers, as
+    /// an API-key provider answers).
+    pub fn set_rate_limits(&self, limits: Option<RateLimits>) {
+        self.inner.state.update(|s| s.rate_limits = limits);
     }
 
     pub fn reset(&self) {
@@ -145,12 +169,12 @@ impl Inner {
             .and_then(Value::as_str)
             .unwrap_or("mock")
             .to_owned();
-        let (reply, delay, n) = self.state.update(|s| {
+        let (reply, delay, n, limits) = self.state.update(|s| {
             s.requests.push(body.clone());
             s.next_id += 1;
             let n = s.next_id;
             let (reply, delay) = choose_reply(s, &body, n);
-            (reply, delay, n)
+            (reply, delay, n, s.rate_limits)
         });
 
         let response_id = format!("resp_mock_{n}");
@@ -192,6 +216,25 @@ impl Inner {
         headers.insert(hyper::header::CACHE_CONTROL, "no-cache".parse().unwrap());
         if let Ok(value) = format!("req_mock_{n}").parse() {
             headers.insert("x-request-id", value);
+        }
+        if let Some(limits) = limits {
+            let windows = [
+                ("primary", Some(limits.primary)),
+                ("secondary", limits.secondary),
+            ];
+            for (name, window) in windows {
+                let Some(w) = window else { continue };
+                let used = format!("x-codex-{name}-used-percent");
+                let minutes = format!("x-codex-{name}-window-minutes");
+                for (header, value) in [(used, w.used_percent), (minutes, w.window_minutes)] {
+                    if let (Ok(h), Ok(v)) = (
+                        hyper::header::HeaderName::try_from(header),
+                        value.to_string().parse(),
+                    ) {
+                        headers.insert(h, v);
+                    }
+                }
+            }
         }
         response
     }
