@@ -346,7 +346,7 @@ async fn command_guard_declines_a_destructive_command_and_codex_is_told() {
     assert_eq!(answered.len(), 1, "{answered:?}");
     assert_eq!(answered[0]["answer"], "decline", "{answered:?}");
     assert_eq!(
-        answered[0]["detail"]["rules"][0], "command-guard/destructive-rm",
+        answered[0]["detail"]["rules"][0], "destructive-rm",
         "{answered:?}"
     );
     let asks = env
