@@ -6,7 +6,9 @@
 mod common;
 
 use codex_testkit::mattermost::{NewUser, TestPost};
-use codex_testkit::model::{last_user_text, ASK_ANSWER_PREFIX, SLOW_ANSWER};
+use codex_testkit::model::{
+    last_user_text, ASK_ANSWER_PREFIX, ESCALATE_JUSTIFICATION, SHELL_ANSWER_PREFIX, SLOW_ANSWER,
+};
 use common::*;
 use serde_json::{json, Value};
 
@@ -15,19 +17,28 @@ use serde_json::{json, Value};
 async fn file_change_env(expiry_secs: u32) -> (Env, Value) {
     // Under approval policy on-request Codex asks for a file change only outside its sandbox:
     // in a read-only run, every one.
+    policy_env(
+        "approval-for-risky",
+        json!({"patterns": ["mock\\.txt"], "approvers": ["carol"], "actions": ["file-change"],
+               "expiry_secs": expiry_secs}),
+    )
+    .await
+}
+
+/// A read-only host with one built example module (`module`, configured with `config`) as the
+/// admin's policy chain; returns it with @carol, a user who is not allowed to run Codex.
+async fn policy_env(module: &str, config: Value) -> (Env, Value) {
     let mut env = Env::start(|s| s["default_sandbox"] = json!("read-only")).await;
     let admin_dir = env.dir.path().join("admin-policies");
     std::fs::create_dir_all(&admin_dir).unwrap();
     std::fs::copy(
-        policy_dir().join("approval-for-risky.wasm"),
-        admin_dir.join("50-files.wasm"),
+        policy_dir().join(format!("{module}.wasm")),
+        admin_dir.join(format!("50-{module}.wasm")),
     )
     .unwrap();
     std::fs::write(
-        admin_dir.join("50-files.json"),
-        json!({"patterns": ["mock\\.txt"], "approvers": ["carol"], "actions": ["file-change"],
-               "expiry_secs": expiry_secs})
-        .to_string(),
+        admin_dir.join(format!("50-{module}.json")),
+        config.to_string(),
     )
     .unwrap();
     env.settings["policy_dir"] = json!(admin_dir.display().to_string());
@@ -280,4 +291,67 @@ async fn cancel_interrupts_a_turn_waiting_for_an_answer() {
         "{:?}",
         env.codex_processes()
     );
+}
+
+/// command-guard denies a destructive `rm` Codex asks to run outside the sandbox: the reason is
+/// in the thread without buttons, Codex is told no, nothing waits for a person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_guard_declines_a_destructive_command_and_codex_is_told() {
+    let (env, _carol) = policy_env("command-guard", json!({"approvers": ["carol"]})).await;
+    // A top-level directory that does not exist: harmless even if the guard failed open.
+    env.command("[[mock:esc:rm -rf /codex-guard-probe]] clean up")
+        .await;
+    let declined = env
+        .wait_post("the policy's decline", |p| {
+            p.post.message.contains("Declined by policy")
+        })
+        .await;
+    let shown = &declined.post.message;
+    assert!(
+        shown.contains("rm -rf /codex-guard-probe"),
+        "the full command: {shown}"
+    );
+    assert!(
+        shown.contains(ESCALATE_JUSTIFICATION),
+        "Codex's stated reason: {shown}"
+    );
+    assert!(
+        shown.contains("would remove /codex-guard-probe") && shown.contains("Codex was told"),
+        "the command and what happened: {shown}"
+    );
+    assert!(
+        declined.post.props.get("attachments").is_none(),
+        "no buttons on a decline: {declined:#?}"
+    );
+    let out = env.outcomes(1).await.remove(0);
+    assert_eq!(prop(&out, "codex_status"), "answered");
+    // The model's follow-up request carries Codex's report of the declined call.
+    let reqs = env.model.requests();
+    let output = reqs
+        .iter()
+        .filter_map(|r| r["input"].as_array()?.last().cloned())
+        .find(|l| l["type"] == "function_call_output")
+        .expect("Codex sent the model the declined call's output");
+    assert!(
+        output.to_string().to_lowercase().contains("rejected")
+            || output.to_string().to_lowercase().contains("declined"),
+        "{output}"
+    );
+    assert!(
+        out.post.message.contains(SHELL_ANSWER_PREFIX),
+        "{}",
+        out.post.message
+    );
+    let answered = env.audit("command.answered");
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(answered[0]["answer"], "decline", "{answered:?}");
+    assert_eq!(
+        answered[0]["detail"]["rules"][0], "destructive-rm",
+        "{answered:?}"
+    );
+    let asks = env
+        .mm
+        .read(|s| s.posts.iter().filter(|p| kind(p) == "approval").count());
+    assert_eq!(asks, 0, "nobody was asked: {:#?}", env.summary());
+    env.assert_one_outcome_per_run();
 }

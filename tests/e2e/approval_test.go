@@ -22,25 +22,7 @@ import (
 )
 
 func TestApprovalWithButtonPresses(t *testing.T) {
-	dir := filepath.Join(s.workDir, "policies")
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	require.NoError(t, extractFromBundle(s.bundle, pluginID+"/policies/approval-for-risky.wasm", filepath.Join(dir, "approval-for-risky.wasm")))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "approval-for-risky.json"),
-		[]byte(`{"patterns": ["(?i)\\bdeploy\\b"], "approvers": ["carol"], "min_approvals": 1, "expiry_secs": 600}`), 0o644))
-	ctx := context.Background()
-	s.settings["policydir"] = dir
-	require.NoError(t, s.writeSettings(ctx))
-	t.Cleanup(func() {
-		s.settings["policydir"] = ""
-		assert.NoError(t, s.writeSettings(ctx))
-	})
-	eventually(t, 60*time.Second, "the host to load approval-for-risky", func() (bool, bool, string) {
-		resp, err := s.command(ctx, s.alice, s.public, "", "/codex policy")
-		if err != nil {
-			return false, false, err.Error()
-		}
-		return true, strings.Contains(resp.Text, "approval-for-risky"), resp.Text
-	})
+	s.usePolicy(t, "approval-for-risky", `{"patterns": ["(?i)\\bdeploy\\b"], "approvers": ["carol"], "min_approvals": 1, "expiry_secs": 600}`)
 
 	t.Run("the approver approves; others cannot", func(t *testing.T) {
 		const prompt = "deploy the demo to staging (e2e-approve)"
@@ -82,6 +64,31 @@ func TestApprovalWithButtonPresses(t *testing.T) {
 		assert.Equal(t, "refused", status(out), out.Message)
 		assert.Contains(t, out.Message, "@carol")
 		assert.False(t, s.modelSaw(t, "e2e-deny"), "a denied prompt never reaches Codex")
+	})
+}
+
+// usePolicy installs one of the bundle's example policy modules the way an admin does (the .wasm
+// from the bundle's policies/ with its JSON settings in the Policy directory) as the only module
+// of the admin's chain until the test ends, and waits until /codex policy lists it.
+func (s *suite) usePolicy(t *testing.T, module, config string) {
+	t.Helper()
+	dir := filepath.Join(s.workDir, "policies-"+module)
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	require.NoError(t, extractFromBundle(s.bundle, pluginID+"/policies/"+module+".wasm", filepath.Join(dir, module+".wasm")))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, module+".json"), []byte(config), 0o644))
+	ctx := context.Background()
+	s.settings["policydir"] = dir
+	require.NoError(t, s.writeSettings(ctx))
+	t.Cleanup(func() {
+		s.settings["policydir"] = ""
+		assert.NoError(t, s.writeSettings(ctx))
+	})
+	eventually(t, 60*time.Second, "the host to load "+module, func() (bool, bool, string) {
+		resp, err := s.command(ctx, s.alice, s.public, "", "/codex policy")
+		if err != nil {
+			return false, false, err.Error()
+		}
+		return true, strings.Contains(resp.Text, module), resp.Text
 	})
 }
 

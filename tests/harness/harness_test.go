@@ -281,6 +281,7 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "60-two-keys.json"), []byte(`{"patterns":["(?i)\\bhotfix\\b"],"approvers":["carol","dave"],"min_approvals":2,"expiry_secs":600}`), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "70-expiring.wasm"), wasm, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "70-expiring.json"), []byte(`{"patterns":["(?i)\\bmigrate\\b"],"approvers":["carol"],"expiry_secs":2}`), 0o644))
+	installCommandGuard(t, bundlePath, policyDir)
 
 	repo := filepath.Join(root, "repo")
 	codexHome := filepath.Join(root, "codex-home")
@@ -584,6 +585,14 @@ func TestPluginInMattermostsLoader(t *testing.T) {
 		request := waitForBotPost(t, mmAddr, botID, "Approval expired")
 		assert.Nil(t, buttonContext(*request, "approve"), "an expired request keeps no buttons")
 		assert.Contains(t, request.Post.Message, "migrate the database")
+	})
+
+	commandRequestsByButton(t, commandRig{
+		repo: repo, alice: alice.Id, carol: carol.Id, await: awaitApproval, press: press, mmAddr: mmAddr,
+		run: func(t *testing.T, text string) {
+			_, appErr := hooks.ExecuteCommand(&plugin.Context{}, &model.CommandArgs{UserId: alice.Id, ChannelId: channel.Id, TeamId: team.Id, TriggerId: "trigger", Command: "/codex " + text})
+			require.Nil(t, appErr)
+		},
 	})
 
 	t.Run("a request without Mattermost-User-Id is refused", func(t *testing.T) {

@@ -20,10 +20,10 @@ use serde_json::{json, Value};
 
 use scenario::Reply;
 pub use scenario::{
-    last_user_text, Scenario, ASK_ANSWER_PREFIX, ASK_QUESTION, ASK_QUESTION_ID, EXEC_ANSWER,
-    EXEC_COMMAND, EXEC_REASONING, FAIL_MESSAGE, FAKE_AWS_KEY_ID, FAKE_GITHUB_TOKEN,
-    FAKE_OPENAI_KEY, FAKE_SSH_KEY, LONG_END, PATCH_ANSWER, PATCH_FILE, PATCH_LINE,
-    PERM_ANSWER_PREFIX, SLOW_ANSWER,
+    last_user_text, Scenario, ASK_ANSWER_PREFIX, ASK_QUESTION, ASK_QUESTION_ID,
+    ESCALATE_JUSTIFICATION, EXEC_ANSWER, EXEC_COMMAND, EXEC_REASONING, FAIL_MESSAGE,
+    FAKE_AWS_KEY_ID, FAKE_GITHUB_TOKEN, FAKE_OPENAI_KEY, FAKE_SSH_KEY, LONG_END, PATCH_ANSWER,
+    PATCH_FILE, PATCH_LINE, PERM_ANSWER_PREFIX, SHELL_ANSWER_PREFIX, SLOW_ANSWER,
 };
 
 use crate::server::{self, Handler, Recorded, Running};
@@ -245,8 +245,8 @@ fn choose_reply(state: &mut ModelState, body: &Value, n: u64) -> (Reply, Duratio
         let reply = match state.calls.get(call_id) {
             Some(Scenario::Exec) => Reply::Message(EXEC_ANSWER.into()),
             Some(Scenario::Patch) => Reply::Message(PATCH_ANSWER.into()),
-            Some(Scenario::Shell) => Reply::Message(format!(
-                "Command output:\n{}",
+            Some(Scenario::Shell | Scenario::Escalated) => Reply::Message(format!(
+                "{SHELL_ANSWER_PREFIX}\n{}",
                 scenario::tool_output_text(body)
             )),
             Some(Scenario::Perm) => Reply::Message(format!(
@@ -267,7 +267,12 @@ fn choose_reply(state: &mut ModelState, body: &Value, n: u64) -> (Reply, Duratio
     let scenario = Scenario::from_prompt(&prompt);
     let reply = match scenario {
         Scenario::Echo => Reply::Message(scenario::echo_answer(&prompt)),
-        Scenario::Exec | Scenario::Patch | Scenario::Shell | Scenario::Ask | Scenario::Perm => {
+        Scenario::Exec
+        | Scenario::Patch
+        | Scenario::Shell
+        | Scenario::Escalated
+        | Scenario::Ask
+        | Scenario::Perm => {
             let call_id = format!("call_mock_{n}");
             state.calls.insert(call_id.clone(), scenario);
             match scenario {
@@ -277,6 +282,10 @@ fn choose_reply(state: &mut ModelState, body: &Value, n: u64) -> (Reply, Duratio
                 Scenario::Perm => {
                     scenario::perm_call(call_id, scenario::perm_path(&prompt).unwrap_or_default())
                 }
+                Scenario::Escalated => scenario::escalated_call(
+                    call_id,
+                    scenario::escalated_command(&prompt).unwrap_or_default(),
+                ),
                 _ => scenario::shell_call(
                     call_id,
                     scenario::shell_command(&prompt).unwrap_or_default(),

@@ -24,6 +24,10 @@ pub enum Scenario {
     /// `[[mock:sh:COMMAND]]`: an `exec_command` call running COMMAND (everything up to `]]`), then
     /// `Command output:` and what the command printed, as Codex reported it back.
     Shell,
+    /// `[[mock:esc:COMMAND]]`: like `sh`, but the call asks to run outside the sandbox
+    /// (`sandbox_permissions: require_escalated`, with [`ESCALATE_JUSTIFICATION`]), so Codex asks
+    /// for approval under approval policy `on-request`, the host's.
+    Escalated,
     /// `[[mock:perm:PATH]]`: a `request_permissions` call asking to write PATH, then
     /// `Permissions:` and the tool output Codex sent back (what was granted).
     Perm,
@@ -42,6 +46,8 @@ pub const PATCH_LINE: &str = "hello from mock";
 pub const PATCH_ANSWER: &str = "Patched mock.txt.";
 pub const FAIL_MESSAGE: &str = "mock failure: the model refused";
 pub const SLOW_ANSWER: &str = "Slow answer done.";
+pub const SHELL_ANSWER_PREFIX: &str = "Command output:";
+pub const ESCALATE_JUSTIFICATION: &str = "mock: this command must run outside the sandbox";
 pub const PERM_ANSWER_PREFIX: &str = "Permissions:";
 pub const ASK_QUESTION_ID: &str = "color";
 pub const ASK_QUESTION: &str = "Which color should the button be?";
@@ -84,6 +90,7 @@ impl Scenario {
             "ask" => Self::Ask,
             "perm" if arg.is_some_and(|a| !a.trim().is_empty()) => Self::Perm,
             "sh" if arg.is_some_and(|a| !a.trim().is_empty()) => Self::Shell,
+            "esc" if arg.is_some_and(|a| !a.trim().is_empty()) => Self::Escalated,
             _ => return None,
         })
     }
@@ -92,6 +99,11 @@ impl Scenario {
 /// The command of a `[[mock:sh:COMMAND]]` marker.
 pub fn shell_command(text: &str) -> Option<&str> {
     marker_arg(text, "[[mock:sh:")
+}
+
+/// The command of a `[[mock:esc:COMMAND]]` marker.
+pub fn escalated_command(text: &str) -> Option<&str> {
+    marker_arg(text, "[[mock:esc:")
 }
 
 /// The path of a `[[mock:perm:PATH]]` marker.
@@ -194,6 +206,19 @@ pub fn shell_call(call_id: String, command: &str) -> Reply {
         call_id,
         name: "exec_command".into(),
         arguments: json!({ "cmd": command }).to_string(),
+    }
+}
+
+pub fn escalated_call(call_id: String, command: &str) -> Reply {
+    Reply::FunctionCall {
+        call_id,
+        name: "exec_command".into(),
+        arguments: json!({
+            "cmd": command,
+            "sandbox_permissions": "require_escalated",
+            "justification": ESCALATE_JUSTIFICATION,
+        })
+        .to_string(),
     }
 }
 
@@ -403,6 +428,11 @@ mod tests {
             Some("cat /etc/hostname")
         );
         assert_eq!(Scenario::from_prompt("[[mock:sh: ]]"), Scenario::Echo);
+        assert_eq!(
+            Scenario::from_prompt("[[mock:esc: touch x ]]"),
+            Scenario::Escalated
+        );
+        assert_eq!(escalated_command("[[mock:esc: touch x ]]"), Some("touch x"));
         assert_eq!(Scenario::from_prompt("[[mock:ask]]"), Scenario::Ask);
         assert_eq!(
             Scenario::from_prompt("[[mock:perm:/srv/x]]"),
