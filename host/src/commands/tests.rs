@@ -47,6 +47,7 @@ async fn help_lists_every_subcommand_and_the_projects() {
 `/codex cancel` — cancel the run in this thread (or your latest run in this channel).\n\
 `/codex policy` — what the policy would decide for you here, and why.\n\
 `/codex worktree [remove [--force]]` — in a thread of a `worktree=on` project: its worktree and branch, or remove it.\n\
+`/codex runner add <name> | list | remove <name>` — system admins: machines that run `codex-host connect` for the projects marked `runner=<name>`.\n\
 `/codex help` — this text.\n\n\
 Replies in a Codex thread continue the same session. Active project here: `api`. Projects: api, web."
     );
