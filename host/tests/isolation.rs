@@ -96,9 +96,10 @@ async fn attack_in(sandbox: &str) {
     env.command(&format!("[[mock:sh:{}]]", probe_script(&refs, &env.socket)))
         .await;
     let out = env.outcomes(2).await.remove(1);
-    let m = &out.post.message;
+    // The probe's output is long enough to come in parts (one screen each).
+    let m = &env.whole_answer(&out);
     assert_eq!(prop(&out, "codex_status"), "answered", "{m}");
-    assert!(m.starts_with("Command output:"), "{m}");
+    assert!(m.contains("Command output:"), "{m}");
     for p in &paths {
         assert!(
             m.contains(&format!("hidden {}", p.display())),

@@ -293,6 +293,25 @@ impl Env {
         })
     }
 
+    /// The whole answer an outcome closes: the run's earlier parts in order, then the outcome.
+    pub fn whole_answer(&self, outcome: &TestPost) -> String {
+        let run = prop(outcome, "codex_run_id");
+        self.mm.read(|s| {
+            let mut parts: Vec<&TestPost> = s
+                .posts
+                .iter()
+                .filter(|p| kind(p) == "answer_part" && prop(p, "codex_run_id") == run)
+                .collect();
+            parts.sort_by_key(|p| p.post.props.get("codex_part").and_then(Value::as_u64));
+            parts
+                .iter()
+                .map(|p| p.post.message.as_str())
+                .chain(std::iter::once(outcome.post.message.as_str()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
     /// Waits for a post matching `pred`.
     pub async fn wait_post(&self, what: &str, pred: impl Fn(&TestPost) -> bool) -> TestPost {
         self.mm
