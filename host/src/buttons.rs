@@ -37,6 +37,13 @@ impl ButtonAction {
         }
     }
 
+    /// The button's id in the attachment. Mattermost routes clicks through
+    /// `/api/v4/posts/{post_id}/actions/{action_id:[A-Za-z0-9]+}`: an id with `_` never reaches
+    /// the plugin, so ids are the action's name without underscores.
+    pub fn id(self) -> String {
+        self.as_str().replace('_', "")
+    }
+
     fn parse(s: &str) -> Option<ButtonAction> {
         Some(match s {
             "cancel" => ButtonAction::Cancel,
@@ -176,7 +183,7 @@ impl Signer {
             .map(|b| {
                 let (name, style) = b.label();
                 json!({
-                    "id": b.as_str(),
+                    "id": b.id(),
                     "name": name,
                     "type": "button",
                     "style": style,
@@ -199,6 +206,20 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn button_ids_are_what_mattermost_routes_clicks_for() {
+        use ButtonAction::*;
+        for b in [Cancel, Retry, Approve, ApproveSession, Deny, RequestAccess] {
+            let id = b.id();
+            assert!(
+                !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{id}: Mattermost answers 404 to a click on an id that is not [A-Za-z0-9]+"
+            );
+        }
+        assert_eq!(ApproveSession.id(), "approvesession");
+    }
+
     use super::*;
 
     fn ctx(v: Value) -> Map<String, Value> {

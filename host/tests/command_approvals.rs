@@ -157,7 +157,7 @@ async fn approved_for_the_session_is_not_asked_again_in_the_thread() {
     let (env, carol) = file_change_env(600).await;
     env.command("[[mock:patch]] add a file").await;
     let request = request_post(&env, 1).await;
-    let ok = env.click(&carol, &request, "approve_session").await;
+    let ok = env.click(&carol, &request, "approvesession").await;
     assert!(
         message(&ok).contains("Approved for this session by @carol"),
         "{ok}"

@@ -28,7 +28,7 @@ func TestRequestAccess(t *testing.T) {
 	resp := s.mustCommand(t, dave, s.public, "", "/codex hello (e2e-access)")
 	assert.Contains(t, resp.Text, "@dave is not on the Codex allowlist")
 	refusal := inbox.waitFor(t, s.public.Id, "@dave is not on the Codex allowlist")
-	pressEphemeral(t, dave, refusal, "request_access")
+	pressEphemeral(t, dave, refusal, "requestaccess")
 	inbox.waitFor(t, s.public.Id, "Asked @admin to add you to Allowed users")
 
 	dm, _, err := s.admin.client.CreateDirectChannel(ctx, s.admin.user.Id, s.botID)
@@ -40,7 +40,7 @@ func TestRequestAccess(t *testing.T) {
 	t.Run("a second request while one waits asks nobody", func(t *testing.T) {
 		s.mustCommand(t, dave, s.public, "", "/codex hello again (e2e-access)")
 		again := inbox.waitFor(t, s.public.Id, "hello again (e2e-access)")
-		pressEphemeral(t, dave, again, "request_access")
+		pressEphemeral(t, dave, again, "requestaccess")
 		inbox.waitFor(t, s.public.Id, "still waiting for an answer")
 		assert.Len(t, s.botPostsContaining(t, dm, "@dave asks for access"), 1)
 	})

@@ -75,7 +75,7 @@ fn told(t: &TestHost, u: &User) -> Vec<String> {
 /// `who` is refused by `/codex` and presses Request access.
 async fn ask(t: &TestHost, who: &User) -> ActionResponse {
     let refusal = t.command(who, "fix the login test").await;
-    let context = button(&refusal.attachments, "request_access").expect("a Request access button");
+    let context = button(&refusal.attachments, "requestaccess").expect("a Request access button");
     t.press(who, context, "ephemeral-post").await
 }
 
@@ -241,7 +241,7 @@ async fn members_and_the_requester_cannot_answer() {
     assert_eq!(reasons, ["not-an-approver", "self-approval"]);
     // A Request access button is its owner's only.
     let refusal = t.command(&user("alice"), "again").await;
-    let theirs = button(&refusal.attachments, "request_access").unwrap();
+    let theirs = button(&refusal.attachments, "requestaccess").unwrap();
     let stolen = t.press(&user("bob"), theirs, "ephemeral-post").await;
     assert!(
         stolen.ephemeral_text.contains("someone else's"),
