@@ -49,12 +49,15 @@ func TestRequestAccess(t *testing.T) {
 		approve := s.buttonContext(t, request.Id, "approve")
 		// The signed context of the admin's DM, sent from a channel the attacker can read: the
 		// plugin lets it through, the host checks who clicks.
-		for _, attacker := range []*actor{s.carol, dave} {
-			code, answer := s.postAction(t, attacker, nil, model.PostActionIntegrationRequest{
+		for _, attack := range []struct {
+			by   *actor
+			told string
+		}{{s.carol, "Only a system admin"}, {dave, "cannot answer your own access request"}} {
+			code, answer := s.postAction(t, attack.by, nil, model.PostActionIntegrationRequest{
 				PostId: request.Id, ChannelId: s.public.Id, TeamId: s.team.Id, Context: approve,
 			})
 			assert.Equal(t, http.StatusOK, code)
-			assert.Contains(t, answer.EphemeralText, "Only a system admin", "@%s", attacker.user.Username)
+			assert.Contains(t, answer.EphemeralText, attack.told, "@%s", attack.by.user.Username)
 		}
 		// The plugin's grant route takes only the bot.
 		code := s.callGrant(t, s.carol, fmt.Sprintf(`{"user_id":%q,"approved_by":%q}`, dave.user.Id, s.admin.user.Id))

@@ -58,6 +58,28 @@ func TestCommandRequestsDecidedInTheThread(t *testing.T) {
 		assert.Len(t, ofKind(s.thread(t, root.Id), "outcome"), 1)
 	})
 
+	t.Run("approved for the session: the same request later in the thread is not asked", func(t *testing.T) {
+		marker := filepath.Join(repo, "e2e-cmd-session.txt")
+		t.Cleanup(func() { _ = os.Remove(marker) })
+		root := ask(t, "touch e2e-cmd-session.txt", "e2e-cmd-session")
+		request := s.waitApprovalRequest(t, root.Id)
+		// The id must be one Mattermost routes clicks for (letters and digits only).
+		require.True(t, hasAction(request, "approvesession"), "%v", actionIDs(request))
+		_, err := press(s.carol, request, "approvesession")
+		require.NoError(t, err)
+		out := s.waitOutcome(t, root.Id, 1, runTimeout)
+		assert.Equal(t, "answered", status(out), out.Message)
+		assert.FileExists(t, marker)
+		assert.Contains(t, closedAsk(t, root.Id).Message, "Approved for this session by @carol")
+
+		require.NoError(t, os.Remove(marker))
+		s.reply(t, s.alice, s.public, root.Id, "[[mock:esc:touch e2e-cmd-session.txt]] (e2e-cmd-session-again)")
+		again := s.waitOutcome(t, root.Id, 2, runTimeout)
+		assert.Equal(t, "answered", status(again), again.Message)
+		assert.FileExists(t, marker, "the session grant covered the same request")
+		assert.Len(t, ofKind(s.thread(t, root.Id), "approval"), 1, "asked again")
+	})
+
 	t.Run("denied by the approver: Codex is told no", func(t *testing.T) {
 		marker := filepath.Join(repo, "e2e-cmd-denied.txt")
 		root := ask(t, "touch e2e-cmd-denied.txt", "e2e-cmd-deny")
