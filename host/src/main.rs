@@ -226,14 +226,7 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         }
     };
     let shutdown = CancellationToken::new();
-    let signals = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            info!("shutting down");
-            shutdown.cancel();
-        })
-    };
+    let signals = cancel_on_signal(shutdown.clone());
     let served = api::serve(host.clone(), listener, opts, shutdown.clone()).await;
     host.shutdown(Duration::from_secs(10)).await;
     signals.abort();
@@ -330,14 +323,7 @@ async fn connect(a: ConnectArgs) -> Result<ExitCode> {
         }
     };
     let shutdown = CancellationToken::new();
-    let signals = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            info!("shutting down");
-            shutdown.cancel();
-        })
-    };
+    let signals = cancel_on_signal(shutdown.clone());
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
@@ -356,6 +342,15 @@ async fn connect(a: ConnectArgs) -> Result<ExitCode> {
     }
     info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+fn cancel_on_signal(shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutting down");
+        shutdown.cancel();
+    })
 }
 
 async fn wait_for_signal() {
