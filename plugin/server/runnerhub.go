@@ -80,6 +80,11 @@ type mailbox struct {
 	configFailedAt  time.Time
 }
 
+// online: the runner is polling, or polled moments ago (it re-polls at once after each answer).
+func (b *mailbox) online() bool {
+	return b.polling > 0 || time.Since(b.lastPoll) < runnerGone
+}
+
 type waiter struct {
 	runner string
 	ch     chan runnerAnswer // a caller on this node
@@ -107,7 +112,7 @@ func (h *runnerHub) online(name string) (bool, time.Time) {
 	if b == nil {
 		return false, time.Time{}
 	}
-	return b.polling > 0 || time.Since(b.lastPoll) < runnerGone, b.lastPoll
+	return b.online(), b.lastPoll
 }
 
 // status is what /codex runner list shows of a runner on this node.
@@ -118,7 +123,7 @@ func (h *runnerHub) status(name string) (info pollRequest, online bool, lastPoll
 	if b == nil {
 		return pollRequest{}, false, time.Time{}, ""
 	}
-	return b.info, b.polling > 0 || time.Since(b.lastPoll) < runnerGone, b.lastPoll, b.configError
+	return b.info, b.online(), b.lastPoll, b.configError
 }
 
 // poll hands out the runner's waiting envelopes, waiting up to pollHold for some.
