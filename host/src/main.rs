@@ -53,9 +53,6 @@ struct ServeArgs {
     /// Path of the Unix socket to create (mode 0660).
     #[arg(long)]
     socket: PathBuf,
-    /// Directory for the SQLite state database.
-    #[arg(long)]
-    state_dir: PathBuf,
     /// Extra uid allowed to connect (repeatable); the host's own uid always may.
     #[arg(long = "allow-uid")]
     allow_uids: Vec<u32>,
@@ -66,15 +63,8 @@ struct ServeArgs {
     /// File holding the shared secret, instead of the CODEX_HOST_SECRET environment variable.
     #[arg(long)]
     secret_file: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// Directory of the bundled policy modules (`allowlist.wasm`) [default: the bundle's
-    /// `policies/` folder next to this executable's `server/dist/`].
-    #[arg(long)]
-    policy_dir: Option<PathBuf>,
-    /// The bubblewrap executable that isolates each Codex run (a name on PATH or a path).
-    #[arg(long, env = "CODEX_HOST_BWRAP", default_value = "bwrap")]
-    bwrap: PathBuf,
+    #[command(flatten)]
+    host: HostArgs,
 }
 
 #[derive(Parser)]
@@ -85,16 +75,25 @@ struct ConnectArgs {
     /// File holding the runner's token (from `/codex runner add <name>`); readable only by you.
     #[arg(long)]
     token_file: PathBuf,
-    /// Directory for the SQLite state database.
-    #[arg(long)]
-    state_dir: PathBuf,
     /// The plugin's id on the server.
     #[arg(long, default_value = "com.github.codex-for-mattermost")]
     plugin_id: String,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+/// What `serve` and `connect` share: where the host keeps its state, how it logs, its policies
+/// and its sandbox.
+#[derive(clap::Args)]
+struct HostArgs {
+    /// Directory for the SQLite state database.
+    #[arg(long)]
+    state_dir: PathBuf,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Directory of the policy modules (`allowlist.wasm`) [default: the bundle's `policies/`
-    /// folder next to this executable's `server/dist/`].
+    /// Directory of the bundled policy modules (`allowlist.wasm`) [default: the bundle's
+    /// `policies/` folder next to this executable's `server/dist/`; without one, the allowlist
+    /// built into this executable].
     #[arg(long)]
     policy_dir: Option<PathBuf>,
     /// The bubblewrap executable that isolates each Codex run (a name on PATH or a path).
@@ -217,7 +216,7 @@ fn init_logs(default: &str, format: LogFormat) {
 const EXIT_CONFIG: u8 = 78;
 
 async fn serve(a: ServeArgs) -> Result<ExitCode> {
-    init_logs("info", a.log_format);
+    init_logs("info", a.host.log_format);
     let (host, listener, opts) = match start(a).await {
         Ok(started) => started,
         Err(e) => {
@@ -248,9 +247,7 @@ async fn start(a: ServeArgs) -> Result<(Arc<Host>, tokio::net::UnixListener, api
         bail!("no usable secret: set CODEX_HOST_SECRET (or --secret-file) to the plugin's Host secret, at least 16 characters");
     }
     let host = build_host(
-        &a.state_dir,
-        a.policy_dir.clone(),
-        &a.bwrap,
+        &a.host,
         MattermostClient::new(),
         vec![secret.clone()],
     )?;
@@ -265,17 +262,17 @@ async fn start(a: ServeArgs) -> Result<(Arc<Host>, tokio::net::UnixListener, api
 }
 
 /// A host on this machine's state directory, recovered from its last stop.
-fn build_host(
-    state_dir: &Path,
-    policy_dir: Option<PathBuf>,
-    bwrap: &Path,
-    chat: MattermostClient,
-    secrets: Vec<String>,
-) -> Result<Arc<Host>> {
+fn build_host(args: &HostArgs, chat: MattermostClient, secrets: Vec<String>) -> Result<Arc<Host>> {
+    let HostArgs {
+        state_dir,
+        policy_dir,
+        bwrap,
+        ..
+    } = args;
     let store = open_store(state_dir)?;
     let signer = Signer::from_state_dir(state_dir)?;
     let gate = PolicyGate::new(
-        policy_dir.or_else(bundled_policy_dir),
+        policy_dir.clone().or_else(bundled_policy_dir),
         state_dir.join("policy-cache"),
     )
     .context("starting the policy engine")?;
@@ -296,7 +293,7 @@ fn build_host(
 
 /// `codex-host connect`: a remote runner (host/src/remote.rs).
 async fn connect(a: ConnectArgs) -> Result<ExitCode> {
-    init_logs("info", a.log_format);
+    init_logs("info", a.host.log_format);
     let token = match std::fs::read_to_string(&a.token_file) {
         Ok(t) => t.trim().to_string(),
         Err(e) => {
@@ -310,9 +307,7 @@ async fn connect(a: ConnectArgs) -> Result<ExitCode> {
     }
     // No socket secret exists for a runner; its token is what must never reach a post.
     let host = match build_host(
-        &a.state_dir,
-        a.policy_dir.clone(),
-        &a.bwrap,
+        &a.host,
         MattermostClient::through_plugin(&a.plugin_id),
         vec![token.clone()],
     ) {

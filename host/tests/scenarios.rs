@@ -1003,6 +1003,56 @@ async fn an_empty_allowlist_denies_everyone_with_an_admin_hint() {
     assert!(env.mm.posts().is_empty());
 }
 
+/// A host started without the bundle's `policies/` (as after `cargo install --path host`) enforces
+/// the allowlist built into its binary: the listed person runs, anyone else is refused by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_bundle_the_allowlist_in_the_binary_is_enforced() {
+    let mut env = Env::start(|_| {}).await;
+    env.stop_host().await;
+    let empty = env.dir.path().join("no-bundled-policies");
+    std::fs::create_dir_all(&empty).unwrap();
+    env.policy_dir = empty;
+    env.start_host().await;
+
+    let (_, health) = env.call("GET", "/v1/health", None).await;
+    assert_eq!(health["policies"][0]["name"], "allowlist", "{health}");
+    assert!(
+        health["policies"][0]["hash"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("sha256:"),
+        "{health}"
+    );
+
+    let bob = env.mm.add_user(NewUser {
+        username: "bob".into(),
+        ..Default::default()
+    });
+    let bob = json!({"id": bob.id, "username": "bob", "roles": ["system_user"]});
+    let refused = env.command_as(&bob, "do something", "").await["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        refused.contains("@bob is not on the Codex allowlist"),
+        "{refused}"
+    );
+    let denied = env.audit("decision");
+    assert!(
+        denied.iter().any(|d| d["report"]["modules"][0]["name"] == "allowlist"
+            && d["decision"] == "deny"),
+        "{denied:#?}"
+    );
+
+    env.command("say hello").await;
+    let outcome = &env.outcomes(1).await[0];
+    assert!(
+        env.whole_answer(outcome).starts_with("Mock answer: say hello"),
+        "{}",
+        env.whole_answer(outcome)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_policy_modules_tighten_the_sandbox_and_hot_reload() {
     let env = Env::start(|_| {}).await;

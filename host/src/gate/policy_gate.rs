@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use codex_policy::{
-    EngineOptions, FinalDecision, ModuleOutcome, ModuleSpec, PolicyEngine, PolicyService,
+    EngineOptions, FinalDecision, ModuleOutcome, ModuleSource, ModuleSpec, PolicyEngine,
+    PolicyService,
 };
 use serde_json::{json, Value};
 
@@ -92,7 +93,7 @@ impl PolicyGate {
                     continue;
                 }
             };
-            let key = format!("{specs:?}");
+            let key = specs_key(&specs);
             if key == st.specs_key || key == st.failed_key {
                 continue;
             }
@@ -124,31 +125,54 @@ impl PolicyGate {
     }
 }
 
-/// The chain the settings describe: the bundled allowlist, then the policy directory's modules.
+/// The allowlist policy built from `policies/allowlist` into this binary (host/build.rs): used when
+/// no bundle directory holds `allowlist.wasm`, e.g. a host installed with `cargo install`.
+static EMBEDDED_ALLOWLIST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/allowlist.wasm"));
+
+/// [`EMBEDDED_ALLOWLIST`], shared: one copy for the life of the process, so an unchanged chain
+/// has an unchanged [`specs_key`].
+fn embedded_allowlist() -> Arc<[u8]> {
+    static BYTES: std::sync::OnceLock<Arc<[u8]>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| Arc::from(EMBEDDED_ALLOWLIST)).clone()
+}
+
+/// The chain the settings describe: the bundled allowlist (the bundle's file, else the one in
+/// this binary), then the policy directory's modules.
 fn chain_specs(builtin_dir: Option<&Path>, settings: &Settings) -> Result<Vec<ModuleSpec>, String> {
-    let mut specs = Vec::new();
-    let allowlist = builtin_dir.map(|d| d.join("allowlist.wasm"));
-    match allowlist.filter(|p| p.is_file()) {
-        Some(path) => {
-            let config = json!({
-                "users": settings.allowed_users,
-                "channels": settings.allowed_channels,
-                "teams": settings.allowed_teams,
-            });
-            specs.push(ModuleSpec::from_path("allowlist", path, &config.to_string()));
-        }
-        None => {
-            return Err(format!(
-                "the bundled allowlist policy is missing (looked in {}); reinstall the plugin bundle, or start codex-host with --policy-dir pointing at its policies/ folder",
-                builtin_dir.map(|d| d.display().to_string()).unwrap_or_else(|| "no --policy-dir".into())
-            ))
-        }
-    }
+    let config = json!({
+        "users": settings.allowed_users,
+        "channels": settings.allowed_channels,
+        "teams": settings.allowed_teams,
+    })
+    .to_string();
+    let bundled = builtin_dir
+        .map(|d| d.join("allowlist.wasm"))
+        .filter(|p| p.is_file());
+    let mut specs = vec![match bundled {
+        Some(path) => ModuleSpec::from_path("allowlist", path, &config),
+        None => ModuleSpec::from_bytes("allowlist", embedded_allowlist(), &config),
+    }];
     let dir = settings.policy_dir.trim();
     if !dir.is_empty() {
         specs.extend(admin_modules(Path::new(dir))?);
     }
     Ok(specs)
+}
+
+/// What identifies a chain, to skip reloading an unchanged one: embedded modules by their
+/// address and length (they never change while the process runs), not by their bytes.
+fn specs_key(specs: &[ModuleSpec]) -> String {
+    specs
+        .iter()
+        .map(|s| {
+            let source = match &s.source {
+                ModuleSource::Path(p) => format!("path:{}", p.display()),
+                ModuleSource::Bytes(b) => format!("bytes:{:p}:{}", b.as_ptr(), b.len()),
+            };
+            format!("{}|{source}|{}|{}", s.name, s.monitor, s.config_json)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `<dir>/*.wasm` in file-name order; config from `<name>.json` beside it (default `{}`), monitor
@@ -191,7 +215,7 @@ impl Gate for PolicyGate {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.settings = Some(settings.clone());
         let loaded = chain_specs(self.builtin_dir.as_deref(), settings).and_then(|specs| {
-            let key = format!("{specs:?}");
+            let key = specs_key(&specs);
             if st.broken.is_none() && st.specs_key == key {
                 return Ok((key, None));
             }

@@ -34,6 +34,8 @@ pub struct Env {
     pub channel: Value,
     /// Extra environment of the host process (on top of the secret, the mock key and the log level).
     pub host_env: Vec<(String, String)>,
+    /// `--policy-dir` of the host: the bundled modules (default: the ones `make policies` built).
+    pub policy_dir: PathBuf,
 }
 
 impl Env {
@@ -83,6 +85,7 @@ impl Env {
             host: None,
             alice: json!({"id": alice.id, "username": "alice", "roles": ["system_user"]}),
             host_env: vec![],
+            policy_dir: policy_dir(),
             channel: json!({"id": "chan-dev-0000000000000000000", "name": "dev", "display_name": "Dev", "kind": "public", "team_id": "team-eng", "team_name": "eng"}),
         };
         env.start_host().await;
@@ -94,7 +97,7 @@ impl Env {
             .args(["serve", "--socket"])
             .arg(&self.socket)
             .arg("--policy-dir")
-            .arg(policy_dir())
+            .arg(&self.policy_dir)
             .arg("--state-dir")
             .arg(&self.state_dir)
             .env("CODEX_HOST_SECRET", SECRET)
