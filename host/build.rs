@@ -14,8 +14,12 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().expect("host/ sits in the repository").to_path_buf();
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .parent()
+        .expect("host/ sits in the repository")
+        .to_path_buf();
     let policies = root.join("policies");
     for watched in [
         "policies/allowlist/src",
@@ -40,7 +44,16 @@ fn main() {
     let mut build = Command::new(cargo);
     build
         .current_dir(&policies)
-        .args(["build", "--release", "--locked", "--quiet", "-p", "allowlist", "--target", TARGET])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--quiet",
+            "-p",
+            "allowlist",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     // What cargo passes to this script describes the host's own build (its target, flags, linker
@@ -71,20 +84,29 @@ fn main() {
              Build it alone to see why: (cd policies && cargo build --release -p allowlist)"
         );
     }
-    let wasm = target_dir.join(TARGET).join("release").join("allowlist.wasm");
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("allowlist.wasm");
+    let wasm = target_dir
+        .join(TARGET)
+        .join("release")
+        .join("allowlist.wasm");
+    let out =
+        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("allowlist.wasm");
     copy(&wasm, &out);
 }
 
 fn ensure_wasm_target() {
-    let Ok(listed) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
+    let Ok(listed) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
         return; // no rustup: a toolchain installed otherwise must bring the target itself
     };
     let installed = String::from_utf8_lossy(&listed.stdout);
     if installed.lines().any(|l| l.trim() == TARGET) {
         return;
     }
-    let added = Command::new("rustup").args(["target", "add", TARGET]).status();
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
     if !matches!(added, Ok(s) if s.success()) {
         panic!(
             "codex-host embeds the allowlist policy, built for {TARGET}, and that Rust target is not \
@@ -95,6 +117,9 @@ fn ensure_wasm_target() {
 
 fn copy(from: &Path, to: &Path) {
     if let Err(e) = std::fs::copy(from, to) {
-        panic!("codex-host embeds the allowlist policy: copying {} failed: {e}", from.display());
+        panic!(
+            "codex-host embeds the allowlist policy: copying {} failed: {e}",
+            from.display()
+        );
     }
 }

@@ -246,11 +246,7 @@ async fn start(a: ServeArgs) -> Result<(Arc<Host>, tokio::net::UnixListener, api
     if secret.len() < 16 {
         bail!("no usable secret: set CODEX_HOST_SECRET (or --secret-file) to the plugin's Host secret, at least 16 characters");
     }
-    let host = build_host(
-        &a.host,
-        MattermostClient::new(),
-        vec![secret.clone()],
-    )?;
+    let host = build_host(&a.host, MattermostClient::new(), vec![secret.clone()])?;
     let opts = api::ServerOptions {
         socket: a.socket,
         secret,

@@ -1039,15 +1039,17 @@ async fn without_the_bundle_the_allowlist_in_the_binary_is_enforced() {
     );
     let denied = env.audit("decision");
     assert!(
-        denied.iter().any(|d| d["report"]["modules"][0]["name"] == "allowlist"
-            && d["decision"] == "deny"),
+        denied
+            .iter()
+            .any(|d| d["report"]["modules"][0]["name"] == "allowlist" && d["decision"] == "deny"),
         "{denied:#?}"
     );
 
     env.command("say hello").await;
     let outcome = &env.outcomes(1).await[0];
     assert!(
-        env.whole_answer(outcome).starts_with("Mock answer: say hello"),
+        env.whole_answer(outcome)
+            .starts_with("Mock answer: say hello"),
         "{}",
         env.whole_answer(outcome)
     );
