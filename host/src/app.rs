@@ -344,6 +344,7 @@ impl Host {
             intent: Intent::New,
             prompt,
             trigger: None,
+            bot_can_post: true,
         };
         self.submit(&cfg, submission).await.map_err(|r| r.text)
     }

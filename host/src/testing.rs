@@ -170,6 +170,7 @@ impl TestHost {
             intent: Intent::Auto,
             prompt,
             trigger: None,
+            bot_can_post: true,
         };
         self.host.submit(&cfg, submission).await.map_err(|r| r.text)
     }

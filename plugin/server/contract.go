@@ -97,6 +97,9 @@ type PostResponse struct {
 	// NeedsBotAccess: the post would start a run where the bot may not post yet; the plugin gives
 	// the bot access and forwards the post again.
 	NeedsBotAccess bool `json:"needs_bot_access,omitempty"`
+	// Attachments go with EphemeralText, e.g. the Request access button under a refusal. Kept as
+	// the host sent them; the plugin decodes them into Mattermost's type when it posts.
+	Attachments []json.RawMessage `json:"attachments,omitempty"`
 }
 
 // ActionRequest is the body of POST /v1/actions: Mattermost's PostActionIntegrationRequest with

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -91,7 +92,11 @@ func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
 	}
 	if err == nil {
 		if resp.EphemeralText != "" {
-			p.API.SendEphemeralPost(post.UserId, &model.Post{UserId: st.botUserID, ChannelId: post.ChannelId, RootId: rootID, Message: resp.EphemeralText})
+			answer := &model.Post{UserId: st.botUserID, ChannelId: post.ChannelId, RootId: rootID, Message: resp.EphemeralText}
+			if atts := decodeAttachments(resp.Attachments); len(atts) > 0 {
+				answer.AddProp(model.PostPropsAttachments, atts)
+			}
+			p.API.SendEphemeralPost(post.UserId, answer)
 		}
 		return
 	}
@@ -194,4 +199,18 @@ func propIsTrue(post *model.Post, key string) bool {
 		return v
 	}
 	return false
+}
+
+// decodeAttachments turns the host's message attachments into Mattermost's type, the one the server
+// adds action cookies to when it sends an ephemeral post (so that a button on it can be clicked).
+// One that does not decode is left out.
+func decodeAttachments(raw []json.RawMessage) []*model.MessageAttachment {
+	var atts []*model.MessageAttachment
+	for _, r := range raw {
+		var a model.MessageAttachment
+		if json.Unmarshal(r, &a) == nil {
+			atts = append(atts, &a)
+		}
+	}
+	return atts
 }

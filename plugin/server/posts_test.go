@@ -99,7 +99,9 @@ func TestAHostRefusalOfAReplyIsShownToThePoster(t *testing.T) {
 	api := newTestAPI(t)
 	host := startFakeHost(t, "secret")
 	host.handle("POST "+routePosts, func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte(`{"handled":true,"ephemeral_text":"Codex did not run: @alice is not on the allowed users list."}`))
+		_, _ = w.Write([]byte(`{"handled":true,"ephemeral_text":"Codex did not run: @alice is not on the allowed users list.",` +
+			`"attachments":[{"text":"","actions":[{"id":"requestaccess","name":"Request access","type":"button",` +
+			`"integration":{"url":"/plugins/com.github.codex-for-mattermost/v1/actions","context":{"action":"request_access","sig":"s1"}}}]}]}`))
 	})
 	p := activeTestPlugin(t, api, host)
 	api.On("GetChannel", "c1").Return(&model.Channel{Id: "c1", Name: "dev", Type: model.ChannelTypeOpen, TeamId: "t1"}, nil)
@@ -107,7 +109,12 @@ func TestAHostRefusalOfAReplyIsShownToThePoster(t *testing.T) {
 	api.On("GetPost", "root-bot").Return(&model.Post{Id: "root-bot", UserId: "bot1"}, nil)
 	api.On("GetUser", "u1").Return(testUser("u1", "alice"), nil)
 	api.On("SendEphemeralPost", "u1", mock.MatchedBy(func(post *model.Post) bool {
-		return post.RootId == "root-bot" && post.ChannelId == "c1" && strings.Contains(post.Message, "not on the allowed users list")
+		// The Request access button goes with the refusal, in Mattermost's own attachment type:
+		// the server adds the action cookie that makes a button on an ephemeral post clickable.
+		atts := post.Attachments()
+		return post.RootId == "root-bot" && post.ChannelId == "c1" && strings.Contains(post.Message, "not on the allowed users list") &&
+			len(atts) == 1 && len(atts[0].Actions) == 1 && atts[0].Actions[0].Id == "requestaccess" &&
+			atts[0].Actions[0].Integration.Context["sig"] == "s1"
 	})).Return(&model.Post{}).Once()
 
 	p.MessageHasBeenPosted(nil, &model.Post{Id: "p6", UserId: "u1", ChannelId: "c1", RootId: "root-bot", Message: "go on"})

@@ -1,8 +1,9 @@
 package e2e
 
-// Request access on the real server: a refused user presses the button under the refusal, the
-// system admin gets a DM from the bot, people who may not answer are refused, the admin approves,
-// the plugin saves the new Allowed users and the user's next /codex runs.
+// Request access on the real server: a refused user presses the button under the refusal (of
+// /codex, then of an @codex mention), the system admin gets a DM from the bot, people who may not
+// answer are refused, the admin approves, the plugin saves the new Allowed users and the user's
+// next /codex runs.
 
 import (
 	"bytes"
@@ -38,8 +39,10 @@ func TestRequestAccess(t *testing.T) {
 	assert.ElementsMatch(t, []string{"approve", "deny"}, actionIDs(request))
 
 	t.Run("a second request while one waits asks nobody", func(t *testing.T) {
-		s.mustCommand(t, dave, s.public, "", "/codex hello again (e2e-access)")
-		again := inbox.waitFor(t, s.public.Id, "hello again (e2e-access)")
+		// Through an @-mention this time: the refusal is an ephemeral post the plugin sends, and
+		// its button must be as clickable as the one under a slash command's answer.
+		mention := s.reply(t, dave, s.public, "", "@codex hello again (e2e-access)")
+		again := inbox.waitForIn(t, s.public.Id, mention.Id, "@dave is not on the Codex allowlist")
 		pressEphemeral(t, dave, again, "requestaccess")
 		inbox.waitFor(t, s.public.Id, "still waiting for an answer")
 		assert.Len(t, s.botPostsContaining(t, dm, "@dave asks for access"), 1)

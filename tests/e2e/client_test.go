@@ -283,12 +283,18 @@ func (s *suite) listen(t *testing.T, a *actor) *inbox {
 // waitFor waits for an ephemeral post in channelID whose message contains substr.
 func (in *inbox) waitFor(t *testing.T, channelID, substr string) *model.Post {
 	t.Helper()
+	return in.waitForIn(t, channelID, "", substr)
+}
+
+// waitForIn is waitFor in the thread of rootID ("": anywhere in the channel).
+func (in *inbox) waitForIn(t *testing.T, channelID, rootID, substr string) *model.Post {
+	t.Helper()
 	return eventually(t, 30*time.Second, fmt.Sprintf("an ephemeral message containing %q", substr), func() (*model.Post, bool, string) {
 		in.mu.Lock()
 		defer in.mu.Unlock()
 		var seen []string
 		for _, p := range in.posts {
-			if p.ChannelId == channelID && strings.Contains(p.Message, substr) {
+			if p.ChannelId == channelID && (rootID == "" || p.RootId == rootID) && strings.Contains(p.Message, substr) {
 				return p, true, ""
 			}
 			seen = append(seen, p.Message)

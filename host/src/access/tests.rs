@@ -318,3 +318,82 @@ async fn a_refusal_of_the_place_offers_no_button() {
     let refusal = t.command(&user("alice"), "fix it").await;
     assert!(refusal.attachments.is_empty());
 }
+
+/// The plugin forwarding `@codex fix the login test` by `who` (`POST /v1/posts`).
+async fn mention(
+    t: &TestHost,
+    who: &User,
+    id: &str,
+    bot_can_post: bool,
+) -> crate::protocol::PostResponse {
+    use crate::protocol::{IncomingPost, PostRequest};
+    t.host
+        .reply(PostRequest {
+            user: who.clone(),
+            channel: crate::testing::channel(),
+            post: IncomingPost {
+                id: id.into(),
+                channel_id: crate::testing::channel().id,
+                user_id: who.id.clone(),
+                message: "@codex fix the login test".into(),
+                ..Default::default()
+            },
+            bot_can_post,
+        })
+        .await
+}
+
+/// `@codex <prompt>` by someone the allowlist refuses gets the same Request access button as
+/// `/codex`: the plugin shows it with the refusal (an ephemeral post), and it works the same.
+#[tokio::test]
+async fn a_refused_mention_carries_the_request_access_button() {
+    let t = refusing("user-not-listed", |_| {}).await;
+    let alice = user("alice");
+    let answer = mention(&t, &alice, "mention-1", true).await;
+    assert!(
+        answer.ephemeral_text.contains("not on the Codex allowlist"),
+        "{answer:?}"
+    );
+    let context = button(&answer.attachments, "requestaccess").expect("a Request access button");
+    let asked = t.press(&alice, context, "ephemeral-post").await;
+    assert!(
+        asked.ephemeral_text.contains("@root, @sam"),
+        "{}",
+        asked.ephemeral_text
+    );
+    assert_eq!(requests(&t).len(), 2);
+
+    // A refusal of the place, not the person, offers nothing to ask for.
+    let t = refusing("channel-not-listed", |_| {}).await;
+    let answer = mention(&t, &alice, "mention-2", true).await;
+    assert!(!answer.ephemeral_text.is_empty(), "{answer:?}");
+    assert!(answer.attachments.is_empty(), "{answer:?}");
+}
+
+/// Where the bot may not post yet, someone the policy refuses is told so, and the plugin is not
+/// asked to add the bot to the channel: a mention or a command of a stranger must not make the
+/// bot join anything.
+#[tokio::test]
+async fn a_refused_person_never_makes_the_bot_join_a_channel() {
+    let t = refusing("user-not-listed", |_| {}).await;
+    let alice = user("alice");
+    let answer = mention(&t, &alice, "mention-3", false).await;
+    assert!(!answer.needs_bot_access, "{answer:?}");
+    assert!(
+        answer.ephemeral_text.contains("not on the Codex allowlist"),
+        "{answer:?}"
+    );
+    assert!(button(&answer.attachments, "requestaccess").is_some());
+
+    let req = crate::protocol::CommandRequest {
+        user: alice.clone(),
+        channel: crate::testing::channel(),
+        text: "fix the login test".into(),
+        bot_can_post: false,
+        ..Default::default()
+    };
+    let answer = t.host.command(req).await;
+    assert!(!answer.needs_bot_access, "{answer:?}");
+    assert!(answer.text.contains("not on the Codex allowlist"), "{answer:?}");
+    assert!(t.chat().posts().is_empty(), "nothing was posted");
+}

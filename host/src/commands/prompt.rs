@@ -17,9 +17,6 @@ impl Host {
         intent: Intent,
         prompt: &str,
     ) -> CommandResponse {
-        if !req.bot_can_post && !prompt.trim().is_empty() {
-            return CommandResponse::needs_bot_access();
-        }
         let root_id = if intent == Intent::New {
             ""
         } else {
@@ -32,6 +29,7 @@ impl Host {
             intent,
             prompt,
             trigger: None,
+            bot_can_post: req.bot_can_post,
         };
         match self.submit(cfg, submission).await {
             Ok(a) if a.needs_approval => CommandResponse::ephemeral(
@@ -42,6 +40,7 @@ impl Host {
                 a.position
             )),
             Ok(_) => CommandResponse::ephemeral(""),
+            Err(refusal) if refusal.needs_bot_access => CommandResponse::needs_bot_access(),
             Err(refusal) => {
                 let mut answer =
                     CommandResponse::ephemeral(format!("{refusal}\nYour prompt was: {prompt}"));

@@ -155,6 +155,10 @@ pub struct PostResponse {
     /// The post would start a run, and the bot must be able to post in the channel first.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub needs_bot_access: bool,
+    /// Message attachments of the ephemeral message, e.g. the Request access button under a
+    /// refusal of the poster by the allowlist.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<serde_json::Value>,
 }
 
 /// `POST /v1/actions`: Mattermost's `PostActionIntegrationRequest`, with `user_id` filled by the

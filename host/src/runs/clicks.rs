@@ -206,6 +206,7 @@ impl Host {
                     intent: Intent::Retry,
                     prompt: &run.prompt,
                     trigger: None,
+                    bot_can_post: true,
                 };
                 match self.submit(&cfg, submission).await {
                     Ok(a) => {

@@ -9,6 +9,7 @@ use crate::protocol::{Channel, User};
 use crate::state::{new_id, Host};
 
 /// One question to the policy: who wants to do what, where, with which prompt and context.
+#[derive(Clone)]
 pub(crate) struct Ask<'a> {
     pub user: &'a User,
     pub channel: &'a Channel,

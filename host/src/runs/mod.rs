@@ -125,6 +125,18 @@ pub(crate) struct Refusal {
     pub text: String,
     /// The allowlist refused the person (not the place): they may ask to be added.
     pub may_request_access: bool,
+    /// Not refused: the policy lets the person go on, and the bot must be able to post in the
+    /// channel first (the plugin gives it access and sends the request again).
+    pub needs_bot_access: bool,
+}
+
+impl Refusal {
+    fn needs_bot_access() -> Refusal {
+        Refusal {
+            needs_bot_access: true,
+            ..Refusal::from(String::new())
+        }
+    }
 }
 
 impl From<String> for Refusal {
@@ -132,6 +144,7 @@ impl From<String> for Refusal {
         Refusal {
             text,
             may_request_access: false,
+            needs_bot_access: false,
         }
     }
 }

@@ -53,13 +53,6 @@ impl Host {
                 ..Default::default()
             };
         }
-        if !continues && !req.bot_can_post {
-            return PostResponse {
-                handled: true,
-                needs_bot_access: true,
-                ..Default::default()
-            };
-        }
         if in_dm && known.is_none() {
             // A conversation with the bot: the user's own post roots the thread.
             let _ = self.store.insert_thread(&ThreadRow {
@@ -86,6 +79,7 @@ impl Host {
                 post_id: p.id.clone(),
                 file_ids: p.file_ids.clone(),
             }),
+            bot_can_post: continues || req.bot_can_post,
         };
         match self.submit(&cfg, submission).await {
             Ok(_) => PostResponse {
@@ -93,11 +87,24 @@ impl Host {
                 ephemeral_text: why.unwrap_or_default(),
                 ..Default::default()
             },
-            Err(refusal) => PostResponse {
+            Err(refusal) if refusal.needs_bot_access => PostResponse {
                 handled: true,
-                ephemeral_text: refusal.text,
+                needs_bot_access: true,
                 ..Default::default()
             },
+            Err(refusal) => {
+                let attachments = if refusal.may_request_access {
+                    self.request_access_button(&req.user.id).into_iter().collect()
+                } else {
+                    vec![]
+                };
+                PostResponse {
+                    handled: true,
+                    ephemeral_text: refusal.text,
+                    attachments,
+                    ..Default::default()
+                }
+            }
         }
     }
 }

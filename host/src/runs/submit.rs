@@ -29,6 +29,8 @@ pub(crate) struct Submission<'a> {
     pub intent: Intent,
     pub prompt: &'a str,
     pub trigger: Option<Trigger>,
+    /// Whether the bot may post in the channel (`CommandRequest::bot_can_post`).
+    pub bot_can_post: bool,
 }
 
 const SHUTTING_DOWN: &str =
@@ -50,6 +52,7 @@ impl Host {
             intent,
             prompt,
             trigger,
+            bot_can_post,
         } = s;
         if self.stopping.is_cancelled() {
             return Err(SHUTTING_DOWN.into());
@@ -134,6 +137,15 @@ impl Host {
             attachments,
             ..Ask::new(user, channel, action)
         };
+        if !bot_can_post {
+            // Someone the policy refuses must not make the bot join a channel: judge the person,
+            // the place and the prompt first (the thread is read, and judged, once the bot is in).
+            let ruling = self.decide(cfg, ask.clone()).await;
+            return Err(match ruling.decision {
+                Decision::Deny { reason } => refusal_of(reason, &ruling.rules),
+                _ => Refusal::needs_bot_access(),
+            });
+        }
         // What Codex gets besides the prompt is read now, judged with it and kept with the run.
         let (context, seen_until) = match &placement {
             Placement::Thread { root_id } => {
@@ -155,15 +167,7 @@ impl Host {
         let ruling = self.decide(cfg, ask).await;
         // An approved run gets the same limits an allowed one would: the approval only adds a wait.
         let (limits, approval) = match ruling.decision {
-            Decision::Deny { reason } => {
-                return Err(Refusal {
-                    text: format!("Codex did not run: {reason}"),
-                    may_request_access: ruling
-                        .rules
-                        .iter()
-                        .any(|r| NOT_LISTED_RULES.contains(&r.as_str())),
-                })
-            }
+            Decision::Deny { reason } => return Err(refusal_of(reason, &ruling.rules)),
             Decision::RequireApproval {
                 approvers,
                 min_approvals,
@@ -354,5 +358,14 @@ impl Host {
                 None
             }
         }
+    }
+}
+
+/// What the person is told when the policy denies their prompt for `rules`.
+fn refusal_of(reason: String, rules: &[String]) -> Refusal {
+    Refusal {
+        text: format!("Codex did not run: {reason}"),
+        may_request_access: rules.iter().any(|r| NOT_LISTED_RULES.contains(&r.as_str())),
+        needs_bot_access: false,
     }
 }
