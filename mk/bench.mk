@@ -25,6 +25,7 @@ bench: codex-cli testkit $(POLICIES_PREREQ)
 	rm -rf $(BENCH_RESULTS) && mkdir -p $(BENCH_RESULTS)
 	start=$$(date +%s); \
 	target/release/codex-bench policy $(BENCH_QUICK) --results $(BENCH_RESULTS); \
+	target/release/codex-bench commands $(BENCH_QUICK) --results $(BENCH_RESULTS); \
 	target/release/codex-bench host $(BENCH_QUICK) --results $(BENCH_RESULTS) \
 		--host-bin $(BENCH_HOST) --standin target/release/codex-standin; \
 	(cd tests/harness && \

@@ -1,17 +1,21 @@
 //! The bridge section: what `codex-host run` adds to one Codex run. The same prompt goes through
-//! `codex-host run` (settings, state database, policy gate, scheduler, spawning Codex, reading its
-//! events, printing the outcome) and through the real Codex CLI invoked directly with the exact
-//! arguments the host passes, both against the in-process mock model. Runs alternate in pairs;
-//! each run gets a fresh repository and `CODEX_HOME`; the host keeps one state directory, as a
-//! person running `codex-host run` repeatedly does.
+//! `codex-host run` (settings, state database, policy gate, scheduler, `codex app-server` driven
+//! over JSON-RPC, printing the outcome), through `codex exec --json` run directly (the way to run
+//! Codex without a bridge, and the baseline the target is set against), and through `codex
+//! app-server` driven directly by the smallest client (the same protocol the host speaks, without
+//! the host), all with the real Codex CLI against the in-process mock model. Runs alternate in
+//! rounds; each run gets a fresh repository and `CODEX_HOME`; the host keeps one state directory,
+//! as a person running `codex-host run` repeatedly does.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context as _};
+use anyhow::{bail, ensure, Context as _};
 use clap::Args;
+use serde_json::{json, Value};
 use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use codex_testkit::{codex, MockModel};
 
@@ -94,6 +98,75 @@ impl Runner {
             .context("codex exec")
     }
 
+    /// Wall time of `codex app-server` driven directly, ms: spawn, `initialize`, `thread/start`
+    /// with the settings the host sends, one `turn/start`, read until `turn/completed`, close
+    /// stdin and wait for the exit — what the host's runner does, without the host.
+    async fn app_server(&self) -> anyhow::Result<f64> {
+        let s = Scratch::new()?;
+        let mut cmd = tokio::process::Command::new(&self.codex_bin);
+        cmd.arg("app-server");
+        for o in &self.overrides {
+            cmd.args(["-c", o]);
+        }
+        cmd.env("CODEX_HOME", &s.codex_home)
+            .env(codex::API_KEY_ENV, "mock-key")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let mut child = cmd.spawn().context("spawning codex app-server")?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let turn = async {
+            let send = |v: Value| format!("{v}\n");
+            let mut answered = false;
+            for msg in [
+                json!({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "codex_bench", "version": "0"}}}),
+                json!({"method": "initialized"}),
+                json!({"id": 2, "method": "thread/start", "params": {
+                    "cwd": s.repo.display().to_string(), "model": codex::MODEL,
+                    "approvalPolicy": "on-request", "sandbox": "workspace-write"}}),
+            ] {
+                stdin.write_all(send(msg).as_bytes()).await?;
+            }
+            let mut thread_id = None;
+            while let Some(line) = lines.next_line().await? {
+                let v: Value = serde_json::from_str(&line).unwrap_or_default();
+                if v["id"] == 2 {
+                    let id = v["result"]["thread"]["id"].as_str();
+                    let Some(id) = id else {
+                        bail!("thread/start failed: {line}")
+                    };
+                    thread_id = Some(id.to_string());
+                    let start = json!({"id": 3, "method": "turn/start", "params": {
+                        "threadId": id, "input": [{"type": "text", "text": PROMPT}]}});
+                    stdin.write_all(send(start).as_bytes()).await?;
+                }
+                if line.contains("Mock answer: ") {
+                    answered = true;
+                }
+                if v["method"] == "turn/completed" {
+                    break;
+                }
+            }
+            ensure!(
+                thread_id.is_some() && answered,
+                "codex app-server gave no answer"
+            );
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(60), turn)
+            .await
+            .context("codex app-server took over a minute")??;
+        drop(stdin);
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .context("codex app-server did not exit when its stdin closed")??;
+        ensure!(status.success(), "codex app-server exited with {status}");
+        Ok(started.elapsed().as_secs_f64() * 1e3)
+    }
+
     /// Wall time of `codex-host run` with the same settings, ms.
     async fn host(&self) -> anyhow::Result<f64> {
         let s = Scratch::new()?;
@@ -156,7 +229,7 @@ impl Runner {
 }
 
 async fn measure(common: &Common, bins: &Bins) -> anyhow::Result<()> {
-    let pairs = if common.quick { 2 } else { 15 };
+    let rounds = if common.quick { 2 } else { 15 };
     let host_bin = bins.host_bin.canonicalize().with_context(|| {
         format!(
             "{} not found: run `cargo build --release -p codex-host`",
@@ -172,25 +245,31 @@ async fn measure(common: &Common, bins: &Bins) -> anyhow::Result<()> {
         overrides: codex::config_overrides(&model.base_url()),
     };
 
-    // One pair to warm the page cache and Node's compile cache; not counted.
+    // One round to warm the page cache and Node's compile cache; not counted.
     runner.direct().await?;
+    runner.app_server().await?;
     runner.host().await?;
-    let (mut direct, mut host, mut added) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..pairs {
-        let (d, h) = if i % 2 == 0 {
-            let d = runner.direct().await?;
-            (d, runner.host().await?)
-        } else {
-            let h = runner.host().await?;
-            (runner.direct().await?, h)
-        };
+    let (mut direct, mut app, mut host) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut added, mut added_app) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        // The three run back to back, each first in turn, so that drift hurts all alike.
+        let (mut d, mut a, mut h) = (0.0, 0.0, 0.0);
+        for k in 0..3 {
+            match (i + k) % 3 {
+                0 => d = runner.direct().await?,
+                1 => a = runner.app_server().await?,
+                _ => h = runner.host().await?,
+            }
+        }
         eprintln!(
-            "bridge: pair {}: direct {d:.0} ms, codex-host run {h:.0} ms",
+            "bridge: round {}: exec {d:.0} ms, app-server {a:.0} ms, codex-host run {h:.0} ms",
             i + 1
         );
         direct.push(d);
+        app.push(a);
         host.push(h);
         added.push(h - d);
+        added_app.push(h - a);
     }
     let spread = Figure::new("", "", direct.clone()).spread();
     let version = runner.version_ms(5).await?;
@@ -198,21 +277,32 @@ async fn measure(common: &Common, bins: &Bins) -> anyhow::Result<()> {
         id: "bridge".into(),
         title: "Bridge overhead per Codex run".into(),
         method: format!(
-            "Wall time, process start to exit, of `codex-host run` (release build) against the same \
-             `codex exec --json` invoked directly with the arguments the host passes (`-C <repo> -s \
-             workspace-write -m {} -c <provider overrides> -- <prompt>`), both with the real Codex \
-             CLI against the in-process mock model. Each run gets a fresh repository and \
-             `CODEX_HOME`; the `codex-host run`s share one state directory, whose database the \
-             warm-up creates. {pairs} pairs after one warm-up pair, alternating which runs first; the \
-             added time is the difference within each pair.",
-            codex::MODEL
+            "Wall time, process start to exit, of one prompt three ways, all with the real Codex \
+             CLI against the in-process mock model: `codex-host run` (release build; it drives \
+             `codex app-server` over JSON-RPC, as the host does for chat); `codex exec --json` \
+             run directly (`-C <repo> -s workspace-write -m {model} -c <provider overrides> -- \
+             <prompt>`), Codex without any bridge, the baseline of the target; and `codex \
+             app-server` driven directly by the smallest client (`initialize`, `thread/start` \
+             with the host's settings, one `turn/start`, read until `turn/completed`, close \
+             stdin, wait for the exit), to show what the host itself adds to the protocol it \
+             speaks. Each run gets a fresh repository and `CODEX_HOME`; the `codex-host run`s \
+             share one state directory, whose database the warm-up creates. {rounds} rounds after \
+             one warm-up round, each of the three going first in turn; the added times are \
+             differences within a round.",
+            model = codex::MODEL
         ),
         figures: vec![
             Figure::new("codex exec direct", "ms", direct),
+            Figure::new("codex app-server direct", "ms", app),
             Figure::new("codex-host run", "ms", host),
-            Figure::new("added by codex-host", "ms", added).target("<", 50.0),
+            Figure::new("added by codex-host over codex exec", "ms", added).target("<", 50.0),
+            Figure::new("added by codex-host over codex app-server", "ms", added_app),
         ],
         notes: vec![
+            "`codex-host run` starts Codex inside bubblewrap (Run isolation's default: its own \
+             mount and PID namespaces), and the direct runs do not: the namespace set-up is part \
+             of what the host adds here."
+                .to_string(),
             format!(
                 "`codex-host run` does not check the Codex CLI with `codex --version` before the \
                  run (`serve` does, when settings are applied, so the admin hears of a missing \

@@ -3,6 +3,7 @@
 //! `bench/REPORT.md`. `make bench` runs them all in order (see mk/bench.mk).
 
 mod bridge;
+mod command_gate;
 mod host_load;
 mod policy;
 mod report;
@@ -39,6 +40,14 @@ enum Command {
         #[arg(long, default_value = "target/policies")]
         policy_dir: PathBuf,
     },
+    /// The policy decision per command approval (allowlist → command-guard, allow path).
+    Commands {
+        #[command(flatten)]
+        common: Common,
+        /// Directory holding the built example policies (`make policies`).
+        #[arg(long, default_value = "target/policies")]
+        policy_dir: PathBuf,
+    },
     /// Host acknowledgement latency under load over the Unix socket, and host memory.
     Host {
         #[command(flatten)]
@@ -69,6 +78,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Policy { common, policy_dir } => policy::run(&common, &policy_dir),
+        Command::Commands { common, policy_dir } => command_gate::run(&common, &policy_dir),
         Command::Host { common, bins } => host_load::run(&common, &bins),
         Command::Bridge { common, bins } => bridge::run(&common, &bins),
         Command::Report {

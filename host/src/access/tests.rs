@@ -394,6 +394,9 @@ async fn a_refused_person_never_makes_the_bot_join_a_channel() {
     };
     let answer = t.host.command(req).await;
     assert!(!answer.needs_bot_access, "{answer:?}");
-    assert!(answer.text.contains("not on the Codex allowlist"), "{answer:?}");
+    assert!(
+        answer.text.contains("not on the Codex allowlist"),
+        "{answer:?}"
+    );
     assert!(t.chat().posts().is_empty(), "nothing was posted");
 }

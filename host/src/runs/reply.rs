@@ -94,7 +94,9 @@ impl Host {
             },
             Err(refusal) => {
                 let attachments = if refusal.may_request_access {
-                    self.request_access_button(&req.user.id).into_iter().collect()
+                    self.request_access_button(&req.user.id)
+                        .into_iter()
+                        .collect()
                 } else {
                     vec![]
                 };
