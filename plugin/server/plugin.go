@@ -349,7 +349,7 @@ func (p *Plugin) takeOverHost(st *activeState) {
 	if p.state() != st || p.config == nil {
 		return // deactivated meanwhile: the lease gives the lock back
 	}
-	p.API.LogInfo("This server node now runs codex-host for the cluster: the node that ran it has gone away.")
+	p.API.LogInfo("This server node now runs codex-host for the cluster: it took the cluster lock that another node held.")
 	p.apply(st, p.config)
 }
 
