@@ -7,7 +7,9 @@ package main
 // cluster event (clusterLink, runnercluster.go); the holder asks its host over its socket and
 // sends the answer back the same way. A node that does not hold the lock keeps waiting for it in
 // the background and takes over when the holder deactivates, or crashes and stops refreshing
-// the lock. On a single server the lock is free and taken at once.
+// the lock. On a single server the lock is free and taken at once. The mutex stores no holder
+// id, so a holder frozen past its expiry may refresh a lock another node took meanwhile; the
+// holder record then names the newer node, and the gap is described in docs/architecture.md.
 
 import (
 	"context"
