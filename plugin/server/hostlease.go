@@ -8,8 +8,8 @@ package main
 // sends the answer back the same way. A node that does not hold the lock keeps waiting for it in
 // the background and takes over when the holder deactivates, or crashes and stops refreshing
 // the lock. On a single server the lock is free and taken at once. The mutex stores no holder
-// id, so a holder frozen past its expiry may refresh a lock another node took meanwhile; the
-// holder record then names the newer node, and the gap is described in docs/architecture.md.
+// id, so a holder frozen past its expiry may refresh a lock another node took meanwhile, and two
+// hosts run (docs/architecture.md, "Managed mode in a cluster").
 
 import (
 	"context"
