@@ -123,7 +123,7 @@ func (p *Plugin) handleAutocompleteProjects(w http.ResponseWriter, r *http.Reque
 	q.Set("user_id", userID)
 	q.Set("channel_id", r.URL.Query().Get("channel_id"))
 	q.Set("team_id", r.URL.Query().Get("team_id"))
-	err := st.target().client.callJSON(context.Background(), timeoutAutocomplete, http.MethodGet, routeAutocomplete+"?"+q.Encode(), nil, &items)
+	err := callJSON(context.Background(), st.conn(""), timeoutAutocomplete, http.MethodGet, routeAutocomplete+"?"+q.Encode(), nil, &items)
 	if err != nil {
 		// An empty list still lets the user type a name; the command itself explains what failed.
 		p.API.LogWarn("Could not fetch the project list from codex-host for autocomplete.", "error", err.Error())

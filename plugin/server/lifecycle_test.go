@@ -77,6 +77,8 @@ func runFakeHostProcess() {
 			configured = true
 			_ = os.WriteFile(filepath.Join(stateDir, "config.json"), body, 0o600)
 			_ = json.NewEncoder(w).Encode(ConfigResponse{OK: true})
+		case routeCommands:
+			_ = json.NewEncoder(w).Encode(map[string]any{"response_type": "ephemeral", "text": "answered by the host on " + socket})
 		}
 	})}
 	os.Stderr.WriteString(`{"level":"WARN","fields":{"message":"fake host listening","socket":"x"},"target":"codex_host"}` + "\n")

@@ -25,8 +25,10 @@ var managedHostRestarts atomic.Uint64
 func (p *Plugin) ServeMetrics(_ *plugin.Context, w http.ResponseWriter, r *http.Request) {
 	var h *Health
 	if st := p.state(); st != nil {
-		if c := st.target().client; c != nil {
-			h, _ = c.health(r.Context())
+		// In a cluster, the host's figures from any node: the node running it answers.
+		var got Health
+		if callJSON(r.Context(), st.conn(""), timeoutHealth, http.MethodGet, routeHealth, nil, &got) == nil {
+			h = &got
 		}
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

@@ -68,6 +68,9 @@ type activeState struct {
 	resolver   *resolver
 	syncer     *hostSyncer
 
+	// lease decides whether this node of a cluster runs the managed host (hostlease.go).
+	lease *hostLease
+
 	// Guarded by the plugin's lifecycle lock.
 	proc            *hostProcess
 	procCmd         hostCommand
@@ -207,14 +210,21 @@ func (p *Plugin) OnActivate() error {
 		route:      router{kv: p.API},
 		prepareDoc: allowlistResolver{dir: p.API, log: p.API}.resolveDoc,
 	}
-	newClusterLink(st.hub, p.API, func(ev model.PluginClusterEvent) error {
+	link := newClusterLink(st.hub, p.API, func(ev model.PluginClusterEvent) error {
 		return p.API.PublishPluginClusterEvent(ev, model.PluginClusterEventSendOptions{SendType: model.PluginClusterEventSendTypeReliable})
 	})
+	link.localHost = func() *hostClient { return st.target().client }
+	st.lease = newHostLease(p.API, link)
 	// The local host gets only the projects no runner owns.
 	st.syncer = startHostSyncer(p.API, st.target, func(doc *ConfigRequest) *ConfigRequest { return docFor(st.prepareDoc(doc), "") })
 	p.apply(st, cfg)
 	p.active.Store(st)
 
+	if cfg.HostMode == hostModeManaged && !st.lease.held() {
+		p.API.LogInfo("Codex for Mattermost is active. Another server node of the cluster runs codex-host, so this node forwards its calls there; it takes over if that node goes away.",
+			"version", st.version)
+		return nil
+	}
 	wait := activationWaitManaged
 	if cfg.HostMode == hostModeExternal {
 		wait = activationWaitExternal
@@ -231,6 +241,16 @@ func (p *Plugin) OnActivate() error {
 }
 
 func (p *Plugin) OnDeactivate() error {
+	if st := p.deactivate(); st != nil {
+		// The host is stopped: another node may start its own. Outside the lifecycle lock, which
+		// a lease that has just got the cluster lock takes to start the host.
+		st.lease.release(leaseReleaseWait)
+	}
+	return nil
+}
+
+// deactivate ends the active state and returns it (nil when there was none).
+func (p *Plugin) deactivate() *activeState {
 	p.lifecycle.Lock()
 	defer p.lifecycle.Unlock()
 	st := p.active.Swap(nil)
@@ -243,7 +263,7 @@ func (p *Plugin) OnDeactivate() error {
 		c.close()
 	}
 	p.dropBotToken(st.botTokenID)
-	return nil
+	return st
 }
 
 // apply makes the running state match cfg: (re)starts or stops the managed host when its command
@@ -273,13 +293,17 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 		if info, err := os.Stat(filepath.Join(st.bundlePath, "policies")); err == nil && info.IsDir() {
 			cmd.PolicyDir = filepath.Join(st.bundlePath, "policies")
 		}
-		if st.proc == nil || st.procCmd != cmd {
+		if !st.lease.start(func() { p.takeOverHost(st) }) {
+			// Another node runs the host; this one forwards its calls there (st.conn).
+			p.stopManagedHost(st)
+		} else if st.proc == nil || st.procCmd != cmd {
 			p.stopManagedHost(st)
 			p.startManagedHost(st, cmd)
 		}
 	} else {
 		p.stopManagedHost(st)
 	}
+	runsHost := cfg.HostMode != hostModeManaged || st.lease.held()
 	peer := expectedPeer(cfg, st.proc)
 
 	doc := &ConfigRequest{
@@ -295,7 +319,10 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 
 	st.mu.Lock()
 	old := st.tgt.client
-	if old == nil || old.socket != socket || old.secret != secret || old.peer != peer {
+	switch {
+	case !runsHost:
+		st.tgt.client = nil // nothing to push settings to here
+	case old == nil || old.socket != socket || old.secret != secret || old.peer != peer:
 		st.tgt.client = newHostClient(socket, secret, peer)
 	}
 	st.tgt.doc = doc
@@ -312,6 +339,18 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 	}
 	st.syncer.kick()
 	p.pushConfigToRunners(st)
+}
+
+// takeOverHost starts the managed host on this node once it holds the cluster lock that another
+// node held until now.
+func (p *Plugin) takeOverHost(st *activeState) {
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	if p.state() != st || p.config == nil {
+		return // deactivated meanwhile: the lease gives the lock back
+	}
+	p.API.LogInfo("This server node now runs codex-host for the cluster: it took the cluster lock that another node held.")
+	p.apply(st, p.config)
 }
 
 // expectedPeer is the process the plugin may hand its secrets to: the managed host it started

@@ -166,12 +166,16 @@ func hasRunners(projects string) bool {
 	return false
 }
 
-// conn is the host a runner name stands for.
+// conn is the host a runner name stands for. The local host is this node's socket, or in a
+// cluster whose managed host runs on another node, that node (hostlease.go).
 func (st *activeState) conn(runner string) hostCaller {
-	if runner == "" {
-		return st.target().client
+	if runner != "" {
+		return runnerConn{hub: st.hub, name: runner}
 	}
-	return runnerConn{hub: st.hub, name: runner}
+	if c := st.target().client; c != nil {
+		return c
+	}
+	return holderConn{link: st.hub.cluster}
 }
 
 // postRunner is the runner a post for the host goes to: its thread's; or, for an @-mention in a

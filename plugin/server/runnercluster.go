@@ -4,7 +4,8 @@ package main
 // click may reach any. Each node records in the KV store which node a runner polls ("seen"); a
 // node that receives work for a runner polling elsewhere sends the envelope there as a plugin
 // cluster event, and the answer comes back the same way, to the node whose caller waits. Routes
-// and runner records are in the KV store already, so every node decides alike.
+// and runner records are in the KV store already, so every node decides alike. Calls for the
+// managed host travel on the same link to the one node that runs it (hostlease.go).
 
 import (
 	"encoding/json"
@@ -31,6 +32,9 @@ type clusterLink struct {
 	kv      kvStore
 	publish func(model.PluginClusterEvent) error
 	hub     *runnerHub
+	// localHost is this node's client of the managed host (nil when it runs none): it answers
+	// the calls other nodes forward here (hostlease.go).
+	localHost func() *hostClient
 
 	mu      sync.Mutex
 	written map[string]time.Time
@@ -110,8 +114,9 @@ func (c *clusterLink) sendAnswer(node string, a runnerAnswer) {
 	}
 }
 
-// receive handles another node's event: work for a runner polling here, or an answer for a caller
-// waiting here. Everything else is for another node and ignored.
+// receive handles another node's event: work for a runner polling here, a call for the managed
+// host running here, or an answer for a caller waiting here. Everything else is for another node
+// and ignored.
 func (c *clusterLink) receive(ev model.PluginClusterEvent) {
 	switch ev.Id {
 	case clusterEnvelopeEvent:
@@ -122,6 +127,17 @@ func (c *clusterLink) receive(ev model.PluginClusterEvent) {
 		if polling, _ := c.hub.online(in.Runner); polling {
 			c.hub.enqueue(in.Runner, in.Envelope, waiter{runner: in.Runner, node: in.From})
 		}
+	case clusterHostEvent:
+		var in clusterHostEnvelope
+		if json.Unmarshal(ev.Data, &in) != nil || in.To != c.node {
+			return
+		}
+		var local *hostClient
+		if c.localHost != nil {
+			local = c.localHost()
+		}
+		// Not on the server's goroutine: the host may take up to the call's timeout.
+		go c.serveHost(in, local)
 	case clusterAnswerEvent:
 		var in clusterAnswer
 		if json.Unmarshal(ev.Data, &in) != nil || in.To != c.node {
@@ -139,7 +155,7 @@ func (c *clusterLink) receive(ev model.PluginClusterEvent) {
 	}
 }
 
-// OnPluginClusterEvent passes runner traffic between the nodes of a cluster.
+// OnPluginClusterEvent passes runner and managed-host traffic between the nodes of a cluster.
 func (p *Plugin) OnPluginClusterEvent(_ *plugin.Context, ev model.PluginClusterEvent) {
 	if st := p.state(); st != nil && st.hub.cluster != nil {
 		st.hub.cluster.receive(ev)

@@ -36,9 +36,7 @@ func (p *Plugin) GenerateSupportData(_ *plugin.Context) ([]*model.FileData, erro
 	}
 	if st := p.state(); st != nil {
 		data.Active, data.PluginVersion, data.HostMode = true, st.version, st.mode()
-		if client := st.target().client; client == nil {
-			data.HostError = "no codex-host is configured (see the settings)"
-		} else if raw, err := client.call(context.Background(), timeoutHealth, http.MethodGet, routeHealth, nil); err != nil {
+		if raw, err := st.conn("").call(context.Background(), timeoutHealth, http.MethodGet, routeHealth, nil); err != nil {
 			data.HostError = err.Error()
 		} else {
 			data.Host = raw
