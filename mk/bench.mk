@@ -1,7 +1,8 @@
 # Benchmarks: the performance report (bench/REPORT.md).
 #   make bench         measures everything and writes bench/REPORT.md (7.5 min on 2 cores after `make test`):
 #                      the policy chain vs Cedar, the host's acknowledgements under load over the
-#                      socket, the plugin's overhead through Mattermost's loader, the host's
+#                      socket, the plugin's overhead through Mattermost's loader, a remote
+#                      runner next to the socket, the policy decision per command approval, the host's
 #                      memory, and the bridge overhead per Codex run
 #   make bench QUICK=1 the same with tiny counts: checks that every benchmark works (report in
 #                      target/bench/REPORT.md, not the committed one)
@@ -33,7 +34,7 @@ bench: codex-cli testkit $(POLICIES_PREREQ)
 		CODEX_MM_BUNDLE=$(CURDIR)/$(BUNDLE) \
 		CODEX_MM_CODEX=$(CURDIR)/tools/codex/node_modules/.bin/codex \
 		CODEX_MM_TESTKIT=$(CURDIR)/target/debug/codex-testkit \
-		$(GO) test -count=1 -run TestBenchPluginOverhead ./...); \
+		$(GO) test -count=1 -run 'TestBenchPluginOverhead|TestBenchRunnerOverhead' ./...); \
 	target/release/codex-bench bridge $(BENCH_QUICK) --results $(BENCH_RESULTS) --host-bin $(BENCH_HOST); \
 	target/release/codex-bench report --results $(BENCH_RESULTS) --out $(BENCH_REPORT) \
 		--elapsed-secs $$(( $$(date +%s) - start ))

@@ -12,7 +12,9 @@ use anyhow::Context;
 use crate::results::{Figure, Section};
 
 /// The order sections appear in; unknown ones follow, by id.
-const ORDER: [&str; 6] = ["policy", "commands", "host", "plugin", "memory", "bridge"];
+const ORDER: [&str; 7] = [
+    "policy", "commands", "host", "plugin", "runners", "memory", "bridge",
+];
 
 pub fn run(results: &Path, out: &Path, elapsed_secs: Option<u64>) -> anyhow::Result<()> {
     let mut sections = Vec::new();

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,32 +63,89 @@ func (a *serverAPI) allLogs() string {
 func expectActivation(api *serverAPI, bundlePath, botID, botToken string) {
 	api.On("GetBundlePath").Return(bundlePath, nil)
 	api.On("GetServerVersion").Return(model.CurrentVersion)
-	api.On("KVSetWithOptions", mock.Anything, mock.Anything, mock.Anything).Return(true, nil)
 	api.On("EnsureBotUser", mock.MatchedBy(func(b *model.Bot) bool { return b.Username == "codex" })).Return(botID, nil)
 	api.On("CreateUserAccessToken", mock.MatchedBy(func(tok *model.UserAccessToken) bool { return tok.UserId == botID })).
 		Return(&model.UserAccessToken{Id: "token-id", Token: botToken, UserId: botID}, nil)
 	api.On("RevokeUserAccessToken", "token-id").Return(nil)
 	api.On("SetProfileImage", botID, mock.MatchedBy(func(img []byte) bool { return bytes.HasPrefix(img, []byte("\x89PNG")) })).Return(nil)
-	// The plugin records the bot's access tokens in its KV store (to revoke leftovers).
-	var mu sync.Mutex
-	kv := map[string][]byte{}
-	api.On("KVGet", mock.Anything).Return(func(key string) ([]byte, *model.AppError) {
-		mu.Lock()
-		defer mu.Unlock()
-		return kv[key], nil
-	})
-	api.On("KVSet", mock.Anything, mock.Anything).Return(func(key string, value []byte) *model.AppError {
-		mu.Lock()
-		defer mu.Unlock()
-		kv[key] = value
+	// The plugin's KV store: bot tokens, the cluster lock of the managed host, runners, routes.
+	kv := &memKV{entries: map[string]kvEntry{}}
+	api.On("KVGet", mock.Anything).Return(kv.get)
+	api.On("KVSet", mock.Anything, mock.Anything).Return(kv.set)
+	api.On("KVSetWithOptions", mock.Anything, mock.Anything, mock.Anything).Return(kv.setWithOptions)
+	api.On("KVDelete", mock.Anything).Return(kv.delete)
+	api.On("KVList", mock.Anything, mock.Anything).Return(kv.list)
+}
+
+// memKV is the plugin KV store as the server keeps it: atomic sets compare the old value (none:
+// the key must be absent), and entries expire.
+type memKV struct {
+	mu      sync.Mutex
+	entries map[string]kvEntry
+}
+
+type kvEntry struct {
+	value   []byte
+	expires time.Time // zero: never
+}
+
+func (kv *memKV) current(key string) []byte {
+	e, ok := kv.entries[key]
+	if !ok || (!e.expires.IsZero() && time.Now().After(e.expires)) {
+		delete(kv.entries, key)
 		return nil
-	})
-	api.On("KVDelete", mock.Anything).Return(func(key string) *model.AppError {
-		mu.Lock()
-		defer mu.Unlock()
-		delete(kv, key)
-		return nil
-	})
+	}
+	return e.value
+}
+
+func (kv *memKV) get(key string) ([]byte, *model.AppError) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	return kv.current(key), nil
+}
+
+func (kv *memKV) set(key string, value []byte) *model.AppError {
+	_, appErr := kv.setWithOptions(key, value, model.PluginKVSetOptions{})
+	return appErr
+}
+
+func (kv *memKV) setWithOptions(key string, value []byte, o model.PluginKVSetOptions) (bool, *model.AppError) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	if o.Atomic && !bytes.Equal(kv.current(key), o.OldValue) {
+		return false, nil
+	}
+	if value == nil {
+		delete(kv.entries, key)
+		return true, nil
+	}
+	e := kvEntry{value: value}
+	if o.ExpireInSeconds > 0 {
+		e.expires = time.Now().Add(time.Duration(o.ExpireInSeconds) * time.Second)
+	}
+	kv.entries[key] = e
+	return true, nil
+}
+
+func (kv *memKV) delete(key string) *model.AppError {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	delete(kv.entries, key)
+	return nil
+}
+
+func (kv *memKV) list(page, perPage int) ([]string, *model.AppError) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	var keys []string
+	for k := range kv.entries {
+		if kv.current(k) != nil {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	from, to := min(page*perPage, len(keys)), min((page+1)*perPage, len(keys))
+	return keys[from:to], nil
 }
 
 // installBundle lays out a server's plugin directories under root (server plugins, webapp
