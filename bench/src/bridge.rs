@@ -39,6 +39,12 @@ pub fn run(common: &Common, bins: &Bins) -> anyhow::Result<()> {
     rt.block_on(measure(common, bins))
 }
 
+/// Node.js reads at start-up the variables that change its own start-up cost (an extra CA file
+/// alone added about 50 ms per start where this was written). codex-host passes Codex only
+/// `PATH`, `LANG`, `TERM`, `TZ` and what **Codex environment** names, so the direct runs drop them
+/// too: otherwise the comparison measures the bench's environment, not the bridge.
+const NODE_START_VARS: &[&str] = &["NODE_EXTRA_CA_CERTS", "NODE_OPTIONS"];
+
 /// A fresh repository and `CODEX_HOME` for one run.
 struct Scratch {
     /// Holds the directories until the run is over.
@@ -93,6 +99,9 @@ impl Runner {
         let s = Scratch::new()?;
         let mut cmd = tokio::process::Command::new(&self.codex_bin);
         cmd.args(self.exec_args(&s.repo));
+        for var in NODE_START_VARS {
+            cmd.env_remove(var);
+        }
         self.time(cmd, &s, "turn.completed")
             .await
             .context("codex exec")
@@ -107,6 +116,9 @@ impl Runner {
         cmd.arg("app-server");
         for o in &self.overrides {
             cmd.args(["-c", o]);
+        }
+        for var in NODE_START_VARS {
+            cmd.env_remove(var);
         }
         cmd.env("CODEX_HOME", &s.codex_home)
             .env(codex::API_KEY_ENV, "mock-key")
@@ -299,6 +311,11 @@ async fn measure(common: &Common, bins: &Bins) -> anyhow::Result<()> {
             Figure::new("added by codex-host over codex app-server", "ms", added_app),
         ],
         notes: vec![
+            format!(
+                "The direct runs are started without {}, which codex-host does not pass to Codex \
+                 either (each changes Node.js's own start-up time).",
+                NODE_START_VARS.join(" and ")
+            ),
             "`codex-host run` starts Codex inside bubblewrap (Run isolation's default: its own \
              mount and PID namespaces), and the direct runs do not: the namespace set-up is part \
              of what the host adds here."
