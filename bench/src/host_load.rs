@@ -2,7 +2,8 @@
 //!
 //! `host`: the release `codex-host serve` binary on a temporary Unix socket, configured the way the
 //! plugin configures it (`PUT /v1/config`, posts going to an in-process fake Mattermost),
-//! with the Codex path pointing at `codex-standin`, which prints one turn and exits. A generator
+//! with the Codex path pointing at `codex-standin`, which answers the app-server protocol and
+//! completes each turn at once. A generator
 //! sends `POST /v1/commands` open-loop at fixed rates; every request is its own task, so a slow
 //! acknowledgement never delays later sends. After each batch it waits until every accepted prompt
 //! has reached exactly one outcome post in its thread; a missing or duplicated outcome is "lost".
@@ -29,7 +30,7 @@ use tokio::net::UnixStream;
 
 use codex_testkit::{FakeMattermost, MattermostConfig};
 
-use crate::results::{median_run_ms, quantile, Figure, Section};
+use crate::results::{median, quantile, Figure, Section};
 use crate::Common;
 
 #[derive(Args, Clone)]
@@ -645,16 +646,43 @@ fn cores() -> String {
     }
 }
 
-/// Median wall time of spawning the stand-in the way the host does, ms.
+/// Median wall time of one stand-in turn as the host drives it, ms: spawn `app-server`, the
+/// handshake, `thread/start`, `turn/start`, read to `turn/completed`, close stdin, exit.
 async fn standin_spawn_ms(fx: &Fixture, n: usize) -> anyhow::Result<f64> {
-    median_run_ms(n, "the stand-in", |i| {
-        let mut cmd = tokio::process::Command::new(&fx.standin);
-        cmd.args(["exec", "--json", "--skip-git-repo-check", "-C"])
-            .arg(&fx.repo)
-            .args(["-s", "read-only", "--", &format!("bench prompt spawn-{i}")]);
-        cmd
-    })
-    .await
+    use tokio::io::AsyncWriteExt;
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = std::time::Instant::now();
+        let mut child = tokio::process::Command::new(&fx.standin)
+            .arg("app-server")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let repo = fx.repo.display().to_string();
+        let script = [
+            serde_json::json!({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "bench", "version": "0"}}}),
+            serde_json::json!({"method": "initialized"}),
+            serde_json::json!({"id": 2, "method": "thread/start", "params": {"cwd": repo, "sandbox": "read-only"}}),
+            serde_json::json!({"id": 3, "method": "turn/start", "params": {"threadId": "t",
+                "input": [{"type": "text", "text": format!("bench prompt spawn-{i}")}]}}),
+        ];
+        for msg in script {
+            stdin.write_all(format!("{msg}\n").as_bytes()).await?;
+        }
+        drop(stdin);
+        let out = child.wait_with_output().await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        anyhow::ensure!(
+            out.status.success() && stdout.contains("turn/completed"),
+            "the stand-in did not complete a turn: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(&times))
 }
 
 async fn measure(
@@ -782,7 +810,8 @@ async fn measure(
 
     let mut figures = Vec::new();
     let mut notes = vec![format!(
-        "The stand-in is not the bottleneck: spawning it and reading its output takes {spawn_ms:.1} ms \
+        "The stand-in is not the bottleneck: one turn of it, driven as the host drives Codex (spawn, \
+         handshake, `thread/start`, `turn/start` to `turn/completed`, exit), takes {spawn_ms:.1} ms \
          (median of 30), and up to {MAX_CONCURRENT_RUNS} run at once."
     )];
     for rate in RATES {
@@ -838,7 +867,7 @@ async fn measure(
             cores(),
             max(&|m| m.took.as_secs_f64()),
         );
-        let achieved = crate::results::median(&each(&|m| m.batch.achieved));
+        let achieved = median(&each(&|m| m.batch.achieved));
         if achieved < 0.95 * rate as f64 {
             note.push_str(&format!(
                 " The machine did not keep up: {achieved:.0} acknowledgements/s for {rate} sent. \
@@ -870,8 +899,9 @@ async fn measure(
              the plugin does, posting to an in-process fake Mattermost (on its own thread; a fresh one \
              for every batch). Policy chain: `{}` (the \
              bundled allowlist, then the example modules; no bench prompt matches a risky pattern, so \
-             every run is allowed, read-only). The Codex path is `codex-standin`, which prints one turn \
-             of `codex exec --json` and exits; Run isolation is off here, so the figure is the request \
+             every run is allowed, read-only). The Codex path is `codex-standin`, which answers the \
+             host's `codex app-server` JSON-RPC and completes every turn at once with one agent \
+             message; Run isolation is off here, so the figure is the request \
              path's (bubblewrap's cost per run is in the bridge section). `POST /v1/commands` open-loop at 100, 500 and \
              1000 requests/s ({count} distinct prompts per batch, {rounds} round(s), each prompt a new \
              thread, each request its own task on a pool of keep-alive connections); latency from \

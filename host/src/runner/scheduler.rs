@@ -1,7 +1,7 @@
 //! Admission and ordering of runs: one at a time per thread, at most N at once overall, a bounded
 //! queue beyond that. Each admitted run gets a position it can watch; 0 means "start now".
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
@@ -13,7 +13,8 @@ pub struct Scheduler {
 struct Inner {
     max_running: usize,
     queue_limit: usize,
-    running: HashSet<String>,
+    /// Started runs, each with the thread it holds.
+    running: HashMap<String, String>,
     busy_threads: HashSet<String>,
     pending: VecDeque<Pending>,
 }
@@ -40,7 +41,7 @@ impl Scheduler {
             inner: Mutex::new(Inner {
                 max_running,
                 queue_limit,
-                running: HashSet::new(),
+                running: HashMap::new(),
                 busy_threads: HashSet::new(),
                 pending: VecDeque::new(),
             }),
@@ -79,11 +80,27 @@ impl Scheduler {
         Ok(Admission { position: rx })
     }
 
-    /// Releases a started run's slot and its thread.
-    pub fn finish(&self, run_id: &str, thread: &str) {
+    /// Releases a started run's slot and the thread it holds.
+    pub fn finish(&self, run_id: &str) {
         let mut g = self.lock();
-        if g.running.remove(run_id) {
-            g.busy_threads.remove(thread);
+        if let Some(thread) = g.running.remove(run_id) {
+            g.busy_threads.remove(&thread);
+        }
+        g.pump();
+    }
+
+    /// The run now belongs to `thread`: a channel-level prompt is admitted before its thread
+    /// exists (under a key of its own) and moves to the thread once its root is posted, so that a
+    /// reply there waits for it instead of resuming the same session beside it.
+    pub fn rekey(&self, run_id: &str, thread: &str) {
+        let mut g = self.lock();
+        let g = &mut *g;
+        if let Some(held) = g.running.get_mut(run_id) {
+            g.busy_threads.remove(held.as_str());
+            *held = thread.to_string();
+            g.busy_threads.insert(thread.to_string());
+        } else if let Some(p) = g.pending.iter_mut().find(|p| p.run_id == run_id) {
+            p.thread = thread.to_string();
         }
         g.pump();
     }
@@ -122,7 +139,7 @@ impl Inner {
                 continue;
             }
             let p = self.pending.remove(i).expect("index in range");
-            self.running.insert(p.run_id.clone());
+            self.running.insert(p.run_id.clone(), p.thread.clone());
             self.busy_threads.insert(p.thread.clone());
             let _ = p.position.send(0);
         }
@@ -152,9 +169,34 @@ mod tests {
         let c = s.admit("c", "t2").unwrap();
         let d = s.admit("d", "t3").unwrap();
         assert_eq!((pos(&a), pos(&b), pos(&c), pos(&d)), (0, 1, 0, 2));
-        s.finish("a", "t1");
+        s.finish("a");
         assert_eq!((pos(&b), pos(&d)), (0, 1));
-        s.finish("c", "t2");
+        s.finish("c");
+        assert_eq!(pos(&d), 0);
+    }
+
+    #[test]
+    fn a_run_moved_to_its_thread_holds_that_thread() {
+        let s = Scheduler::new(4, 10);
+        // A channel-level prompt, admitted before its thread exists, then its root is posted.
+        let a = s.admit("a", "new:a").unwrap();
+        assert_eq!(pos(&a), 0);
+        s.rekey("a", "root-1");
+        // A reply in that thread waits for it.
+        let b = s.admit("b", "root-1").unwrap();
+        assert_eq!(pos(&b), 1);
+        s.finish("a");
+        assert_eq!(pos(&b), 0);
+        // Moved while still queued: the queued run takes its new thread when it starts.
+        let s = Scheduler::new(1, 10);
+        let _x = s.admit("x", "t-x").unwrap();
+        let c = s.admit("c", "new:c").unwrap();
+        s.rekey("c", "root-2");
+        let d = s.admit("d", "root-2").unwrap();
+        assert_eq!((pos(&c), pos(&d)), (1, 2));
+        s.finish("x");
+        assert_eq!((pos(&c), pos(&d)), (0, 1));
+        s.finish("c");
         assert_eq!(pos(&d), 0);
     }
 

@@ -26,10 +26,10 @@ impl Host {
         mut admission: Admission,
         active: Arc<ActiveRun>,
     ) -> RunStatus {
-        let (run_id, thread_key) = (plan.run_id.clone(), plan.thread_key.clone());
+        let run_id = plan.run_id.clone();
         let status = self.drive_inner(plan, &mut admission, active).await;
         self.active.lock().unwrap().remove(&run_id);
-        self.scheduler.finish(&run_id, &thread_key);
+        self.scheduler.finish(&run_id);
         info!(status = status.as_str(), "run ended");
         status
     }

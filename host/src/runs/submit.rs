@@ -336,6 +336,8 @@ impl Host {
         };
         match self.chat.create_post(root).await {
             Ok(p) => {
+                // From now on a reply in this thread waits for this run (when it is admitted).
+                self.scheduler.rekey(&plan.run_id, &p.id);
                 let _ = self.store.insert_thread(&ThreadRow {
                     root_id: p.id.clone(),
                     channel_id: plan.channel.id.clone(),
