@@ -143,7 +143,7 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 		p.API.LogWarn("Could not check whether the bot may post in a channel.", "channel_id", args.ChannelId, "error", err.Error())
 	}
 	req := CommandRequest{User: user, Channel: channel, RootID: rootID, TriggerID: args.TriggerId, Text: text, BotCanPost: canPost}
-	resp, failure := p.forwardCommand(st, req)
+	resp, runner, failure := p.forwardCommand(st, req)
 	if failure == nil && resp.NeedsBotAccess {
 		// The host accepted the text as a run request: only now may the bot join the channel.
 		if err := st.resolver.ensureBotCanPost(args.ChannelId); err != nil {
@@ -151,7 +151,7 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 			return ephemeral("Codex cannot answer here: " + err.Error() + ".\n\nYour prompt was not run:\n" + codeBlock(text)), nil
 		}
 		req.BotCanPost = true
-		resp, failure = p.forwardCommand(st, req)
+		resp, runner, failure = p.forwardCommand(st, req)
 		if failure == nil && resp.NeedsBotAccess {
 			p.API.LogError("codex-host asked again for the bot's access to a channel the bot was just given.", "channel_id", args.ChannelId)
 			failure = ephemeral(unavailableMessage(&hostError{kind: hostFailed, message: "the host asked twice for channel access"}, "Your prompt was not run", text))
@@ -164,12 +164,16 @@ func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mo
 	if out.ResponseType == "" {
 		out.ResponseType = model.CommandResponseTypeEphemeral
 	}
+	if strings.TrimSpace(text) == "projects" {
+		// Each host knows only its own projects: the others are listed from the settings.
+		out.Text += st.projectsElsewhere(runner)
+	}
 	return &out, nil
 }
 
 // forwardCommand sends a command to the host and returns its answer, or the ephemeral message
 // to show instead when the host could not be asked or answered something unreadable.
-func (p *Plugin) forwardCommand(st *activeState, req CommandRequest) (*CommandAnswer, *model.CommandResponse) {
+func (p *Plugin) forwardCommand(st *activeState, req CommandRequest) (*CommandAnswer, string, *model.CommandResponse) {
 	projects, defaultProject := st.routing()
 	runner := st.route.forCommand(projects, defaultProject, req.Channel.ID, req.RootID, req.Text)
 	st.route.allow(runner, req.Channel.ID)
@@ -178,14 +182,14 @@ func (p *Plugin) forwardCommand(st *activeState, req CommandRequest) (*CommandAn
 		he := asHostError(err)
 		p.API.LogWarn("A /codex command could not be handed to codex-host. "+hostAdvice(he.kind, st.mode()),
 			"user", req.User.Username, "channel_id", req.Channel.ID, "error", he.Error())
-		return nil, ephemeral(unavailableMessage(he, "Your prompt was not run", req.Text))
+		return nil, runner, ephemeral(unavailableMessage(he, "Your prompt was not run", req.Text))
 	}
 	var resp CommandAnswer
 	if err := json.Unmarshal(raw, &resp); err != nil {
 		p.API.LogError("codex-host answered a command with something that is not a CommandResponse.", "error", err.Error())
-		return nil, ephemeral(unavailableMessage(&hostError{kind: hostFailed, message: "unreadable answer"}, "Your prompt may not have been run", req.Text))
+		return nil, runner, ephemeral(unavailableMessage(&hostError{kind: hostFailed, message: "unreadable answer"}, "Your prompt may not have been run", req.Text))
 	}
-	return &resp, nil
+	return &resp, runner, nil
 }
 
 // commandThread checks the thread a command was typed in (resolver.threadRoot) and returns its

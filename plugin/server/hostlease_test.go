@@ -93,7 +93,7 @@ func TestOneNodeOfAClusterRunsTheManagedHostAndTheOthersForwardToIt(t *testing.T
 	assert.True(t, two.api.logged("Another server node of the cluster runs codex-host"), two.api.allLogs())
 
 	// A command received by node two is answered by node one's host.
-	resp, failure := two.p.forwardCommand(two.p.state(), CommandRequest{Text: "status"})
+	resp, _, failure := two.p.forwardCommand(two.p.state(), CommandRequest{Text: "status"})
 	require.Nil(t, failure)
 	assert.Equal(t, "answered by the host on "+one.socket, resp.Text)
 	assert.Contains(t, one.seen(), "request POST /v1/commands")
@@ -103,7 +103,7 @@ func TestOneNodeOfAClusterRunsTheManagedHostAndTheOthersForwardToIt(t *testing.T
 	assert.Contains(t, one.seen(), "sigterm")
 	waitUntil(t, "node two to run the host", func() bool { return strings.Contains(two.seen(), "request PUT /v1/config") })
 	assert.True(t, two.api.logged("This server node now runs codex-host for the cluster"))
-	resp, failure = two.p.forwardCommand(two.p.state(), CommandRequest{Text: "status"})
+	resp, _, failure = two.p.forwardCommand(two.p.state(), CommandRequest{Text: "status"})
 	require.Nil(t, failure)
 	assert.Equal(t, "answered by the host on "+two.socket, resp.Text)
 
@@ -130,7 +130,7 @@ func TestWithNoNodeRunningTheHostACommandSaysCodexIsUnreachable(t *testing.T) {
 	assert.True(t, n.p.state().proc == nil)
 
 	start = time.Now()
-	_, failure := n.p.forwardCommand(n.p.state(), CommandRequest{Text: "hello"})
+	_, _, failure := n.p.forwardCommand(n.p.state(), CommandRequest{Text: "hello"})
 	require.NotNil(t, failure)
 	assert.Equal(t, unavailableMessage(&hostError{kind: hostUnreachable}, "Your prompt was not run", "hello"), failure.Text)
 	assert.Less(t, time.Since(start), time.Second, "a stale record is not waited for")

@@ -129,6 +129,7 @@ func (p *Plugin) handleAutocompleteProjects(w http.ResponseWriter, r *http.Reque
 		p.API.LogWarn("Could not fetch the project list from codex-host for autocomplete.", "error", err.Error())
 		items = []AutocompleteItem{}
 	}
+	items = append(items, st.elsewhere("")...)
 	writeJSON(w, http.StatusOK, items)
 }
 

@@ -13,6 +13,7 @@ package main
 // this (`project <name>`); the host still owns the grammar.
 
 import (
+	"sort"
 	"strings"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -191,4 +192,51 @@ func (st *activeState) postRunner(post *model.Post) string {
 	runner := st.route.forChannel(projectRunners(projects), defaultProject, post.ChannelId)
 	st.route.allow(runner, post.ChannelId)
 	return runner
+}
+
+// elsewhere lists the projects of Projects that host ("" = the local host) does not serve, with
+// where they run: each host knows only its own, so /codex projects and the project autocomplete
+// add the others from the settings. Sorted by name; empty without runners.
+func (st *activeState) elsewhere(host string) []AutocompleteItem {
+	projects, _ := st.routing()
+	if !hasRunners(projects) {
+		return nil
+	}
+	var items []AutocompleteItem
+	for name, runner := range projectRunners(projects) {
+		switch {
+		case runner == host:
+			continue
+		case runner == "":
+			items = append(items, AutocompleteItem{Item: name, Hint: "on the server's codex-host", HelpText: "served by the server's own codex-host"})
+		default:
+			items = append(items, AutocompleteItem{Item: name, Hint: "on runner " + runner, HelpText: "served by runner " + runner + " (" + st.runnerState(runner) + ")"})
+		}
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].Item < items[j].Item })
+	return items
+}
+
+// projectsElsewhere is elsewhere(host) as lines to add to /codex projects.
+func (st *activeState) projectsElsewhere(host string) string {
+	items := st.elsewhere(host)
+	if len(items) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n\nOn other hosts:")
+	for _, it := range items {
+		b.WriteString("\n- `" + it.Item + "`: " + strings.TrimPrefix(it.HelpText, "served by "))
+	}
+	return b.String()
+}
+
+// runnerState is "online" or "offline" for a runner polling this node or another one.
+func (st *activeState) runnerState(name string) string {
+	if online, last := st.hub.online(name); online {
+		return "online"
+	} else if elsewhere, _ := st.hub.cluster.seenElsewhere(name, last); elsewhere {
+		return "online"
+	}
+	return "offline"
 }

@@ -253,3 +253,23 @@ func TestWorkReachesARunnerPollingAnotherNode(t *testing.T) {
 	_, err := runnerConn{hub: nodes[0], name: "two"}.call(context.Background(), time.Second, http.MethodPost, routePosts, nil)
 	assert.Equal(t, runnerOffline, asHostError(err).kind)
 }
+
+// Each host knows only its own projects; /codex projects and the autocomplete add the others from
+// the settings, saying where each runs and whether its runner is online.
+func TestProjectsOnOtherHostsAreListed(t *testing.T) {
+	hub := newRunnerHub()
+	st := &activeState{hub: hub, projects: "demo = /srv/demo\nalpha = /srv/alpha ; runner=one\nbeta = /srv/beta ; runner=two"}
+	hub.mu.Lock()
+	hub.box("one").lastPoll = time.Now()
+	hub.mu.Unlock()
+
+	local := st.elsewhere("")
+	require.Len(t, local, 2)
+	assert.Equal(t, AutocompleteItem{Item: "alpha", Hint: "on runner one", HelpText: "served by runner one (online)"}, local[0])
+	assert.Equal(t, AutocompleteItem{Item: "beta", Hint: "on runner two", HelpText: "served by runner two (offline)"}, local[1])
+	assert.Equal(t, "\n\nOn other hosts:\n- `beta`: runner two (offline)\n- `demo`: the server's own codex-host", st.projectsElsewhere("one"))
+
+	st.projects = "demo = /srv/demo"
+	assert.Empty(t, st.elsewhere(""), "no runners: nothing is added")
+	assert.Empty(t, st.projectsElsewhere(""))
+}
