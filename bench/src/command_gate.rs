@@ -40,19 +40,7 @@ fn chain_specs(dir: &Path) -> anyhow::Result<Vec<ModuleSpec>> {
             json!({"approvers": ["u-lead"], "expiry_secs": 900}),
         ),
     ];
-    modules
-        .iter()
-        .map(|(name, config)| {
-            let path = dir.join(format!("{name}.wasm"));
-            if !path.is_file() {
-                bail!(
-                    "{} is missing: build the example policies with `make policies`",
-                    path.display()
-                );
-            }
-            Ok(ModuleSpec::from_path(name, path, &config.to_string()))
-        })
-        .collect()
+    crate::policy::built_specs(dir, &modules)
 }
 
 fn requests() -> Vec<PolicyRequest> {

@@ -40,6 +40,14 @@ fn module_specs(dir: &Path) -> anyhow::Result<Vec<ModuleSpec>> {
             }),
         ),
     ];
+    built_specs(dir, &modules)
+}
+
+/// The specs of example modules built into `dir` (`make policies`), each with its configuration.
+pub fn built_specs(
+    dir: &Path,
+    modules: &[(&str, serde_json::Value)],
+) -> anyhow::Result<Vec<ModuleSpec>> {
     modules
         .iter()
         .map(|(name, config)| {

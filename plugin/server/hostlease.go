@@ -182,22 +182,17 @@ func (c holderConn) call(ctx context.Context, timeout time.Duration, method, pat
 	if node == "" || node == c.link.node { // the second: this node is just giving the host up
 		return nil, &hostError{kind: hostUnreachable, message: "no node of the cluster runs the managed codex-host right now (one takes over within seconds of the last one going away)"}
 	}
-	var body json.RawMessage
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, &hostError{kind: hostFailed, message: "encoding the request: " + err.Error()}
-		}
-		body = b
+	env, err := newEnvelope(method, path, in)
+	if err != nil {
+		return nil, err
 	}
-	env := envelope{ID: model.NewId(), Method: method, Path: path, Body: body}
 	hub := c.link.hub
 	ch := make(chan runnerAnswer, 1)
 	hub.mu.Lock()
 	hub.waiting[env.ID] = waiter{ch: ch} // no runner: no runner's answer can match it
 	hub.mu.Unlock()
 	defer hub.forget(env.ID)
-	err := c.link.send(clusterHostEvent, clusterHostEnvelope{To: node, From: c.link.node, TimeoutMs: timeout.Milliseconds(), Envelope: env})
+	err = c.link.send(clusterHostEvent, clusterHostEnvelope{To: node, From: c.link.node, TimeoutMs: timeout.Milliseconds(), Envelope: env})
 	if err != nil {
 		return nil, &hostError{kind: hostUnreachable, message: fmt.Sprintf("%s %s: the server node running codex-host could not be reached: %v", method, path, err)}
 	}

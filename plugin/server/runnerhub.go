@@ -183,6 +183,19 @@ func (h *runnerHub) answer(runner string, a runnerAnswer) bool {
 	return true
 }
 
+// newEnvelope is one host call as an envelope with a fresh id, its body encoded as JSON.
+func newEnvelope(method, path string, in any) (envelope, error) {
+	var body json.RawMessage
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return envelope{}, &hostError{kind: hostFailed, message: "encoding the request: " + err.Error()}
+		}
+		body = b
+	}
+	return envelope{ID: model.NewId(), Method: method, Path: path, Body: body}, nil
+}
+
 // call sends one request to a runner and waits for its answer, as hostClient.call does over the
 // socket: the raw 2xx body, or a *hostError.
 func (h *runnerHub) call(ctx context.Context, runner string, timeout time.Duration, method, path string, in any) ([]byte, error) {
@@ -193,15 +206,10 @@ func (h *runnerHub) call(ctx context.Context, runner string, timeout time.Durati
 			return nil, &hostError{kind: runnerOffline, message: runnerOfflineText(runner, last)}
 		}
 	}
-	var body json.RawMessage
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, &hostError{kind: hostFailed, message: "encoding the request: " + err.Error()}
-		}
-		body = b
+	env, err := newEnvelope(method, path, in)
+	if err != nil {
+		return nil, err
 	}
-	env := envelope{ID: model.NewId(), Method: method, Path: path, Body: body}
 	ch := make(chan runnerAnswer, 1)
 	h.mu.Lock()
 	h.waiting[env.ID] = waiter{runner: runner, ch: ch}
