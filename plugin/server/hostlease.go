@@ -1,15 +1,16 @@
 package main
 
-// Managed mode in a cluster: exactly one app node runs codex-host. The nodes compete for a
-// cluster mutex (Mattermost's own, kept in the plugin KV store); the node holding it starts the
-// host and writes a record naming itself ("host_node"), refreshed while it holds the lock. The
-// others start no host and forward each call meant for the local host to that node as a plugin
-// cluster event (clusterLink, runnercluster.go); the holder asks its host over its socket and
-// sends the answer back the same way. A node that does not hold the lock keeps waiting for it in
-// the background and takes over when the holder deactivates, or crashes and stops refreshing
-// the lock. On a single server the lock is free and taken at once. The mutex stores no holder
-// id, so a holder frozen past its expiry may refresh a lock another node took meanwhile, and two
-// hosts run (docs/architecture.md, "Managed mode in a cluster").
+// Managed mode in a cluster: exactly one app node runs codex-host. The nodes compete for a lease
+// in the plugin KV store: the key "host_node", whose value names the node holding it, written only
+// with atomic compare-and-set and expiring hostNodeFresh after the holder's last refresh. The node
+// holding it starts the host; the others start none and forward each call meant for the local
+// host to that node as a plugin cluster event (clusterLink, runnercluster.go); the holder asks its
+// host over its socket and sends the answer back the same way. Every node tries again every
+// leaseEvery: a node without the lease takes it once it is free (the holder deactivated, or
+// crashed and let it expire); the holder refreshes it, and steps down — stops its host — when the
+// refresh finds another node's name there (it was frozen past the expiry and another node took
+// over) or has not succeeded for hostNodeFresh. On a single server the lease is free and taken at
+// once.
 
 import (
 	"context"
@@ -21,36 +22,24 @@ import (
 	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
-	"github.com/mattermost/mattermost/server/public/pluginapi/cluster"
 )
 
 const (
-	hostMutexKey     = "managed_host"
 	kvHostNode       = "host_node"
 	clusterHostEvent = "codex_host_envelope"
-	// hostNodeEvery is how often the holder rewrites its record; a record older than
-	// hostNodeFresh names a node that has gone away.
-	hostNodeEvery = 5 * time.Second
-	hostNodeFresh = 3 * hostNodeEvery
-	// leaseFirstTry bounds activation's own try for the lock: LockWithContext tries at once, then
-	// waits at least 0.75 s between tries, so this is exactly one try.
-	leaseFirstTry = 250 * time.Millisecond
-	// leaseReleaseWait bounds how long deactivation waits for the lock to be given back.
+	// leaseEvery is how often every node tries for the lease (the holder: refreshes it).
+	leaseEvery = 3 * time.Second
+	// hostNodeFresh is how long the lease outlives its holder's last refresh.
+	hostNodeFresh = 15 * time.Second
+	// leaseReleaseWait bounds how long deactivation waits for the lease to be given back.
 	leaseReleaseWait = 5 * time.Second
 	// forwardMargin is the time a forwarded call's answer gets to travel back from the holder.
 	forwardMargin = time.Second
 )
 
-// leaseAPI is the part of plugin.API the cluster mutex needs.
-type leaseAPI interface {
-	KVSetWithOptions(key string, value []byte, options model.PluginKVSetOptions) (bool, *model.AppError)
-	LogError(msg string, keyValuePairs ...any)
-}
-
 // hostLease is this node's claim to run the managed host.
 type hostLease struct {
-	link  *clusterLink
-	mutex *cluster.Mutex
+	link *clusterLink
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -59,11 +48,9 @@ type hostLease struct {
 	startOnce sync.Once
 	started   atomic.Bool
 	holding   atomic.Bool
-}
-
-type hostNodeRecord struct {
-	Node string `json:"node"`
-	At   int64  `json:"at"` // unix milliseconds
+	// refreshed is when the holder last renewed the lease (unix ms); only the lease's goroutine
+	// writes it after start.
+	refreshed atomic.Int64
 }
 
 // clusterHostEnvelope is a call for the managed host, sent to the node that runs it.
@@ -74,13 +61,9 @@ type clusterHostEnvelope struct {
 	Envelope  envelope `json:"envelope"`
 }
 
-func newHostLease(api leaseAPI, link *clusterLink) *hostLease {
-	mutex, err := cluster.NewMutex(api, hostMutexKey)
-	if err != nil {
-		panic(err) // only for an empty key
-	}
+func newHostLease(link *clusterLink) *hostLease {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &hostLease{link: link, mutex: mutex, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	return &hostLease{link: link, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 }
 
 // held reports whether this node runs the managed host.
@@ -88,62 +71,62 @@ func (l *hostLease) held() bool {
 	return l != nil && l.holding.Load()
 }
 
-// start claims the lock once per activation: it reports whether this node got it at once;
-// otherwise a goroutine waits for it and calls onAcquired when it has it.
-func (l *hostLease) start(onAcquired func()) bool {
+// start tries for the lease once, at once, and then keeps trying (or refreshing) in the
+// background until release; onChange runs (on that goroutine) whenever this node starts or stops
+// holding it. It reports whether this node holds the lease now. Only the first call does this.
+func (l *hostLease) start(onChange func()) bool {
 	l.startOnce.Do(func() {
 		l.started.Store(true)
-		first, cancel := context.WithTimeout(l.ctx, leaseFirstTry)
-		defer cancel()
-		if l.mutex.LockWithContext(first) == nil {
-			l.holding.Store(true)
-			go l.hold(nil)
-			return
-		}
-		go func() {
-			if l.mutex.LockWithContext(l.ctx) != nil {
-				close(l.done)
-				return
-			}
-			l.holding.Store(true)
-			l.hold(onAcquired)
-		}()
+		l.holding.Store(l.renew(false))
+		go l.run(onChange)
 	})
 	return l.held()
 }
 
-// hold keeps the record naming this node fresh until release, then gives the lock back.
-func (l *hostLease) hold(onAcquired func()) {
+func (l *hostLease) run(onChange func()) {
 	defer close(l.done)
-	l.writeRecord()
-	if onAcquired != nil {
-		onAcquired()
-	}
-	tick := time.NewTicker(hostNodeEvery)
+	tick := time.NewTicker(leaseEvery)
 	defer tick.Stop()
 	for {
 		select {
-		case <-tick.C:
-			l.writeRecord()
 		case <-l.ctx.Done():
-			l.holding.Store(false)
-			if l.link.hostNode() == l.link.node {
-				_ = l.link.kv.KVDelete(kvHostNode)
+			if l.holding.Swap(false) {
+				// Deleted only if it still names this node.
+				_, _ = l.link.kv.KVSetWithOptions(kvHostNode, nil, model.PluginKVSetOptions{Atomic: true, OldValue: []byte(l.link.node)})
 			}
-			l.mutex.Unlock()
 			return
+		case <-tick.C:
+			was := l.holding.Load()
+			now := l.renew(was)
+			if now != was {
+				l.holding.Store(now)
+				onChange()
+			}
 		}
 	}
 }
 
-func (l *hostLease) writeRecord() {
-	raw, _ := json.Marshal(hostNodeRecord{Node: l.link.node, At: model.GetMillis()})
-	_, _ = l.link.kv.KVSetWithOptions(kvHostNode, raw, model.PluginKVSetOptions{ExpireInSeconds: int64(hostNodeFresh / time.Second)})
+// renew takes the lease (holding false) or refreshes it (true), and reports whether this node
+// holds it afterwards. A store error leaves the holder holding until the lease would have expired.
+func (l *hostLease) renew(holding bool) bool {
+	me := []byte(l.link.node)
+	opts := model.PluginKVSetOptions{Atomic: true, ExpireInSeconds: int64(hostNodeFresh / time.Second)}
+	if holding {
+		opts.OldValue = me
+	}
+	ok, appErr := l.link.kv.KVSetWithOptions(kvHostNode, me, opts)
+	switch {
+	case appErr != nil:
+		return holding && time.Since(time.UnixMilli(l.refreshed.Load())) < hostNodeFresh
+	case ok:
+		l.refreshed.Store(model.GetMillis())
+	}
+	return ok
 }
 
-// release gives the lock back (the host must be stopped first) or stops waiting for it, and
-// waits up to timeout for that to be done. Call it without the plugin's lifecycle lock: a lease
-// that has just got the lock takes that lock to start the host.
+// release gives the lease back (the host must be stopped first) or stops trying for it, and
+// waits up to timeout for that to be done. Call it without the plugin's lifecycle lock: onChange
+// takes that lock to start or stop the host.
 func (l *hostLease) release(timeout time.Duration) {
 	if l == nil || !l.started.Load() {
 		return
@@ -161,14 +144,10 @@ func (c *clusterLink) hostNode() string {
 		return ""
 	}
 	raw, appErr := c.kv.KVGet(kvHostNode)
-	var rec hostNodeRecord
-	if appErr != nil || raw == nil || json.Unmarshal(raw, &rec) != nil {
+	if appErr != nil {
 		return ""
 	}
-	if time.Since(time.UnixMilli(rec.At)) >= hostNodeFresh {
-		return ""
-	}
-	return rec.Node
+	return string(raw)
 }
 
 // holderConn is the managed host seen from a node that does not run it: each call goes to the

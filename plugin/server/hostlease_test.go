@@ -109,38 +109,74 @@ func TestOneNodeOfAClusterRunsTheManagedHostAndTheOthersForwardToIt(t *testing.T
 
 	require.NoError(t, two.p.OnDeactivate())
 	assert.Contains(t, two.seen(), "sigterm")
-	lock, _ := c.kv.KVGet("mutex_" + hostMutexKey)
-	record, _ := c.kv.KVGet(kvHostNode)
-	assert.Nil(t, lock, "the last holder gives the lock back")
-	assert.Nil(t, record)
+	lease, _ := c.kv.KVGet(kvHostNode)
+	assert.Nil(t, lease, "the last holder gives the lease back")
 }
 
-func TestWithNoNodeRunningTheHostACommandSaysCodexIsUnreachable(t *testing.T) {
+func TestAHostWhoseNodeDiedIsTakenOverWhenItsLeaseExpires(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("Unix only")
+	}
+	t.Setenv("CODEX_MM_FAKE_HOST", "1")
 	c := &testCluster{kv: newMemKV()}
-	// Another node holds the lock, and the record naming it is old: that node has gone away
-	// and the lock has not expired yet.
-	_, _ = c.kv.KVSetWithOptions("mutex_"+hostMutexKey, []byte{1}, model.PluginKVSetOptions{})
-	stale, _ := json.Marshal(hostNodeRecord{Node: "gone", At: model.GetMillis() - time.Minute.Milliseconds()})
-	_, _ = c.kv.KVSetWithOptions(kvHostNode, stale, model.PluginKVSetOptions{})
+	// Another node holds the lease and has just died: nothing answers for it.
+	_, _ = c.kv.KVSetWithOptions(kvHostNode, []byte("gone"), model.PluginKVSetOptions{ExpireInSeconds: 60})
 	n := c.node(t)
 
 	start := time.Now()
 	require.NoError(t, n.p.OnActivate())
-	assert.Less(t, time.Since(start), 2*time.Second, "activation does not wait for the lock")
-	assert.True(t, n.p.state().proc == nil)
+	assert.Less(t, time.Since(start), 2*time.Second, "activation does not wait for the lease")
+	assert.True(t, n.p.state().proc == nil, "the lease is another node's")
 
+	// Calls go to the holder, which does not answer: unreachable, after the call's own timeout.
 	start = time.Now()
-	_, _, failure := n.p.forwardCommand(n.p.state(), CommandRequest{Text: "hello"})
-	require.NotNil(t, failure)
-	assert.Equal(t, unavailableMessage(&hostError{kind: hostUnreachable}, "Your prompt was not run", "hello"), failure.Text)
-	assert.Less(t, time.Since(start), time.Second, "a stale record is not waited for")
+	_, err := holderConn{link: n.p.state().hub.cluster}.call(context.Background(), 200*time.Millisecond, http.MethodPost, routeCommands, CommandRequest{})
+	assert.Equal(t, hostUnreachable, asHostError(err).kind)
+	assert.Contains(t, err.Error(), "did not answer")
+	assert.Less(t, time.Since(start), 3*time.Second)
 
-	start = time.Now()
+	// Its lease expires: this node takes it, starts its host and answers.
+	c.kv.expire(kvHostNode)
+	waitUntil(t, "the node to take over", func() bool { return strings.Contains(n.seen(), "request PUT /v1/config") })
+	resp, _, failure := n.p.forwardCommand(n.p.state(), CommandRequest{Text: "status"})
+	require.Nil(t, failure)
+	assert.Equal(t, "answered by the host on "+n.socket, resp.Text)
+
 	require.NoError(t, n.p.OnDeactivate())
-	assert.Less(t, time.Since(start), time.Second, "a node waiting for the lock stops at once")
-	lock, _ := c.kv.KVGet("mutex_" + hostMutexKey)
-	assert.Equal(t, []byte{1}, lock, "a node that never held the lock leaves it alone")
-	assert.Empty(t, n.seen())
+	lease, _ := c.kv.KVGet(kvHostNode)
+	assert.Nil(t, lease)
+}
+
+// A holder that could not renew in time (frozen past the expiry) finds another node's name on
+// the lease, stops its host and forwards calls to the new holder: never two hosts for long.
+func TestAHolderWhoseLeaseWasTakenOverStepsDown(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("Unix only")
+	}
+	t.Setenv("CODEX_MM_FAKE_HOST", "1")
+	c := &testCluster{kv: newMemKV()}
+	one := c.node(t)
+	require.NoError(t, one.p.OnActivate())
+	require.Contains(t, one.seen(), "request PUT /v1/config")
+
+	// Node one's lease expired while it was frozen, and node two took it.
+	c.kv.expire(kvHostNode)
+	two := c.node(t)
+	require.NoError(t, two.p.OnActivate())
+	assert.Contains(t, two.seen(), "request PUT /v1/config", "node two took the expired lease at once")
+
+	waitUntil(t, "node one to stop its host and forward", func() bool {
+		return strings.Contains(one.seen(), "sigterm") && one.p.state().target().client == nil
+	})
+	assert.True(t, one.api.logged("Another server node of the cluster took over codex-host"), one.api.allLogs())
+	resp, _, failure := one.p.forwardCommand(one.p.state(), CommandRequest{Text: "status"})
+	require.Nil(t, failure)
+	assert.Equal(t, "answered by the host on "+two.socket, resp.Text)
+
+	require.NoError(t, one.p.OnDeactivate())
+	lease, _ := c.kv.KVGet(kvHostNode)
+	assert.Equal(t, two.p.state().hub.cluster.node, string(lease), "the old holder leaves the new one's lease alone")
+	require.NoError(t, two.p.OnDeactivate())
 }
 
 // The holder answers forwarded calls with its own host, and its host's answers and failures
@@ -171,8 +207,7 @@ func TestForwardedCallsCarryTheHostsAnswersAndFailures(t *testing.T) {
 	mu.Lock()
 	holderClient = newHostClient(host.socket, host.secret, sameUserPeer())
 	mu.Unlock()
-	record, _ := json.Marshal(hostNodeRecord{Node: links[1].node, At: model.GetMillis()})
-	_, _ = kv.KVSetWithOptions(kvHostNode, record, model.PluginKVSetOptions{})
+	_, _ = kv.KVSetWithOptions(kvHostNode, []byte(links[1].node), model.PluginKVSetOptions{})
 	conn := holderConn{link: links[0]}
 
 	raw, err := conn.call(context.Background(), time.Second, http.MethodPost, routeCommands, CommandRequest{Text: "status"})

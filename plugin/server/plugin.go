@@ -214,7 +214,7 @@ func (p *Plugin) OnActivate() error {
 		return p.API.PublishPluginClusterEvent(ev, model.PluginClusterEventSendOptions{SendType: model.PluginClusterEventSendTypeReliable})
 	})
 	link.localHost = func() *hostClient { return st.target().client }
-	st.lease = newHostLease(p.API, link)
+	st.lease = newHostLease(link)
 	// The local host gets only the projects no runner owns.
 	st.syncer = startHostSyncer(p.API, st.target, func(doc *ConfigRequest) *ConfigRequest { return docFor(st.prepareDoc(doc), "") })
 	p.apply(st, cfg)
@@ -293,7 +293,7 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 		if info, err := os.Stat(filepath.Join(st.bundlePath, "policies")); err == nil && info.IsDir() {
 			cmd.PolicyDir = filepath.Join(st.bundlePath, "policies")
 		}
-		if !st.lease.start(func() { p.takeOverHost(st) }) {
+		if !st.lease.start(func() { p.leaseChanged(st) }) {
 			// Another node runs the host; this one forwards its calls there (st.conn).
 			p.stopManagedHost(st)
 		} else if st.proc == nil || st.procCmd != cmd {
@@ -341,15 +341,19 @@ func (p *Plugin) apply(st *activeState, cfg *configuration) {
 	p.pushConfigToRunners(st)
 }
 
-// takeOverHost starts the managed host on this node once it holds the cluster lock that another
-// node held until now.
-func (p *Plugin) takeOverHost(st *activeState) {
+// leaseChanged starts the managed host on this node when it has taken the cluster's lease, or
+// stops it when another node has taken the lease over.
+func (p *Plugin) leaseChanged(st *activeState) {
 	p.lifecycle.Lock()
 	defer p.lifecycle.Unlock()
 	if p.state() != st || p.config == nil {
-		return // deactivated meanwhile: the lease gives the lock back
+		return // deactivated meanwhile: the lease is given back
 	}
-	p.API.LogInfo("This server node now runs codex-host for the cluster: it took the cluster lock that another node held.")
+	if st.lease.held() {
+		p.API.LogInfo("This server node now runs codex-host for the cluster: it took the lease another node held.")
+	} else {
+		p.API.LogWarn("Another server node of the cluster took over codex-host (this node could not renew its lease in time), so this node stops its host and forwards calls there.")
+	}
 	p.apply(st, p.config)
 }
 
