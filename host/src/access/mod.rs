@@ -67,6 +67,19 @@ impl Host {
         )
     }
 
+    /// The attachments under a refusal of `user_id`: the Request access button when the
+    /// allowlist refused the person, not the place (`may_request_access`), else none.
+    pub(crate) fn refusal_attachments(
+        &self,
+        may_request_access: bool,
+        user_id: &str,
+    ) -> Vec<Value> {
+        if !may_request_access {
+            return vec![];
+        }
+        self.request_access_button(user_id).into_iter().collect()
+    }
+
     /// A click on Request access, Approve or Deny of an access request.
     pub(crate) async fn access_click(
         self: &Arc<Self>,

@@ -44,9 +44,7 @@ impl Host {
             Err(refusal) => {
                 let mut answer =
                     CommandResponse::ephemeral(format!("{refusal}\nYour prompt was: {prompt}"));
-                if refusal.may_request_access {
-                    answer.attachments.extend(self.request_access_button(&req.user.id));
-                }
+                answer.attachments = self.refusal_attachments(refusal.may_request_access, &req.user.id);
                 answer
             }
         }

@@ -92,21 +92,12 @@ impl Host {
                 needs_bot_access: true,
                 ..Default::default()
             },
-            Err(refusal) => {
-                let attachments = if refusal.may_request_access {
-                    self.request_access_button(&req.user.id)
-                        .into_iter()
-                        .collect()
-                } else {
-                    vec![]
-                };
-                PostResponse {
-                    handled: true,
-                    ephemeral_text: refusal.text,
-                    attachments,
-                    ..Default::default()
-                }
-            }
+            Err(refusal) => PostResponse {
+                handled: true,
+                attachments: self.refusal_attachments(refusal.may_request_access, &req.user.id),
+                ephemeral_text: refusal.text,
+                ..Default::default()
+            },
         }
     }
 }
